@@ -1,0 +1,1 @@
+//! The embedded file store of kinesis (file://DIR). (being built; see the project's issues.)

@@ -1,0 +1,1 @@
+//! HTTP add-on of kinesis: every component as a REST resource. (being built; see the project's issues.)

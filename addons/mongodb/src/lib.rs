@@ -1,0 +1,1 @@
+//! MongoDB store of kinesis. (being built; see the project's issues.)

@@ -1,0 +1,1 @@
+//! Procedural macros of kinesis. Use them through the `kinesis` crate.
