@@ -32,6 +32,7 @@ pub type KeyId = String;
 struct Key {
     id: KeyId,
     aead: Aes256Gcm,
+    etag_key: [u8; 32],
 }
 
 /// Encrypts and decrypts field values. Holds the current key and any number
@@ -117,6 +118,13 @@ impl Cipher {
         write_private_file(path, key.as_bytes())
             .map_err(|e| Error::Config(format!("cannot create key file {}: {e}", path.display())))?;
         Ok((key, true))
+    }
+
+    /// A key derived from the current key for hashing states into ETags, so
+    /// that the ETag of a state with encrypted fields reveals nothing about
+    /// them.
+    pub(crate) fn etag_key(&self) -> &[u8; 32] {
+        &self.current.etag_key
     }
 
     /// The id of the current key.
@@ -207,7 +215,8 @@ impl Key {
         let id = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
         let aead = Aes256Gcm::new_from_slice(&key)
             .map_err(|_| Error::Config(format!("{variable}: bad key length")))?;
-        Ok(Key { id, aead })
+        let etag_key = blake3::derive_key("kinesis etag key v1", &key);
+        Ok(Key { id, aead, etag_key })
     }
 }
 

@@ -16,6 +16,8 @@
 //! and the caller gets [`Error::Store`](crate::Error::Store).
 
 mod cipher;
+#[cfg(feature = "conformance")]
+pub mod conformance;
 mod memory;
 mod record;
 mod registry;

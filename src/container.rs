@@ -1,0 +1,358 @@
+//! [`Container`]: a component that holds named children.
+//!
+//! * `add(name, component)` runs the child through its lifecycle to
+//!   `Started` and returns its [`Handle`]. Additions are activated one at a
+//!   time, in the order they were made; a child may add siblings from its
+//!   `pre_start` (they are activated right away, within its activation).
+//! * Names are unique within a container and use only RFC 3986 unreserved
+//!   characters ([`validate_name`](crate::validate_name)). A component's URI
+//!   is its path from the root: `/root/app/counter`.
+//! * Children are kept in the order they reached `Started`. Stopping a
+//!   container stops its children in reverse order (LIFO), then itself. A
+//!   sibling added from `pre_start` is started first and so stopped last.
+//! * A stopped child is gone from its container.
+
+use std::any::Any;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::dynamic::DynComponent;
+use crate::persist::Persistence;
+use crate::{Component, Context, Error, Handle, Result};
+
+tokio::task_local! {
+    /// The containers whose activation lock the current task's activation
+    /// chain holds.
+    pub(crate) static ACTIVATING: ActivationSet;
+}
+
+pub(crate) type ActivationSet = Arc<Vec<usize>>;
+
+/// How many escalated failures a container remembers.
+const FAILURE_HISTORY: usize = 100;
+
+/// A component that holds named children; cheap to clone (clones share the
+/// same children).
+///
+/// ```
+/// use kinesis::{Component, Container};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Default, Serialize, Deserialize)]
+/// struct Probe;
+/// impl Component for Probe {}
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let root = Container::root().await?;
+/// let app = root.add_container("app").await?;
+/// let probe = app.add("probe", Probe).await?;
+/// assert_eq!(probe.uri(), "/root/app/probe");
+/// assert!(root.lookup("/root/app/probe").is_ok());
+/// root.shutdown().await?; // stops probe, then app, then root
+/// assert!(root.lookup("/root/app/probe").is_err());
+/// # Ok::<(), kinesis::Error>(()) }).unwrap();
+/// ```
+#[derive(Clone, Default)]
+pub struct Container {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    binding: OnceLock<Binding>,
+    children: Mutex<Children>,
+    activation: tokio::sync::Mutex<()>,
+    failures: Mutex<Vec<Failure>>,
+    closing: AtomicBool,
+}
+
+struct Binding {
+    uri: String,
+    persistence: Option<Persistence>,
+    handle: OnceLock<Handle<Container>>,
+}
+
+#[derive(Default)]
+struct Children {
+    order: Vec<Arc<dyn DynComponent>>,
+    reserved: HashSet<String>,
+}
+
+/// A child failure that exhausted its restart policy and escalated here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    /// The failed child's URI.
+    pub uri: String,
+    /// What went wrong.
+    pub error: String,
+    /// When, RFC 3339.
+    pub at: String,
+}
+
+impl std::fmt::Debug for Container {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Container")
+            .field("uri", &self.uri())
+            .field("children", &self.names())
+            .finish()
+    }
+}
+
+impl Serialize for Container {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        s.serialize_map(Some(0))?.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Container {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> std::result::Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "a container's state cannot be replaced; add or stop its children instead",
+        ))
+    }
+}
+
+impl Component for Container {
+    async fn init(&mut self, ctx: &mut Context<Self>) -> Result<()> {
+        if self.inner.binding.get().is_none() {
+            let persistence = ctx.container().and_then(|c| c.persistence().cloned());
+            self.bind(ctx.uri().to_owned(), persistence);
+        }
+        if let Some(b) = self.inner.binding.get() {
+            let _ = b.handle.set(ctx.handle().clone());
+        }
+        Ok(())
+    }
+
+    async fn start(&mut self, _ctx: &mut Context<Self>) -> Result<()> {
+        self.inner.closing.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn stop(&mut self, _ctx: &mut Context<Self>) -> Result<()> {
+        self.stop_children().await;
+        Ok(())
+    }
+}
+
+impl Container {
+    /// A new, empty container, to be added to another one with
+    /// [`add`](Container::add) (or use [`add_container`](Container::add_container)).
+    pub fn new() -> Self {
+        Container::default()
+    }
+
+    /// Starts a root container at `/root` without persistence.
+    pub async fn root() -> Result<Container> {
+        Container::root_with(None).await
+    }
+
+    /// Starts a root container at `/root` whose components persist to `persistence`.
+    pub async fn root_with(persistence: Option<Persistence>) -> Result<Container> {
+        let root = Container::new();
+        root.bind("/root".to_owned(), persistence);
+        crate::mailbox::spawn_component("root", "/root".to_owned(), root.clone(), None, None)
+            .await?;
+        Ok(root)
+    }
+
+    pub(crate) fn bind_root(&self, uri: &str, persistence: Option<Persistence>) {
+        self.bind(uri.to_owned(), persistence);
+    }
+
+    fn bind(&self, uri: String, persistence: Option<Persistence>) {
+        let _ = self.inner.binding.set(Binding { uri, persistence, handle: OnceLock::new() });
+    }
+
+    pub(crate) fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    /// The container's URI; empty until it was started.
+    pub fn uri(&self) -> &str {
+        self.inner.binding.get().map_or("", |b| b.uri.as_str())
+    }
+
+    /// The persistence its components use.
+    pub fn persistence(&self) -> Option<&Persistence> {
+        self.inner.binding.get().and_then(|b| b.persistence.as_ref())
+    }
+
+    /// The container's own handle, once started.
+    pub fn handle(&self) -> Option<Handle<Container>> {
+        self.inner.binding.get().and_then(|b| b.handle.get().cloned())
+    }
+
+    fn children(&self) -> std::sync::MutexGuard<'_, Children> {
+        self.inner.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds `component` under `name` and runs it to `Started`. Fails with
+    /// [`Error::Invalid`] for a bad or taken name, with the error of a failed
+    /// hook, or with [`Error::Stopping`] when this container is stopping.
+    pub async fn add<C: Component>(&self, name: &str, component: C) -> Result<Handle<C>> {
+        crate::validate_name(name)?;
+        let Some(binding) = self.inner.binding.get() else {
+            return Err(Error::NotStarted(format!("container for `{name}`")));
+        };
+        if self.inner.closing.load(Ordering::SeqCst) {
+            return Err(Error::Stopping(binding.uri.clone()));
+        }
+        if !self.children().reserved.insert(name.to_owned()) {
+            return Err(Error::Invalid(format!(
+                "a component named `{name}` already exists in {}",
+                binding.uri
+            )));
+        }
+        let nested = ACTIVATING.try_with(|set| set.contains(&self.id())).unwrap_or(false);
+        let _turn = if nested { None } else { Some(self.inner.activation.lock().await) };
+        let uri = format!("{}/{name}", binding.uri);
+        let result = crate::mailbox::spawn_component(
+            name,
+            uri,
+            component,
+            Some(self.clone()),
+            binding.persistence.as_ref(),
+        )
+        .await;
+        if result.is_err() {
+            self.children().reserved.remove(name);
+        }
+        result
+    }
+
+    /// Adds a new child container and returns it.
+    pub async fn add_container(&self, name: &str) -> Result<Container> {
+        let c = Container::new();
+        self.add(name, c.clone()).await?;
+        Ok(c)
+    }
+
+    pub(crate) fn register(&self, child: Arc<dyn DynComponent>) {
+        self.children().order.push(child);
+    }
+
+    pub(crate) fn deregister(&self, name: &str, uri: &str) {
+        let mut children = self.children();
+        children.order.retain(|c| c.uri() != uri);
+        children.reserved.remove(name);
+    }
+
+    pub(crate) fn child_failed(&self, uri: &str, error: &Error) {
+        tracing::error!(container = self.uri(), child = uri, %error, "child failed for good");
+        let mut failures = self.inner.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= FAILURE_HISTORY {
+            failures.remove(0);
+        }
+        failures.push(Failure {
+            uri: uri.to_owned(),
+            error: error.to_string(),
+            at: crate::persist::now_rfc3339(),
+        });
+    }
+
+    /// Children whose failures escalated to this container, oldest first.
+    pub fn failures(&self) -> Vec<Failure> {
+        self.inner.failures.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The names of the started children, in start order.
+    pub fn names(&self) -> Vec<String> {
+        self.children().order.iter().map(|c| c.name().to_owned()).collect()
+    }
+
+    /// The started children, in start order.
+    pub fn list(&self) -> Vec<Arc<dyn DynComponent>> {
+        self.children().order.clone()
+    }
+
+    /// Every component below this container, depth first, in start order.
+    pub fn walk(&self) -> Vec<Arc<dyn DynComponent>> {
+        let mut out = Vec::new();
+        for child in self.list() {
+            let nested = child.as_container();
+            out.push(child);
+            if let Some(c) = nested {
+                out.extend(c.walk());
+            }
+        }
+        out
+    }
+
+    /// The type-erased child called `name`.
+    pub fn get_dyn(&self, name: &str) -> Result<Arc<dyn DynComponent>> {
+        self.children()
+            .order
+            .iter()
+            .find(|c| c.name() == name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("{}/{name}", self.uri())))
+    }
+
+    /// The typed handle of the child called `name`.
+    pub fn get<C: Component>(&self, name: &str) -> Result<Handle<C>> {
+        let child = self.get_dyn(name)?;
+        child.as_any().downcast_ref::<Handle<C>>().cloned().ok_or_else(|| {
+            Error::Invalid(format!(
+                "{} is a {}, not a {}",
+                child.uri(),
+                child.type_name(),
+                std::any::type_name::<C>()
+            ))
+        })
+    }
+
+    /// The component at `uri` (such as `/root/app/counter`), this container's
+    /// own URI included.
+    pub fn lookup(&self, uri: &str) -> Result<Arc<dyn DynComponent>> {
+        let not_found = || Error::NotFound(uri.to_owned());
+        let rest = uri.strip_prefix(self.uri()).ok_or_else(not_found)?;
+        if rest.is_empty() {
+            return self
+                .handle()
+                .map(|h| Arc::new(h) as Arc<dyn DynComponent>)
+                .ok_or_else(not_found);
+        }
+        let rest = rest.strip_prefix('/').ok_or_else(not_found)?;
+        let mut segments = rest.split('/');
+        let mut current = self.get_dyn(segments.next().ok_or_else(not_found)?)?;
+        for seg in segments {
+            let c = current.as_container().ok_or_else(not_found)?;
+            current = c.get_dyn(seg).map_err(|_| not_found())?;
+        }
+        Ok(current)
+    }
+
+    /// Stops every child, newest first, and waits for each.
+    pub async fn stop_children(&self) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        loop {
+            let last = self.children().order.last().cloned();
+            let Some(child) = last else { break };
+            if let Err(e) = child.control(crate::Control::Shutdown).await {
+                tracing::warn!(child = child.uri(), error = %e, "child did not stop cleanly");
+            }
+            child.wait_for_stage(crate::Stage::TornDown).await;
+            self.deregister(child.name(), child.uri());
+        }
+    }
+
+    /// Stops this container: its children in reverse order, then itself.
+    pub async fn shutdown(&self) -> Result<()> {
+        match self.handle() {
+            Some(h) => h.shutdown().await,
+            None => {
+                self.stop_children().await;
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn as_any_ref(value: &dyn Any) -> Option<Container> {
+        value.downcast_ref::<Container>().cloned()
+    }
+}

@@ -1,0 +1,367 @@
+//! [`DynComponent`]: type-erased access to any component with JSON, for the
+//! HTTP add-on, tests and tools that do not know the component's type.
+//!
+//! Encrypted persisted fields are shown as `"***"` in every JSON this module
+//! produces; a replace or patch that sends `"***"` back keeps the stored value.
+//! Replace and patch validate the result by deserialising it into the
+//! component type: a result that does not fit is refused with
+//! [`Error::Invalid`] naming the field, and nothing changes.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use crate::changes::Lagged;
+use crate::mailbox::{CallJsonOp, PatchJsonOp, ReplaceJsonOp};
+use crate::methods::{methods_of, MethodInfo};
+use crate::persist::{schema_of, REDACTED};
+use crate::{Change, Component, Container, Control, ETag, Error, Handle, Result, Snapshot, Stage, State};
+
+/// A snapshot as JSON, encrypted fields redacted.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JsonSnapshot {
+    /// The state.
+    pub data: Value,
+    /// Its ETag.
+    pub etag: ETag,
+    /// Its version.
+    pub version: u64,
+    /// The stage when it was taken.
+    pub stage: Stage,
+}
+
+impl JsonSnapshot {
+    /// The JSON form of a typed snapshot.
+    pub fn of<C: Component>(snapshot: &Snapshot<C>) -> Result<JsonSnapshot> {
+        Ok(JsonSnapshot {
+            data: redacted_json(&snapshot.state)?,
+            etag: snapshot.etag,
+            version: snapshot.version,
+            stage: snapshot.stage,
+        })
+    }
+}
+
+/// What a component is, for listings and the HTTP `meta` object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Meta {
+    /// Name within its container.
+    pub name: String,
+    /// Path from the root.
+    pub uri: String,
+    /// Rust type name.
+    #[serde(rename = "type")]
+    pub type_name: &'static str,
+    /// Lifecycle stage.
+    pub stage: Stage,
+    /// Coarse state.
+    pub state: State,
+    /// Current ETag.
+    pub etag: ETag,
+    /// Current version.
+    pub version: u64,
+    /// Methods callable by name.
+    pub methods: &'static [MethodInfo],
+}
+
+/// One change as JSON, for `_watch` streams.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum JsonChange {
+    /// The stage moved.
+    Stage {
+        /// Before.
+        prev: Stage,
+        /// Now.
+        curr: Stage,
+    },
+    /// The coarse state flipped.
+    State {
+        /// Before.
+        prev: State,
+        /// Now.
+        curr: State,
+    },
+    /// The state changed.
+    Updated {
+        /// Version before.
+        prev_version: u64,
+        /// Version now.
+        version: u64,
+        /// ETag now.
+        etag: ETag,
+        /// The state now, encrypted fields redacted.
+        data: Value,
+    },
+}
+
+impl JsonChange {
+    /// The JSON form of a typed change.
+    pub fn of<C: Component>(change: &Change<C>) -> Result<JsonChange> {
+        Ok(match change {
+            Change::Stage { prev, curr } => JsonChange::Stage { prev: *prev, curr: *curr },
+            Change::State { prev, curr } => JsonChange::State { prev: *prev, curr: *curr },
+            Change::Updated { prev, curr } => JsonChange::Updated {
+                prev_version: prev.version,
+                version: curr.version,
+                etag: curr.etag,
+                data: redacted_json(&curr.state)?,
+            },
+        })
+    }
+
+    /// The version this change leaves the component at, if it is an update.
+    pub fn version(&self) -> Option<u64> {
+        match self {
+            JsonChange::Updated { version, .. } => Some(*version),
+            _ => None,
+        }
+    }
+}
+
+/// Object-safe, type-erased access to a component. Every `Handle<C>` is one.
+pub trait DynComponent: Send + Sync + 'static {
+    /// Name within its container.
+    fn name(&self) -> &str;
+    /// Path from the root.
+    fn uri(&self) -> &str;
+    /// Rust type name of the component.
+    fn type_name(&self) -> &'static str;
+    /// Current stage.
+    fn stage(&self) -> Stage;
+    /// Whether remote surfaces (HTTP) may expose it.
+    fn exposed(&self) -> bool;
+    /// Name, URI, type, stage, state, ETag, version and methods.
+    fn meta(&self) -> Meta;
+    /// The latest snapshot as JSON.
+    fn snapshot_json(&self) -> Result<JsonSnapshot>;
+    /// Replaces the state from JSON if `if_match` (when given) is current.
+    fn replace_json(
+        &self,
+        value: Value,
+        if_match: Option<String>,
+    ) -> BoxFuture<'static, Result<JsonSnapshot>>;
+    /// Applies an RFC 7396 merge patch if `if_match` (when given) is current.
+    fn merge_patch_json(
+        &self,
+        patch: Value,
+        if_match: Option<String>,
+    ) -> BoxFuture<'static, Result<JsonSnapshot>>;
+    /// The methods callable by name (empty without `#[kinesis::handlers]`).
+    fn methods(&self) -> &'static [MethodInfo];
+    /// Calls a method by name with a JSON object of named arguments.
+    /// Read-only methods run on the latest snapshot; mutating ones go through
+    /// the mailbox, checked against `if_match` when given.
+    fn call_json(
+        &self,
+        method: &str,
+        args: Value,
+        if_match: Option<String>,
+    ) -> BoxFuture<'static, Result<Value>>;
+    /// Sends a control message and waits until it was carried out.
+    fn control(&self, control: Control) -> BoxFuture<'static, Result<()>>;
+    /// The changes from now on, as JSON.
+    fn subscribe_json(&self) -> BoxStream<'static, Result<JsonChange, Lagged>>;
+    /// Resolves when the component reaches `stage` or is torn down.
+    fn wait_for_stage(&self, stage: Stage) -> BoxFuture<'static, ()>;
+    /// The `Handle<C>` behind this object, for downcasting.
+    fn as_any(&self) -> &dyn Any;
+    /// The container, if this component is one.
+    fn as_container(&self) -> Option<Container>;
+}
+
+impl<C: Component> DynComponent for Handle<C> {
+    fn name(&self) -> &str {
+        Handle::name(self)
+    }
+
+    fn uri(&self) -> &str {
+        Handle::uri(self)
+    }
+
+    fn type_name(&self) -> &'static str {
+        std::any::type_name::<C>()
+    }
+
+    fn stage(&self) -> Stage {
+        Handle::stage(self)
+    }
+
+    fn exposed(&self) -> bool {
+        self.snapshot().state.exposed()
+    }
+
+    fn meta(&self) -> Meta {
+        let snap = self.snapshot();
+        Meta {
+            name: self.name().to_owned(),
+            uri: self.uri().to_owned(),
+            type_name: std::any::type_name::<C>(),
+            stage: Handle::stage(self),
+            state: Handle::state(self),
+            etag: snap.etag,
+            version: snap.version,
+            methods: DynComponent::methods(self),
+        }
+    }
+
+    fn snapshot_json(&self) -> Result<JsonSnapshot> {
+        JsonSnapshot::of(&self.snapshot())
+    }
+
+    fn replace_json(
+        &self,
+        value: Value,
+        if_match: Option<String>,
+    ) -> BoxFuture<'static, Result<JsonSnapshot>> {
+        let handle = self.clone();
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            handle.send_op(Box::new(ReplaceJsonOp::new(value, if_match, tx))).await?;
+            handle.await_reply(rx).await
+        })
+    }
+
+    fn merge_patch_json(
+        &self,
+        patch: Value,
+        if_match: Option<String>,
+    ) -> BoxFuture<'static, Result<JsonSnapshot>> {
+        let handle = self.clone();
+        Box::pin(async move {
+            let (tx, rx) = oneshot::channel();
+            handle.send_op(Box::new(PatchJsonOp::new(patch, if_match, tx))).await?;
+            handle.await_reply(rx).await
+        })
+    }
+
+    fn methods(&self) -> &'static [MethodInfo] {
+        methods_of::<C>().map_or(&[], |t| t.methods)
+    }
+
+    fn call_json(
+        &self,
+        method: &str,
+        args: Value,
+        if_match: Option<String>,
+    ) -> BoxFuture<'static, Result<Value>> {
+        let handle = self.clone();
+        let method = method.to_owned();
+        Box::pin(async move {
+            let table = methods_of::<C>().ok_or_else(|| {
+                Error::NotFound(format!("{} has no method `{method}`", handle.uri()))
+            })?;
+            let info = table.method(&method).ok_or_else(|| {
+                Error::NotFound(format!("{} has no method `{method}`", handle.uri()))
+            })?;
+            if !info.mutating {
+                let snap = handle.snapshot();
+                return (table.call_ref)(&snap.state, &method, args).await;
+            }
+            let (tx, rx) = oneshot::channel();
+            handle.send_op(Box::new(CallJsonOp::new(table, method, args, if_match, tx))).await?;
+            handle.await_reply(rx).await
+        })
+    }
+
+    fn control(&self, control: Control) -> BoxFuture<'static, Result<()>> {
+        let handle = self.clone();
+        Box::pin(async move {
+            match control {
+                Control::Shutdown => handle.shutdown().await,
+                other => handle.control(other).await,
+            }
+        })
+    }
+
+    fn subscribe_json(&self) -> BoxStream<'static, Result<JsonChange, Lagged>> {
+        let sub = self.subscribe();
+        Box::pin(futures::stream::unfold(sub, |mut sub| async move {
+            loop {
+                match sub.recv().await {
+                    Ok(Some(change)) => match JsonChange::of(&change) {
+                        Ok(json) => return Some((Ok(json), sub)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "change does not serialise; skipped");
+                            continue;
+                        }
+                    },
+                    Ok(None) => return None,
+                    Err(lagged) => return Some((Err(lagged), sub)),
+                }
+            }
+        }))
+    }
+
+    fn wait_for_stage(&self, stage: Stage) -> BoxFuture<'static, ()> {
+        Box::pin(Handle::wait_for_stage(self, stage))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn as_container(&self) -> Option<Container> {
+        Container::as_any_ref(&self.snapshot().state as &dyn Any)
+    }
+}
+
+/// The state as JSON with encrypted fields replaced by `"***"`.
+pub fn redacted_json<C: Component>(state: &C) -> Result<Value> {
+    let mut value = serde_json::to_value(state)
+        .map_err(|e| Error::Invalid(format!("state does not serialise: {e}")))?;
+    if let Some(schema) = schema_of::<C>() {
+        schema.redact(&mut value);
+    }
+    Ok(value)
+}
+
+/// Puts the current values of encrypted fields back where `value` has `"***"`.
+pub(crate) fn unredact<C: Component>(value: &mut Value, current: &C) -> Result<()> {
+    let Some(schema) = schema_of::<C>() else { return Ok(()) };
+    if !schema.has_encrypted() {
+        return Ok(());
+    }
+    let Value::Object(obj) = value else { return Ok(()) };
+    let current = serde_json::to_value(current)
+        .map_err(|e| Error::Invalid(format!("state does not serialise: {e}")))?;
+    for field in schema.fields.iter().filter(|f| f.encrypt) {
+        if obj.get(field.name).and_then(Value::as_str) == Some(REDACTED) {
+            obj.insert(field.name.to_owned(), current.get(field.name).cloned().unwrap_or_default());
+        }
+    }
+    Ok(())
+}
+
+/// Deserialises `value` into `C`; the error names the offending field.
+pub fn from_json<C: Component>(value: Value) -> Result<C> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            Error::Invalid(e.into_inner().to_string())
+        } else {
+            Error::Invalid(format!("field `{path}`: {}", e.into_inner()))
+        }
+    })
+}
+
+/// Parses the `op` of a `_control` request: `restart`, `stop`, `persist`, `notify`.
+pub fn control_from_op(op: &str) -> Result<Control> {
+    match op {
+        "restart" => Ok(Control::Restart),
+        "stop" => Ok(Control::Shutdown),
+        "persist" => Ok(Control::Persist),
+        "notify" => Ok(Control::NotifyPeers),
+        other => Err(Error::Invalid(format!(
+            "unknown control op `{other}`; use restart, stop, persist or notify"
+        ))),
+    }
+}
+
+/// A shared type-erased component.
+pub type SharedDyn = Arc<dyn DynComponent>;

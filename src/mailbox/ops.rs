@@ -1,0 +1,309 @@
+//! The operations a mailbox runs.
+
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::Operation;
+use crate::dynamic::{unredact, JsonSnapshot};
+use crate::methods::MethodTable;
+use crate::{Component, Context, Error, Handler, Result, Snapshot};
+
+/// A typed message and the channel its reply goes to.
+pub(crate) struct AskOp<M, C: Handler<M>>
+where
+    M: Send + 'static,
+{
+    msg: Option<M>,
+    result: Option<Result<C::Reply>>,
+    tx: Option<oneshot::Sender<Result<C::Reply>>>,
+}
+
+impl<M: Send + 'static, C: Handler<M>> AskOp<M, C> {
+    pub(crate) fn new(msg: M, tx: Option<oneshot::Sender<Result<C::Reply>>>) -> Self {
+        AskOp { msg: Some(msg), result: None, tx }
+    }
+}
+
+impl<M: Send + 'static, C: Handler<M>> Operation<C> for AskOp<M, C> {
+    fn run<'a>(
+        &'a mut self,
+        state: &'a mut C,
+        ctx: &'a mut Context<C>,
+        _current: &'a Snapshot<C>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let Some(msg) = self.msg.take() else {
+                return Err(Error::Invalid("message already handled".into()));
+            };
+            let r = state.handle(msg, ctx).await;
+            let outcome = r.as_ref().map(|_| ()).map_err(Clone::clone);
+            self.result = Some(r);
+            outcome
+        })
+    }
+
+    fn mutates(&self) -> bool {
+        C::MUTATES
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<()>, _snapshot: &Arc<Snapshot<C>>) {
+        let this = *self;
+        let reply = match (outcome, this.result) {
+            (Ok(()), Some(r)) => r,
+            (Err(_), Some(Err(handler_err))) => Err(handler_err),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(Error::Invalid("message was not handled".into())),
+        };
+        match this.tx {
+            Some(tx) => {
+                let _ = tx.send(reply);
+            }
+            None => {
+                if let Err(e) = reply {
+                    tracing::warn!(error = %e, "told message failed");
+                }
+            }
+        }
+    }
+}
+
+/// Messages handled in order as one unit: all or nothing.
+pub(crate) struct BatchOp<M, C: Handler<M>>
+where
+    M: Send + 'static,
+{
+    msgs: Vec<M>,
+    replies: Vec<C::Reply>,
+    failed: Option<Error>,
+    tx: oneshot::Sender<Result<Vec<C::Reply>>>,
+}
+
+impl<M: Send + 'static, C: Handler<M>> BatchOp<M, C> {
+    pub(crate) fn new(msgs: Vec<M>, tx: oneshot::Sender<Result<Vec<C::Reply>>>) -> Self {
+        BatchOp { replies: Vec::with_capacity(msgs.len()), msgs, failed: None, tx }
+    }
+}
+
+impl<M: Send + 'static, C: Handler<M>> Operation<C> for BatchOp<M, C> {
+    fn run<'a>(
+        &'a mut self,
+        state: &'a mut C,
+        ctx: &'a mut Context<C>,
+        _current: &'a Snapshot<C>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            let msgs = std::mem::take(&mut self.msgs);
+            for (index, msg) in msgs.into_iter().enumerate() {
+                match state.handle(msg, ctx).await {
+                    Ok(r) => self.replies.push(r),
+                    Err(e) => {
+                        let e = batch_error(index, e);
+                        self.failed = Some(e.clone());
+                        self.replies.clear();
+                        return Err(e);
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<()>, _snapshot: &Arc<Snapshot<C>>) {
+        let this = *self;
+        let reply = match outcome {
+            Ok(()) => Ok(this.replies),
+            Err(e) => Err(this.failed.unwrap_or(e)),
+        };
+        let _ = this.tx.send(reply);
+    }
+}
+
+fn batch_error(index: usize, e: Error) -> Error {
+    let prefix = format!("batch message {index} failed, batch rolled back: ");
+    match e {
+        Error::Handler(m) => Error::Handler(prefix + &m),
+        Error::Invalid(m) => Error::Invalid(prefix + &m),
+        other => other,
+    }
+}
+
+/// Checks an optional `If-Match` value against the current ETag.
+pub(crate) fn check_if_match<C>(if_match: Option<&str>, current: &Snapshot<C>) -> Result<()> {
+    match if_match {
+        None => Ok(()),
+        Some(tag) if tag.trim() == "*" => Ok(()),
+        Some(tag) if tag.split(',').any(|t| current.etag.matches(t)) => Ok(()),
+        Some(_) => Err(Error::Conflict { current_etag: current.etag.quoted() }),
+    }
+}
+
+/// Replaces the whole state if the ETag is current.
+pub(crate) struct ReplaceOp<C: Component> {
+    new_state: Option<C>,
+    if_match: Option<String>,
+    tx: oneshot::Sender<Result<Arc<Snapshot<C>>>>,
+}
+
+impl<C: Component> ReplaceOp<C> {
+    pub(crate) fn new(
+        new_state: C,
+        if_match: Option<String>,
+        tx: oneshot::Sender<Result<Arc<Snapshot<C>>>>,
+    ) -> Self {
+        ReplaceOp { new_state: Some(new_state), if_match, tx }
+    }
+}
+
+impl<C: Component> Operation<C> for ReplaceOp<C> {
+    fn run<'a>(
+        &'a mut self,
+        state: &'a mut C,
+        _ctx: &'a mut Context<C>,
+        current: &'a Snapshot<C>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            check_if_match(self.if_match.as_deref(), current)?;
+            if let Some(new_state) = self.new_state.take() {
+                *state = new_state;
+            }
+            Ok(())
+        })
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>) {
+        let _ = self.tx.send(outcome.map(|()| Arc::clone(snapshot)));
+    }
+}
+
+/// Replaces the state from JSON, validated by deserialising into `C`.
+pub(crate) struct ReplaceJsonOp {
+    value: Option<Value>,
+    if_match: Option<String>,
+    tx: oneshot::Sender<Result<JsonSnapshot>>,
+}
+
+impl ReplaceJsonOp {
+    pub(crate) fn new(
+        value: Value,
+        if_match: Option<String>,
+        tx: oneshot::Sender<Result<JsonSnapshot>>,
+    ) -> Self {
+        ReplaceJsonOp { value: Some(value), if_match, tx }
+    }
+}
+
+impl<C: Component> Operation<C> for ReplaceJsonOp {
+    fn run<'a>(
+        &'a mut self,
+        state: &'a mut C,
+        _ctx: &'a mut Context<C>,
+        current: &'a Snapshot<C>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            check_if_match(self.if_match.as_deref(), current)?;
+            let mut value = self.value.take().unwrap_or(Value::Null);
+            unredact::<C>(&mut value, state)?;
+            *state = crate::dynamic::from_json::<C>(value)?;
+            Ok(())
+        })
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>) {
+        let _ = self.tx.send(outcome.and_then(|()| JsonSnapshot::of(snapshot)));
+    }
+}
+
+/// Applies an RFC 7396 JSON merge patch to the state.
+pub(crate) struct PatchJsonOp {
+    patch: Value,
+    if_match: Option<String>,
+    tx: oneshot::Sender<Result<JsonSnapshot>>,
+}
+
+impl PatchJsonOp {
+    pub(crate) fn new(
+        patch: Value,
+        if_match: Option<String>,
+        tx: oneshot::Sender<Result<JsonSnapshot>>,
+    ) -> Self {
+        PatchJsonOp { patch, if_match, tx }
+    }
+}
+
+impl<C: Component> Operation<C> for PatchJsonOp {
+    fn run<'a>(
+        &'a mut self,
+        state: &'a mut C,
+        _ctx: &'a mut Context<C>,
+        current: &'a Snapshot<C>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            check_if_match(self.if_match.as_deref(), current)?;
+            let mut value = serde_json::to_value(&*state)
+                .map_err(|e| Error::Invalid(format!("state does not serialise: {e}")))?;
+            let mut patch = std::mem::take(&mut self.patch);
+            unredact::<C>(&mut patch, state)?;
+            json_patch::merge(&mut value, &patch);
+            *state = crate::dynamic::from_json::<C>(value)?;
+            Ok(())
+        })
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>) {
+        let _ = self.tx.send(outcome.and_then(|()| JsonSnapshot::of(snapshot)));
+    }
+}
+
+/// Calls a mutating method by name with JSON arguments.
+pub(crate) struct CallJsonOp {
+    table: &'static MethodTable,
+    method: String,
+    args: Value,
+    if_match: Option<String>,
+    result: Option<Result<Value>>,
+    tx: oneshot::Sender<Result<Value>>,
+}
+
+impl CallJsonOp {
+    pub(crate) fn new(
+        table: &'static MethodTable,
+        method: String,
+        args: Value,
+        if_match: Option<String>,
+        tx: oneshot::Sender<Result<Value>>,
+    ) -> Self {
+        CallJsonOp { table, method, args, if_match, result: None, tx }
+    }
+}
+
+impl<C: Component> Operation<C> for CallJsonOp {
+    fn run<'a>(
+        &'a mut self,
+        state: &'a mut C,
+        ctx: &'a mut Context<C>,
+        current: &'a Snapshot<C>,
+    ) -> BoxFuture<'a, Result<()>> {
+        Box::pin(async move {
+            check_if_match(self.if_match.as_deref(), current)?;
+            let args = std::mem::take(&mut self.args);
+            let r = (self.table.call_mut)(state, ctx, &self.method, args).await;
+            let outcome = r.as_ref().map(|_| ()).map_err(Clone::clone);
+            self.result = Some(r);
+            outcome
+        })
+    }
+
+    fn finish(self: Box<Self>, outcome: Result<()>, _snapshot: &Arc<Snapshot<C>>) {
+        let this = *self;
+        let reply = match (outcome, this.result) {
+            (Ok(()), Some(r)) => r,
+            (Err(_), Some(Err(e))) => Err(e),
+            (Err(e), _) => Err(e),
+            (Ok(()), None) => Err(Error::Invalid("method was not called".into())),
+        };
+        let _ = this.tx.send(reply);
+    }
+}

@@ -1,0 +1,88 @@
+//! The method table `#[kinesis::handlers]` registers for a component type:
+//! what the HTTP add-on and [`DynComponent::call_json`](crate::DynComponent::call_json)
+//! read to call methods by name with JSON arguments.
+//!
+//! Tables are registered with [`inventory`] at link time and found by type
+//! with [`methods_of`], so a component needs no extra wiring.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::Result;
+
+/// One argument of a method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ArgInfo {
+    /// The argument's name, the key in the JSON object of arguments.
+    pub name: &'static str,
+    /// The Rust type as written, for documentation.
+    #[serde(rename = "type")]
+    pub ty: &'static str,
+}
+
+/// One method callable by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MethodInfo {
+    /// The method's name.
+    pub name: &'static str,
+    /// `false` for `&self` methods, which run on the latest snapshot without
+    /// entering the mailbox; `true` for `&mut self` methods.
+    pub mutating: bool,
+    /// The arguments, in order.
+    pub args: &'static [ArgInfo],
+    /// The return type as written.
+    pub returns: &'static str,
+    /// The method's doc comment.
+    pub doc: &'static str,
+}
+
+/// Calls a `&mut self` method: state (`&mut C`), context (`&mut Context<C>`),
+/// method name, JSON object of named arguments.
+pub type CallMutFn = for<'a> fn(
+    &'a mut (dyn Any + Send),
+    &'a mut (dyn Any + Send),
+    &'a str,
+    Value,
+) -> BoxFuture<'a, Result<Value>>;
+
+/// Calls a `&self` method on a snapshot's state (`&C`).
+pub type CallRefFn =
+    for<'a> fn(&'a (dyn Any + Send + Sync), &'a str, Value) -> BoxFuture<'a, Result<Value>>;
+
+/// The methods of one component type.
+#[derive(Debug)]
+pub struct MethodTable {
+    /// `TypeId::of::<C>`.
+    pub type_id: fn() -> TypeId,
+    /// Every method, in declaration order.
+    pub methods: &'static [MethodInfo],
+    /// Dispatches a mutating call.
+    pub call_mut: CallMutFn,
+    /// Dispatches a read-only call.
+    pub call_ref: CallRefFn,
+}
+
+inventory::collect!(MethodTable);
+
+impl MethodTable {
+    /// The method called `name`.
+    pub fn method(&self, name: &str) -> Option<&'static MethodInfo> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+}
+
+/// The table registered for `C`, if it has `#[kinesis::handlers]`.
+pub fn methods_of<C: 'static>() -> Option<&'static MethodTable> {
+    static INDEX: OnceLock<HashMap<TypeId, &'static MethodTable>> = OnceLock::new();
+    INDEX
+        .get_or_init(|| {
+            inventory::iter::<MethodTable>.into_iter().map(|t| ((t.type_id)(), t)).collect()
+        })
+        .get(&TypeId::of::<C>())
+        .copied()
+}

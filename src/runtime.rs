@@ -1,0 +1,229 @@
+//! [`Runtime`]: the root container, the add-ons, and clean shutdown on
+//! SIGINT/SIGTERM.
+//!
+//! On the first signal the runtime stops the add-ons (newest first), then the
+//! root container (its children newest first, depth first), all under
+//! `KINESIS_SHUTDOWN_TIMEOUT`. Messages accepted before a component stops are
+//! finished; later ones get [`Error::Stopping`](crate::Error::Stopping). A
+//! second signal exits the process at once with code 130.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::persist::{Cipher, Persistence, StoreRegistry};
+use crate::{Config, Container, Error, Result};
+
+/// Owns the root container (`/root`), the add-ons container (`/addons`, not
+/// exposed over HTTP) and the configuration.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    root: Container,
+    addons: Container,
+    config: Config,
+}
+
+/// How a shutdown went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Whether everything stopped before the deadline.
+    pub clean: bool,
+    /// URIs of the components that had not stopped at the deadline.
+    pub pending: Vec<String>,
+}
+
+impl ShutdownReport {
+    /// 0 for a clean shutdown, 1 when the deadline passed.
+    pub fn exit_code(&self) -> i32 {
+        if self.clean {
+            0
+        } else {
+            1
+        }
+    }
+}
+
+/// Configures and starts a [`Runtime`].
+#[derive(Debug)]
+pub struct RuntimeBuilder {
+    config: Config,
+    stores: StoreRegistry,
+    default_connection: Option<String>,
+    default_key_file: Option<PathBuf>,
+}
+
+impl RuntimeBuilder {
+    /// The back-ends that `KINESIS_DB_CONNECTION` may name.
+    pub fn stores(mut self, stores: StoreRegistry) -> Self {
+        self.stores = stores;
+        self
+    }
+
+    /// The store used when `KINESIS_DB_CONNECTION` is not set, and the key
+    /// file created beside it (mode 0600) when no key is configured.
+    pub fn default_store(mut self, url: &str, key_file: Option<PathBuf>) -> Self {
+        self.default_connection = Some(url.to_owned());
+        self.default_key_file = key_file;
+        self
+    }
+
+    /// Opens the store, starts the containers and installs signal handling.
+    pub async fn start(self) -> Result<Runtime> {
+        let RuntimeBuilder { config, stores, default_connection, default_key_file } = self;
+        let (url, is_default) = match (&config.db_connection, &default_connection) {
+            (Some(u), _) => (Some(u.clone()), false),
+            (None, Some(d)) => (Some(d.clone()), true),
+            (None, None) => (None, false),
+        };
+        let persistence = match url {
+            None => None,
+            Some(url) => {
+                stores.check(&url)?;
+                let mut cipher = config.cipher()?;
+                if cipher.is_none() && is_default {
+                    if let Some(path) = &default_key_file {
+                        let (key, created) = Cipher::load_or_create_key_file(path)?;
+                        if created {
+                            tracing::warn!(
+                                path = %path.display(),
+                                "no KINESIS_DB_SYMMETRIC_ENCRYPT_KEY set: created a random key file for encrypted fields; back it up, or set the variable"
+                            );
+                        }
+                        cipher = Some(Cipher::new(&key, &[]).map_err(|e| {
+                            Error::Config(format!("key file {}: {e}", path.display()))
+                        })?);
+                    }
+                }
+                let store = stores.open(&url).await?;
+                tracing::info!(
+                    store = store.backend(),
+                    url = %crate::persist::redact_url(&url),
+                    encryption = cipher.as_ref().map(|c| c.key_id().to_owned()),
+                    "persistence ready"
+                );
+                Some(Persistence { store, cipher: cipher.map(Arc::new) })
+            }
+        };
+        let root = Container::root_with(persistence.clone()).await?;
+        let addons = Container::new();
+        addons_root(&addons, persistence);
+        crate::mailbox::spawn_component("addons", "/addons".into(), addons.clone(), None, None)
+            .await?;
+        Ok(Runtime { root, addons, config })
+    }
+}
+
+fn addons_root(addons: &Container, persistence: Option<Persistence>) {
+    addons.bind_root("/addons", persistence);
+}
+
+impl Runtime {
+    /// A builder for a runtime with `config`.
+    pub fn builder(config: Config) -> RuntimeBuilder {
+        RuntimeBuilder {
+            config,
+            stores: StoreRegistry::with_builtin(),
+            default_connection: None,
+            default_key_file: None,
+        }
+    }
+
+    /// The root container, `/root`: where the application's components go.
+    pub fn root(&self) -> &Container {
+        &self.root
+    }
+
+    /// The add-ons container, `/addons`: stopped before the root.
+    pub fn addons(&self) -> &Container {
+        &self.addons
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Stops the add-ons, then the root, under the configured deadline.
+    pub async fn shutdown(&self) -> ShutdownReport {
+        let stop = async {
+            if let Err(e) = self.addons.shutdown().await {
+                tracing::warn!(error = %e, "add-ons did not stop cleanly");
+            }
+            if let Err(e) = self.root.shutdown().await {
+                tracing::warn!(error = %e, "root did not stop cleanly");
+            }
+        };
+        match tokio::time::timeout(self.config.shutdown_timeout, stop).await {
+            Ok(()) => ShutdownReport { clean: true, pending: Vec::new() },
+            Err(_) => {
+                let mut pending: Vec<String> = self
+                    .addons
+                    .walk()
+                    .into_iter()
+                    .chain(self.root.walk())
+                    .map(|c| c.uri().to_owned())
+                    .collect();
+                for c in [&self.addons, &self.root] {
+                    if c.handle().is_some_and(|h| h.stage() != crate::Stage::TornDown) {
+                        pending.push(c.uri().to_owned());
+                    }
+                }
+                tracing::error!(timeout = ?self.config.shutdown_timeout, ?pending, "shutdown deadline passed");
+                ShutdownReport { clean: false, pending }
+            }
+        }
+    }
+
+    /// Waits for SIGINT or SIGTERM, then shuts down. A second signal while
+    /// shutting down exits the process at once with code 130.
+    pub async fn run_until_signal(&self) -> Result<ShutdownReport> {
+        let mut signals = Signals::new()?;
+        let which = signals.next().await;
+        tracing::info!(signal = which, "shutting down");
+        tokio::spawn(async move {
+            let again = signals.next().await;
+            eprintln!("second signal ({again}) during shutdown: exiting now");
+            std::process::exit(130);
+        });
+        Ok(self.shutdown().await)
+    }
+}
+
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let err = |e: std::io::Error| Error::Config(format!("cannot install signal handlers: {e}"));
+            Ok(Signals {
+                int: signal(SignalKind::interrupt()).map_err(err)?,
+                term: signal(SignalKind::terminate()).map_err(err)?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(Signals {})
+        }
+    }
+
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.int.recv() => "SIGINT",
+                _ = self.term.recv() => "SIGTERM",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "ctrl-c"
+        }
+    }
+}
