@@ -81,6 +81,46 @@ struct Children {
     reserved: HashSet<String>,
 }
 
+/// A component created in a container but not started yet; see
+/// [`Container::prepare`].
+pub struct Prepared<C: Component> {
+    container: Container,
+    name: String,
+    handle: Handle<C>,
+    cell: Option<crate::mailbox::PreparedCell<C>>,
+}
+
+impl<C: Component> Prepared<C> {
+    /// The component's handle; it works before the component starts
+    /// (messages wait in the mailbox until it is started).
+    pub fn handle(&self) -> Handle<C> {
+        self.handle.clone()
+    }
+
+    /// Runs the component to `Started`, after the additions made before it.
+    pub async fn start(mut self) -> Result<Handle<C>> {
+        let Some(cell) = self.cell.take() else {
+            return Err(Error::Invalid("component already started".into()));
+        };
+        let container = self.container.clone();
+        let nested = ACTIVATING.try_with(|set| set.contains(&container.id())).unwrap_or(false);
+        let _turn = if nested { None } else { Some(container.inner.activation.lock().await) };
+        let result = cell.launch().await;
+        if result.is_err() {
+            container.children().reserved.remove(&self.name);
+        }
+        result
+    }
+}
+
+impl<C: Component> Drop for Prepared<C> {
+    fn drop(&mut self) {
+        if self.cell.is_some() {
+            self.container.children().reserved.remove(&self.name);
+        }
+    }
+}
+
 /// A child failure that exhausted its restart policy and escalated here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Failure {
@@ -195,6 +235,13 @@ impl Container {
     /// [`Error::Invalid`] for a bad or taken name, with the error of a failed
     /// hook, or with [`Error::Stopping`] when this container is stopping.
     pub async fn add<C: Component>(&self, name: &str, component: C) -> Result<Handle<C>> {
+        self.prepare(name, component)?.start().await
+    }
+
+    /// Reserves `name` and creates the component without starting it, so its
+    /// handle can be subscribed to before the first stage change. Dropping
+    /// the result without [`Prepared::start`] frees the name.
+    pub fn prepare<C: Component>(&self, name: &str, component: C) -> Result<Prepared<C>> {
         crate::validate_name(name)?;
         let Some(binding) = self.inner.binding.get() else {
             return Err(Error::NotStarted(format!("container for `{name}`")));
@@ -208,21 +255,25 @@ impl Container {
                 binding.uri
             )));
         }
-        let nested = ACTIVATING.try_with(|set| set.contains(&self.id())).unwrap_or(false);
-        let _turn = if nested { None } else { Some(self.inner.activation.lock().await) };
         let uri = format!("{}/{name}", binding.uri);
-        let result = crate::mailbox::spawn_component(
+        match crate::mailbox::prepare_component(
             name,
             uri,
             component,
             Some(self.clone()),
             binding.persistence.as_ref(),
-        )
-        .await;
-        if result.is_err() {
-            self.children().reserved.remove(name);
+        ) {
+            Ok(cell) => Ok(Prepared {
+                container: self.clone(),
+                name: name.to_owned(),
+                handle: cell.handle().clone(),
+                cell: Some(cell),
+            }),
+            Err(e) => {
+                self.children().reserved.remove(name);
+                Err(e)
+            }
         }
-        result
     }
 
     /// Adds a new child container and returns it.

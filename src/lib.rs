@@ -20,7 +20,7 @@ pub mod supervisor;
 pub use changes::{CallbackId, Change, Lagged, Position, Subscription};
 pub use component::{Component, Handler};
 pub use config::Config;
-pub use container::{Container, Failure};
+pub use container::{Container, Failure, Prepared};
 pub use context::Context;
 pub use dynamic::{DynComponent, JsonChange, JsonSnapshot, Meta};
 pub use error::{Error, ErrorKind, Result};

@@ -73,6 +73,49 @@ pub(crate) async fn spawn_component<C: Component>(
     container: Option<Container>,
     persistence: Option<&Persistence>,
 ) -> Result<Handle<C>> {
+    prepare_component(name, uri, state, container, persistence)?.launch().await
+}
+
+/// A cell that exists (its handle works, changes can be subscribed to) but
+/// whose task has not started: the component is `Submitted`.
+pub(crate) struct PreparedCell<C: Component> {
+    handle: Handle<C>,
+    cell: Cell<C>,
+}
+
+impl<C: Component> PreparedCell<C> {
+    pub(crate) fn handle(&self) -> &Handle<C> {
+        &self.handle
+    }
+
+    /// Spawns the cell's task and waits until it is started or has failed.
+    pub(crate) async fn launch(self) -> Result<Handle<C>> {
+        let PreparedCell { handle, cell } = self;
+        let mut activating: ActivationSet = ACTIVATING.try_with(Clone::clone).unwrap_or_default();
+        if let Some(c) = &cell.ctx.container {
+            Arc::make_mut(&mut activating).push(c.id());
+        }
+        let span = cell.ctx.span.clone();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(cell.run(ready_tx, activating).instrument(span));
+        match ready_rx.await {
+            Ok(Ok(())) => Ok(handle),
+            Ok(Err(e)) => Err(e),
+            Err(_) => {
+                Err(Error::Panicked(format!("component {} died while starting", handle.uri())))
+            }
+        }
+    }
+}
+
+/// Creates a component's cell without starting it.
+pub(crate) fn prepare_component<C: Component>(
+    name: &str,
+    uri: String,
+    state: C,
+    container: Option<Container>,
+    persistence: Option<&Persistence>,
+) -> Result<PreparedCell<C>> {
     let schema = schema_of::<C>();
     let persisted = match schema {
         Some(s) if !s.fields.is_empty() => Some(Persisted::new(s, persistence, &uri)?),
@@ -98,8 +141,7 @@ pub(crate) async fn spawn_component<C: Component>(
         callbacks: Callbacks::new(CALLBACK_TIMEOUT),
     });
     let handle = Handle::from_shared(shared.clone());
-    let ctx = Context::new(handle.clone(), container.clone());
-    let span = ctx.span.clone();
+    let ctx = Context::new(handle.clone(), container);
     let cell = Cell {
         shared,
         state,
@@ -112,17 +154,14 @@ pub(crate) async fn spawn_component<C: Component>(
         tracker: RestartTracker::default(),
         done: false,
     };
-    let mut activating: ActivationSet = ACTIVATING.try_with(Clone::clone).unwrap_or_default();
-    if let Some(c) = &container {
-        Arc::make_mut(&mut activating).push(c.id());
-    }
-    let (ready_tx, ready_rx) = oneshot::channel();
-    tokio::spawn(cell.run(ready_tx, activating).instrument(span));
-    match ready_rx.await {
-        Ok(Ok(())) => Ok(handle),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(Error::Panicked(format!("component {} died while starting", handle.uri()))),
-    }
+    Ok(PreparedCell { handle, cell })
+}
+
+/// What to do after a failure.
+enum Decision {
+    Restart(Duration),
+    Stop,
+    Ignore,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -224,7 +263,7 @@ impl<C: Component> Cell<C> {
                     return Ok(());
                 }
                 Err(e) => {
-                    let Some(delay) = self.restart_delay(false) else { return Err(e) };
+                    let Decision::Restart(delay) = self.decide(false) else { return Err(e) };
                     tracing::warn!(error = %e, ?delay, "start failed; restarting");
                     self.set_stage(Stage::Restarting).await;
                     self.stop_run().await;
@@ -235,15 +274,19 @@ impl<C: Component> Cell<C> {
         }
     }
 
-    /// The wait before the next restart, or `None` when the policy says stop.
-    fn restart_delay(&mut self, normal_exit: bool) -> Option<Duration> {
+    /// What the restart policy says about a failure (or, with
+    /// `normal_exit`, about a spawned task that ended without error).
+    fn decide(&mut self, normal_exit: bool) -> Decision {
         let policy = self.state.restart_policy();
         match policy.when {
-            Restart::Never => None,
-            Restart::OnFailure if normal_exit => None,
+            Restart::Never if normal_exit => Decision::Ignore,
+            Restart::OnFailure if normal_exit => Decision::Ignore,
+            Restart::Never => Decision::Stop,
             Restart::OnFailure | Restart::Always => {
-                let attempt = self.tracker.next_attempt(&policy.intensity)?;
-                Some(policy.backoff.delay(attempt))
+                match self.tracker.next_attempt(&policy.intensity) {
+                    Some(attempt) => Decision::Restart(policy.backoff.delay(attempt)),
+                    None => Decision::Stop,
+                }
             }
         }
     }
@@ -273,13 +316,13 @@ impl<C: Component> Cell<C> {
 
     /// A failure while started: restart or stop, as the policy says.
     async fn fail(&mut self, error: Error, normal_exit: bool) {
-        match self.restart_delay(normal_exit) {
-            Some(delay) => {
+        match self.decide(normal_exit) {
+            Decision::Restart(delay) => {
                 tracing::warn!(%error, ?delay, "component failed; restarting");
                 self.restart(delay).await;
             }
-            None if normal_exit => {}
-            None => {
+            Decision::Ignore => {}
+            Decision::Stop => {
                 tracing::error!(%error, "component failed; stopping for good");
                 self.escalate(&error);
                 self.stop_and_teardown().await;

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use crate::{Component, Context, Result, Snapshot};
 
-pub(crate) use cell::{spawn_component, Shared};
+pub(crate) use cell::{prepare_component, spawn_component, PreparedCell, Shared};
 pub(crate) use ops::{AskOp, BatchOp, CallJsonOp, PatchJsonOp, ReplaceJsonOp, ReplaceOp};
 
 /// A unit of work for a component's mailbox.

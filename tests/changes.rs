@@ -1,0 +1,162 @@
+//! ETags, snapshots, callbacks and subscriptions.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Counter, Get, Inc};
+use kinesis::{Change, Container, Error, Position, Stage};
+
+#[tokio::test]
+async fn stale_etag_replace_is_refused_and_current_one_bumps_version_and_etag() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    let first = c.snapshot();
+    c.ask(Inc(1)).await.unwrap();
+    let current = c.snapshot();
+    assert_ne!(first.etag, current.etag);
+
+    let err = c.replace(Counter { count: 99, ..Counter::default() }, &first.etag).await.unwrap_err();
+    assert_eq!(err, Error::Conflict { current_etag: current.etag.quoted() });
+    assert_eq!(c.snapshot().state.count, 1);
+
+    let replaced = c.replace(Counter { count: 99, ..Counter::default() }, &current.etag).await.unwrap();
+    assert_eq!(replaced.state.count, 99);
+    assert_eq!(replaced.version, current.version + 1);
+    assert_ne!(replaced.etag, current.etag);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_same_state_gives_the_same_etag_and_no_new_version() {
+    let root = Container::root().await.unwrap();
+    let a = root.add("a", Counter { count: 5, ..Counter::default() }).await.unwrap();
+    let b = root.add("b", Counter::default()).await.unwrap();
+    b.ask(Inc(5)).await.unwrap();
+    assert_eq!(a.etag(), b.etag(), "same state, same etag");
+    let v = b.snapshot().version;
+    b.ask(Inc(0)).await.unwrap();
+    assert_eq!(b.snapshot().version, v, "no change, no new version");
+    // A known value: the etag depends only on the serialised state.
+    assert_eq!(a.etag(), kinesis::ETag::of(br#"{"count":5}"#, None));
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn snapshot_reads_do_not_queue_behind_messages() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    c.tell(common::Sleep(Duration::from_millis(300))).await.unwrap();
+    let t = Instant::now();
+    for _ in 0..1000 {
+        assert_eq!(c.snapshot().state.count, 0);
+    }
+    assert!(t.elapsed() < Duration::from_millis(250), "snapshot waited for the mailbox");
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn callbacks_run_head_before_tail_and_are_removed_by_id() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let cb = |name: &'static str| {
+        let seen = seen.clone();
+        move |change: Change<Counter>| {
+            let seen = seen.clone();
+            async move {
+                if let Change::Updated { curr, .. } = change {
+                    seen.lock().unwrap().push(format!("{name}:{}", curr.state.count));
+                }
+            }
+        }
+    };
+    let t1 = c.on_change(Position::Tail, cb("t1"));
+    let _t2 = c.on_change(Position::Tail, cb("t2"));
+    let h1 = c.on_change(Position::Head, cb("h1"));
+    let _h2 = c.on_change(Position::Head, cb("h2"));
+    c.ask(Inc(1)).await.unwrap();
+    c.ask(Get).await.unwrap(); // callbacks of the previous change ran before this
+    assert_eq!(*seen.lock().unwrap(), ["h2:1", "h1:1", "t1:1", "t2:1"]);
+    seen.lock().unwrap().clear();
+    assert!(c.remove_callback(t1));
+    assert!(c.remove_callback(h1));
+    assert!(!c.remove_callback(h1), "removing twice says so");
+    c.ask(Inc(1)).await.unwrap();
+    c.ask(Get).await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["h2:2", "t2:2"]);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_callback_is_cut_off_by_its_timeout() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    let finished = Arc::new(Mutex::new(0));
+    let f = finished.clone();
+    c.on_change(Position::Tail, move |_change: Change<Counter>| {
+        let f = f.clone();
+        async move {
+            tokio::time::sleep(Duration::from_secs(3600)).await;
+            *f.lock().unwrap() += 1;
+        }
+    });
+    let start = tokio::time::Instant::now();
+    c.ask(Inc(1)).await.unwrap();
+    assert_eq!(c.ask(Inc(1)).await.unwrap(), 2);
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(4) && waited < Duration::from_secs(10), "{waited:?}");
+    assert_eq!(*finished.lock().unwrap(), 0, "the slow callback never completed");
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_subscriber_that_never_reads_does_not_slow_the_component_and_then_lags() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    let mut lazy = c.subscribe();
+    let t = Instant::now();
+    for _ in 0..2000 {
+        c.ask(Inc(1)).await.unwrap();
+    }
+    assert!(t.elapsed() < Duration::from_secs(5));
+    match lazy.recv().await {
+        Err(lagged) => assert!(lagged.missed >= 2000 - 256, "{lagged:?}"),
+        Ok(other) => panic!("expected Lagged, got {other:?}"),
+    }
+    // After the lag it continues with the changes still queued, ending at the newest.
+    let mut last = 0;
+    while let Ok(Some(change)) = lazy.try_recv() {
+        if let Change::Updated { curr, .. } = change {
+            assert!(curr.state.count > last);
+            last = curr.state.count;
+        }
+    }
+    assert_eq!(last, 2000);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn subscribers_see_updates_and_the_stop_then_the_end() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    let mut sub = c.subscribe();
+    c.ask(Inc(2)).await.unwrap();
+    match sub.recv().await.unwrap().unwrap() {
+        Change::Updated { prev, curr } => {
+            assert_eq!((prev.state.count, curr.state.count), (0, 2));
+            assert_eq!(curr.version, prev.version + 1);
+        }
+        other => panic!("{other:?}"),
+    }
+    c.shutdown().await.unwrap();
+    let mut stages = Vec::new();
+    while let Some(change) = sub.recv().await.unwrap() {
+        if let Change::Stage { curr, .. } = change {
+            stages.push(curr);
+        }
+    }
+    assert_eq!(stages, [Stage::Stopping, Stage::Stopped, Stage::TearingDown, Stage::TornDown]);
+    root.shutdown().await.unwrap();
+}

@@ -1,0 +1,185 @@
+//! Mailbox: ordering, ask/tell/batch, rollback, panics, queued callers.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{counter, Counter, Get, Inc, IncThenFail, IncThenPanic, Log, Sleep};
+use kinesis::{Container, Control, Error, RestartPolicy, Stage};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thousand_concurrent_asks_all_answered_and_counted() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut replies = Vec::new();
+            for _ in 0..20 {
+                replies.push(c.ask(Inc(1)).await.unwrap());
+            }
+            replies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all, (1..=1000).collect::<Vec<u64>>(), "every reply is a distinct count");
+    assert_eq!(c.ask(Get).await.unwrap(), 1000);
+    assert_eq!(c.snapshot().state.count, 1000);
+    assert_eq!(c.snapshot().version, 1001);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn messages_from_one_sender_are_handled_in_order() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    for i in 1..=100u64 {
+        c.tell(Inc(i)).await.unwrap();
+    }
+    // The ask is queued behind all tells, so it sees all of them.
+    assert_eq!(c.ask(Get).await.unwrap(), 5050);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_handler_rolls_back_and_publishes_nothing() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    c.ask(Inc(2)).await.unwrap();
+    let before = c.snapshot();
+    let err = c.ask(IncThenFail(40)).await.unwrap_err();
+    assert_eq!(err, Error::Handler("refused".into()));
+    let after = c.snapshot();
+    assert_eq!((after.state.count, after.version, after.etag), (2, before.version, before.etag));
+    assert_eq!(c.ask(Inc(1)).await.unwrap(), 3, "the handler's change did not leak");
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn batch_is_all_or_nothing() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    assert_eq!(c.batch(vec![Inc(1), Inc(2), Inc(3)]).await.unwrap(), [1, 3, 6]);
+    assert_eq!(c.snapshot().version, 2, "one batch, one new version");
+    let before = c.snapshot();
+    let mut sub = c.subscribe();
+    let err = c.batch(vec![IncThenFail(5)]).await.unwrap_err();
+    assert!(err.to_string().contains("batch message 0"), "{err}");
+    assert_eq!(c.snapshot().etag, before.etag);
+    assert_eq!(c.snapshot().state.count, 6);
+    assert!(matches!(sub.try_recv(), Ok(None)), "a failed batch publishes nothing");
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_contained_and_the_state_is_the_last_good_one() {
+    let root = Container::root().await.unwrap();
+    let log = Log::default();
+    let policy = RestartPolicy::on_failure().with_backoff(Duration::from_millis(1), Duration::from_millis(2));
+    let c = root.add("c", Counter { policy: Some(policy), ..counter(&log) }).await.unwrap();
+    let other = root.add("other", counter(&log)).await.unwrap();
+    c.ask(Inc(7)).await.unwrap();
+    let err = c.ask(IncThenPanic(100)).await.unwrap_err();
+    assert!(matches!(&err, Error::Panicked(m) if m.contains("boom at 107")), "{err}");
+    assert_eq!(c.snapshot().state.count, 7);
+    // The component was restarted by its policy and keeps working.
+    assert_eq!(c.ask(Inc(1)).await.unwrap(), 8);
+    assert_eq!(c.stage(), Stage::Started);
+    assert_eq!(other.ask(Inc(1)).await.unwrap(), 1, "other components are unaffected");
+    assert!(log.get().contains(&"stop c".to_owned()), "restart ran stop: {:?}", log.get());
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_panic_with_the_default_policy_stops_the_component_and_escalates() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    assert!(matches!(c.ask(IncThenPanic(1)).await, Err(Error::Panicked(_))));
+    c.wait_for_stage(Stage::TornDown).await;
+    assert!(root.names().is_empty());
+    let failures = root.failures();
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].uri, "/root/c");
+    assert!(failures[0].error.contains("boom"));
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn queued_callers_get_stopping_when_the_component_stops_for_good() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    // Occupy the mailbox, queue asks and a shutdown, then more asks.
+    c.tell(Sleep(Duration::from_millis(100))).await.unwrap();
+    let before: Vec<_> = (0..5).map(|_| tokio::spawn({
+        let c = c.clone();
+        async move { c.ask(Inc(1)).await }
+    })).collect();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let stop = tokio::spawn({
+        let c = c.clone();
+        async move { c.control(Control::Shutdown).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let after: Vec<_> = (0..5).map(|_| tokio::spawn({
+        let c = c.clone();
+        async move { c.ask(Inc(1)).await }
+    })).collect();
+    for t in before {
+        assert!(t.await.unwrap().is_ok(), "accepted before the shutdown: finished");
+    }
+    stop.await.unwrap().unwrap();
+    for t in after {
+        assert!(matches!(t.await.unwrap(), Err(Error::Stopping(_))), "after the shutdown: Stopping");
+    }
+    assert_eq!(c.snapshot().state.count, 5);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn messages_sent_during_a_restart_wait_and_are_handled_after_it() {
+    let root = Container::root().await.unwrap();
+    let log = Log::default();
+    let c = root.add("c", counter(&log)).await.unwrap();
+    let restart = tokio::spawn({
+        let c = c.clone();
+        async move { c.control(Control::RestartAfter(Duration::from_millis(100))).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(c.stage(), Stage::Restarting);
+    let reply = c.ask(Inc(1)).await.unwrap();
+    assert_eq!(reply, 1);
+    restart.await.unwrap().unwrap();
+    assert_eq!(c.stage(), Stage::Started);
+    assert_eq!(log.take(), ["start c", "stop c", "start c"]);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn ask_times_out() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    let short = c.clone().with_timeout(Duration::from_millis(50));
+    c.tell(Sleep(Duration::from_secs(10))).await.unwrap();
+    assert_eq!(short.ask(Get).await.unwrap_err(), Error::Timeout(Duration::from_millis(50)));
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn handles_stay_valid_across_restarts() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    let again = root.get::<Counter>("c").unwrap();
+    assert!(again.same_component(&c));
+    c.ask(Inc(3)).await.unwrap();
+    c.restart().await.unwrap();
+    assert_eq!(again.ask(Inc(1)).await.unwrap(), 4, "state and handle survive a restart");
+    assert!(matches!(root.get::<kinesis::Container>("c"), Err(Error::Invalid(_))));
+    let _ = Arc::new(());
+    root.shutdown().await.unwrap();
+}

@@ -1,0 +1,159 @@
+//! Supervision: restarts of failing tasks, the intensity limit, escalation.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kinesis::{Component, Container, Context, Error, RestartPolicy, Result, Stage};
+use serde::{Deserialize, Serialize};
+
+/// Spawns a task on every start that fails (or ends) after a moment.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Worker {
+    #[serde(skip)]
+    starts: Arc<AtomicU32>,
+    #[serde(skip)]
+    fail_first: u32,
+    #[serde(skip)]
+    task_ends_normally: bool,
+    #[serde(skip)]
+    policy: Option<RestartPolicy>,
+}
+
+impl Component for Worker {
+    async fn start(&mut self, ctx: &mut Context<Self>) -> Result<()> {
+        let n = self.starts.fetch_add(1, Ordering::SeqCst) + 1;
+        let fail = n <= self.fail_first;
+        let normal = self.task_ends_normally;
+        ctx.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if fail {
+                Err(Error::handler(format!("task of run {n} failed")))
+            } else if normal {
+                Ok(())
+            } else {
+                std::future::pending().await
+            }
+        });
+        Ok(())
+    }
+    fn restart_policy(&self) -> RestartPolicy {
+        self.policy.unwrap_or_default()
+    }
+}
+
+fn quick(policy: RestartPolicy) -> RestartPolicy {
+    policy.with_backoff(Duration::from_millis(1), Duration::from_millis(4))
+}
+
+#[tokio::test]
+async fn a_failing_task_restarts_the_component_until_it_runs() {
+    let root = Container::root().await.unwrap();
+    let starts = Arc::new(AtomicU32::new(0));
+    let w = Worker {
+        starts: starts.clone(),
+        fail_first: 2,
+        policy: Some(quick(RestartPolicy::on_failure())),
+        ..Default::default()
+    };
+    let h = root.add("w", w).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(starts.load(Ordering::SeqCst), 3);
+    assert_eq!(h.stage(), Stage::Started);
+    assert!(root.failures().is_empty());
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_component_that_fails_forever_stops_after_the_intensity_limit_and_escalates() {
+    let root = Container::root().await.unwrap();
+    let starts = Arc::new(AtomicU32::new(0));
+    let w = Worker {
+        starts: starts.clone(),
+        fail_first: u32::MAX,
+        policy: Some(quick(RestartPolicy::on_failure()).restart_limit(3, Duration::from_secs(60))),
+        ..Default::default()
+    };
+    let h = root.add("w", w).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), h.wait_for_stage(Stage::TornDown)).await.unwrap();
+    assert_eq!(starts.load(Ordering::SeqCst), 4, "the first run and 3 restarts");
+    let failures = root.failures();
+    assert_eq!(failures.len(), 1);
+    assert!(failures[0].error.contains("task of run 4 failed"), "{failures:?}");
+    assert!(root.names().is_empty());
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn always_restarts_after_a_task_ends_normally_and_on_failure_does_not() {
+    let root = Container::root().await.unwrap();
+    let always = Arc::new(AtomicU32::new(0));
+    let on_failure = Arc::new(AtomicU32::new(0));
+    root.add(
+        "always",
+        Worker {
+            starts: always.clone(),
+            task_ends_normally: true,
+            policy: Some(quick(RestartPolicy::always()).restart_limit(2, Duration::from_secs(60))),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    root.add(
+        "calm",
+        Worker {
+            starts: on_failure.clone(),
+            task_ends_normally: true,
+            policy: Some(quick(RestartPolicy::on_failure())),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(always.load(Ordering::SeqCst), 3, "first run and 2 restarts, then the limit");
+    assert_eq!(on_failure.load(Ordering::SeqCst), 1);
+    assert_eq!(root.names(), ["calm"]);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn restart_cancels_the_old_runs_tasks() {
+    #[derive(Clone, Default, Serialize, Deserialize)]
+    struct Ticker {
+        #[serde(skip)]
+        live: Arc<AtomicU32>,
+    }
+    impl Component for Ticker {
+        async fn start(&mut self, ctx: &mut Context<Self>) -> Result<()> {
+            struct Alive(Arc<AtomicU32>);
+            impl Drop for Alive {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            let live = self.live.clone();
+            ctx.spawn(async move {
+                live.fetch_add(1, Ordering::SeqCst);
+                let _alive = Alive(live);
+                std::future::pending::<()>().await;
+                Ok(())
+            });
+            Ok(())
+        }
+    }
+    let root = Container::root().await.unwrap();
+    let live = Arc::new(AtomicU32::new(0));
+    let t = root.add("t", Ticker { live: live.clone() }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for _ in 0..3 {
+        t.restart().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(live.load(Ordering::SeqCst), 1, "only the current run's task is alive");
+    t.shutdown().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(live.load(Ordering::SeqCst), 0, "stopping cancels the tasks");
+    root.shutdown().await.unwrap();
+}
