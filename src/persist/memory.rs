@@ -56,6 +56,12 @@ impl Store for MemoryStore {
     fn save<'a>(&'a self, record: &'a Record, expected: u64) -> BoxFuture<'a, StoreResult<()>> {
         Box::pin(async move {
             self.check()?;
+            if expected.checked_add(1) != Some(record.version) {
+                return Err(StoreError::Backend(format!(
+                    "refused to save {}: its version {} is not the expected version {expected} plus one",
+                    record.uri, record.version
+                )));
+            }
             let mut records = self.records();
             let found = records.get(&record.uri).map(|r| r.version);
             if found.unwrap_or(0) != expected {
