@@ -114,6 +114,14 @@ impl<C: Component> Handle<C> {
     }
 
     async fn send(&self, env: Envelope<C>) -> Result<()> {
+        // Fast path without a timer: the mailbox has room.
+        let env = match self.shared.tx.try_send(env) {
+            Ok(()) => return Ok(()),
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                return Err(Error::Stopping(self.shared.uri.clone()))
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Full(env)) => env,
+        };
         match self.shared.tx.send_timeout(env, self.timeout).await {
             Ok(()) => Ok(()),
             Err(tokio::sync::mpsc::error::SendTimeoutError::Closed(_)) => {

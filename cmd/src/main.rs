@@ -1,1 +1,154 @@
-fn main() {}
+//! `kinesis`: the runtime with the demo application and the add-ons built in
+//! by Cargo features. Configured only by environment variables; run
+//! `kinesis --help` for the list.
+
+use std::process::ExitCode;
+
+use kinesis::persist::StoreRegistry;
+use kinesis::{Config, Error, Runtime};
+
+/// The add-ons built into this binary, by Cargo feature.
+const ADDONS: &[(&str, bool)] = &[
+    ("http", cfg!(feature = "http")),
+    ("filedb", cfg!(feature = "filedb")),
+    ("sqlite", cfg!(feature = "sqlite")),
+    ("postgres", cfg!(feature = "postgres")),
+    ("mysql", cfg!(feature = "mysql")),
+    ("mongodb", cfg!(feature = "mongodb")),
+];
+
+fn built_in() -> Vec<&'static str> {
+    ADDONS.iter().filter(|(_, on)| *on).map(|(name, _)| *name).collect()
+}
+
+fn help() -> String {
+    let mut out = format!(
+        "kinesis {}: event-driven components with lifecycle, ETags and persistence\n\n\
+         USAGE: kinesis [--help | --version]\n\n\
+         Configuration comes only from the environment:\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (name, what) in kinesis::config::VARIABLES {
+        out.push_str(&format!("  {name:<34} {what}\n"));
+    }
+    let built = built_in();
+    out.push_str(&format!(
+        "\nAdd-ons built in: {}\n(enable others with cargo features: {})\n",
+        if built.is_empty() { "none".to_owned() } else { built.join(", ") },
+        ADDONS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    ));
+    out
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    if let Some(arg) = args.next() {
+        return match arg.as_str() {
+            "-h" | "--help" => {
+                print!("{}", help());
+                ExitCode::SUCCESS
+            }
+            "-V" | "--version" => {
+                println!("kinesis {}", env!("CARGO_PKG_VERSION"));
+                ExitCode::SUCCESS
+            }
+            other => {
+                eprintln!("kinesis: unknown argument `{other}`; kinesis takes no arguments, only environment variables (see --help)");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kinesis: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    config.init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kinesis: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(run(config));
+    // Components' tasks were stopped; do not wait for stray blocking work.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    code
+}
+
+async fn run(config: Config) -> ExitCode {
+    match start_and_serve(config).await {
+        Ok(code) => code,
+        Err(e @ Error::Config(_)) => {
+            tracing::error!("{e}");
+            eprintln!("kinesis: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("kinesis: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn stores() -> StoreRegistry {
+    #[allow(unused_mut)]
+    let mut stores = StoreRegistry::with_builtin();
+    #[cfg(feature = "filedb")]
+    kinesis_filedb::register(&mut stores);
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    kinesis_sql::register(&mut stores);
+    #[cfg(feature = "mongodb")]
+    kinesis_mongodb::register(&mut stores);
+    stores
+}
+
+async fn start_and_serve(config: Config) -> kinesis::Result<ExitCode> {
+    #[allow(unused_mut)]
+    let mut builder = Runtime::builder(config.clone()).stores(stores());
+    #[cfg(feature = "filedb")]
+    {
+        let url = kinesis_filedb::default_connection();
+        let dir = kinesis_filedb::dir_from_url(url)?;
+        builder = builder.default_store(url, Some(dir.join("kinesis.key")));
+    }
+    #[cfg(not(feature = "filedb"))]
+    {
+        if config.db_connection.is_none() {
+            tracing::warn!("no store built in and KINESIS_DB_CONNECTION is not set: persisted fields live in memory only (build with --features filedb)");
+            builder = builder.default_store("memory://", None);
+        }
+    }
+    let runtime = builder.start().await?;
+    if let Err(e) = kinesis_cmd::demo::install(runtime.root()).await {
+        let _ = runtime.shutdown().await;
+        return Err(e);
+    }
+    #[cfg(feature = "http")]
+    {
+        if let Err(e) = kinesis_http::serve(&runtime).await {
+            let _ = runtime.shutdown().await;
+            return Err(e);
+        }
+        tracing::info!(addr = %config.http_addr, "HTTP add-on listening; try: curl http://{}/root/kinesis", config.http_addr);
+    }
+    let built = built_in();
+    tracing::info!(
+        addons = %if built.is_empty() { "none".to_owned() } else { built.join(",") },
+        "kinesis running; press ctrl-c to stop"
+    );
+    let report = runtime.run_until_signal().await?;
+    if report.clean {
+        tracing::info!("stopped cleanly");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        let pending = report.pending.join(", ");
+        tracing::error!(%pending, "shutdown deadline passed");
+        eprintln!("kinesis: shutdown took longer than KINESIS_SHUTDOWN_TIMEOUT; still running: {pending}");
+        Ok(ExitCode::from(1))
+    }
+}

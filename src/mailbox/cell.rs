@@ -36,6 +36,8 @@ pub(crate) struct Shared<C: Component> {
     pub(crate) snapshot: ArcSwap<Snapshot<C>>,
     pub(crate) stage: watch::Sender<Stage>,
     changes: Mutex<Option<broadcast::Sender<Change<C>>>>,
+    /// Set on the first subscription, so components nobody watches skip the lock.
+    watched: std::sync::atomic::AtomicBool,
     pub(crate) callbacks: Callbacks<C>,
 }
 
@@ -47,10 +49,14 @@ impl<C: Component> Shared<C> {
             return None;
         }
         let tx = guard.get_or_insert_with(|| broadcast::channel(SUBSCRIPTION_CAPACITY).0);
+        self.watched.store(true, std::sync::atomic::Ordering::Release);
         Some(tx.subscribe())
     }
 
     fn broadcast(&self, change: &Change<C>) {
+        if !self.watched.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
         let guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(tx) = guard.as_ref() {
             if tx.receiver_count() > 0 {
@@ -124,26 +130,28 @@ pub(crate) fn prepare_component<C: Component>(
     let etag_key = persisted.as_ref().and_then(Persisted::etag_key);
     let bytes = serde_json::to_vec(&state)
         .map_err(|e| Error::Invalid(format!("state of {uri} does not serialise: {e}")))?;
-    let snapshot = Snapshot {
+    let snapshot = Arc::new(Snapshot {
         state: state.clone(),
         etag: ETag::of(&bytes, etag_key.as_ref()),
         version: 1,
         stage: Stage::Submitted,
-    };
+    });
     let (tx, rx) = mpsc::channel(MAILBOX_CAPACITY);
     let shared = Arc::new(Shared {
         name: name.to_owned(),
         uri,
         tx,
-        snapshot: ArcSwap::from_pointee(snapshot),
+        snapshot: ArcSwap::new(Arc::clone(&snapshot)),
         stage: watch::Sender::new(Stage::Submitted),
         changes: Mutex::new(None),
+        watched: std::sync::atomic::AtomicBool::new(false),
         callbacks: Callbacks::new(CALLBACK_TIMEOUT),
     });
     let handle = Handle::from_shared(shared.clone());
     let ctx = Context::new(handle.clone(), container);
     let cell = Cell {
         shared,
+        current: snapshot,
         state,
         ctx,
         rx,
@@ -175,6 +183,8 @@ enum Hook {
 
 struct Cell<C: Component> {
     shared: Arc<Shared<C>>,
+    /// The snapshot last published; the cell is its only writer.
+    current: Arc<Snapshot<C>>,
     state: C,
     ctx: Context<C>,
     rx: mpsc::Receiver<Envelope<C>>,
@@ -346,9 +356,8 @@ impl<C: Component> Cell<C> {
     async fn teardown(&mut self) {
         self.set_stage(Stage::TearingDown).await;
         self.rx.close();
-        let snapshot = self.shared.snapshot.load_full();
         while let Ok(env) = self.rx.try_recv() {
-            env.reject(Error::Stopping(self.shared.uri.clone()), &snapshot);
+            env.reject(Error::Stopping(self.shared.uri.clone()), &self.current);
         }
         if let Some(c) = &self.ctx.container {
             c.deregister(&self.shared.name, &self.shared.uri);
@@ -414,7 +423,7 @@ impl<C: Component> Cell<C> {
     }
 
     async fn handle_op(&mut self, mut op: Box<dyn Operation<C>>) {
-        let before = self.shared.snapshot.load_full();
+        let before = Arc::clone(&self.current);
         let mutates = op.mutates();
         let run = AssertUnwindSafe(op.run(&mut self.state, &mut self.ctx, &before))
             .catch_unwind()
@@ -423,7 +432,7 @@ impl<C: Component> Cell<C> {
             Ok(Ok(())) if !mutates => op.finish(Ok(()), &before),
             Ok(Ok(())) => match self.commit(false).await {
                 Ok(change) => {
-                    op.finish(Ok(()), &self.shared.snapshot.load_full());
+                    op.finish(Ok(()), &self.current);
                     if let Some(change) = change {
                         self.publish(change).await;
                     }
@@ -435,7 +444,7 @@ impl<C: Component> Cell<C> {
                 Err(CommitError::Conflict) => {
                     self.rollback();
                     let e = self.reload_after_conflict().await;
-                    op.finish(Err(e), &self.shared.snapshot.load_full());
+                    op.finish(Err(e), &self.current);
                 }
             },
             Ok(Err(e)) => {
@@ -470,7 +479,7 @@ impl<C: Component> Cell<C> {
             }
             Control::Persist => self.commit_or_rollback(true).await,
             Control::NotifyPeers => {
-                let curr = self.shared.snapshot.load_full();
+                let curr = Arc::clone(&self.current);
                 self.publish(Change::Updated { prev: curr.clone(), curr }).await;
                 Ok(())
             }
@@ -483,7 +492,7 @@ impl<C: Component> Cell<C> {
     // ----- state -----------------------------------------------------------
 
     fn rollback(&mut self) {
-        self.state = self.shared.snapshot.load().state.clone();
+        self.state = self.current.state.clone();
     }
 
     /// Commits; on failure rolls back and says why.
@@ -531,14 +540,14 @@ impl<C: Component> Cell<C> {
             return Ok(None);
         }
         std::mem::swap(&mut self.scratch, &mut self.last_bytes);
-        let prev = self.shared.snapshot.load_full();
+        let prev = Arc::clone(&self.current);
         let curr = Arc::new(Snapshot {
             state: self.state.clone(),
             etag: ETag::of(&self.last_bytes, self.etag_key.as_ref()),
             version: prev.version + 1,
             stage: prev.stage,
         });
-        self.shared.snapshot.store(curr.clone());
+        self.set_current(Arc::clone(&curr));
         Ok(Some(Change::Updated { prev, curr }))
     }
 
@@ -560,7 +569,12 @@ impl<C: Component> Cell<C> {
             }
             Err(_) => self.rollback(),
         }
-        Error::Conflict { current_etag: self.shared.snapshot.load().etag.quoted() }
+        Error::Conflict { current_etag: self.current.etag.quoted() }
+    }
+
+    fn set_current(&mut self, snapshot: Arc<Snapshot<C>>) {
+        self.shared.snapshot.store(Arc::clone(&snapshot));
+        self.current = snapshot;
     }
 
     async fn publish(&self, change: Change<C>) {
@@ -576,8 +590,8 @@ impl<C: Component> Cell<C> {
             debug_assert!(false, "{e}");
             return;
         }
-        let snap = self.shared.snapshot.load_full();
-        self.shared.snapshot.store(Arc::new(Snapshot {
+        let snap = Arc::clone(&self.current);
+        self.set_current(Arc::new(Snapshot {
             state: snap.state.clone(),
             etag: snap.etag,
             version: snap.version,

@@ -1,0 +1,169 @@
+//! `ask` round trips per second against one component, next to the floor
+//! for this design: a raw tokio `mpsc` + `oneshot` actor, measured in the
+//! same run on the same runtime (2 worker threads).
+//!
+//! ```text
+//! cargo bench --bench ask
+//! ```
+//!
+//! Criterion reports each scenario; the summary at the end prints the median
+//! of 5 timed runs per scenario and the ratio kinesis / raw tokio.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, Criterion, Throughput};
+use kinesis::{Component, Container, Context, Handle, Handler, Result};
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Counter {
+    count: u64,
+}
+impl Component for Counter {}
+
+struct Inc(u64);
+impl Handler<Inc> for Counter {
+    type Reply = u64;
+    async fn handle(&mut self, Inc(n): Inc, _: &mut Context<Self>) -> Result<u64> {
+        self.count += n;
+        Ok(self.count)
+    }
+}
+
+type RawMsg = (u64, oneshot::Sender<u64>);
+
+fn raw_actor() -> mpsc::Sender<RawMsg> {
+    let (tx, mut rx) = mpsc::channel::<RawMsg>(1024);
+    tokio::spawn(async move {
+        let mut count = 0u64;
+        while let Some((n, reply)) = rx.recv().await {
+            count += n;
+            let _ = reply.send(count);
+        }
+    });
+    tx
+}
+
+async fn raw_ask(tx: &mpsc::Sender<RawMsg>, n: u64) -> u64 {
+    let (otx, orx) = oneshot::channel();
+    tx.send((n, otx)).await.unwrap();
+    orx.await.unwrap()
+}
+
+#[derive(Clone)]
+enum Target {
+    Raw(mpsc::Sender<RawMsg>),
+    Kinesis(Handle<Counter>),
+}
+
+impl Target {
+    async fn ask(&self) -> u64 {
+        match self {
+            Target::Raw(tx) => raw_ask(tx, 1).await,
+            Target::Kinesis(h) => h.ask(Inc(1)).await.unwrap(),
+        }
+    }
+}
+
+/// Runs `total` asks split over `callers` tasks; returns elapsed time.
+async fn drive(target: &Target, callers: usize, total: u64) -> Duration {
+    let per = total / callers as u64;
+    let start = Instant::now();
+    if callers == 1 {
+        // On a worker thread, as a request handler would be.
+        let t = target.clone();
+        tokio::spawn(async move {
+            for _ in 0..per {
+                black_box(t.ask().await);
+            }
+        })
+        .await
+        .unwrap();
+    } else {
+        let tasks: Vec<_> = (0..callers)
+            .map(|_| {
+                let t = target.clone();
+                tokio::spawn(async move {
+                    for _ in 0..per {
+                        black_box(t.ask().await);
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    }
+    start.elapsed()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+async fn targets() -> (Container, Target, Target) {
+    let root = Container::root().await.unwrap();
+    let h = root.add("counter", Counter::default()).await.unwrap();
+    (root, Target::Raw(raw_actor()), Target::Kinesis(h))
+}
+
+fn bench_ask(c: &mut Criterion) {
+    let rt = runtime();
+    let (_root, raw, kin) = rt.block_on(targets());
+    let mut group = c.benchmark_group("ask");
+    group.measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
+    for (callers, batch) in [(1usize, 1_000u64), (64, 6_400)] {
+        group.throughput(Throughput::Elements(batch));
+        for (name, target) in [("raw_tokio", &raw), ("kinesis", &kin)] {
+            group.bench_function(format!("{name}/{callers}_callers"), |b| {
+                b.to_async(&rt).iter(|| drive(target, callers, batch))
+            });
+        }
+    }
+    group.finish();
+}
+
+fn summary() {
+    let rt = runtime();
+    println!("\nask round trips per second (median of 5 runs, 2 worker threads)");
+    println!("{:<22}{:>14}{:>14}{:>9}", "scenario", "raw tokio", "kinesis", "ratio");
+    rt.block_on(async {
+        let (root, raw, kin) = targets().await;
+        for (callers, total) in [(1usize, 200_000u64), (64, 640_000)] {
+            let mut raw_rates = Vec::new();
+            let mut kin_rates = Vec::new();
+            drive(&raw, callers, total / 10).await;
+            drive(&kin, callers, total / 10).await;
+            for _ in 0..5 {
+                raw_rates.push(total as f64 / drive(&raw, callers, total).await.as_secs_f64());
+                kin_rates.push(total as f64 / drive(&kin, callers, total).await.as_secs_f64());
+            }
+            let (r, k) = (median(&mut raw_rates), median(&mut kin_rates));
+            println!(
+                "{:<22}{:>14.0}{:>14.0}{:>8.2}x",
+                format!("{callers} caller(s)"),
+                r,
+                k,
+                k / r
+            );
+        }
+        root.shutdown().await.unwrap();
+    });
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+criterion_group!(benches, bench_ask);
+
+/// Runs the criterion benches, then the ratio summary.
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    summary();
+}

@@ -1,0 +1,162 @@
+//! The demo application: what `kinesis` runs when started.
+//!
+//! * `/root/kinesis`: like the original Go program, it remembers how often it
+//!   was executed and when (`previous_executions`, `last_executed`, persisted)
+//!   and keeps an API key it generates on its first run (`api_key`, persisted
+//!   encrypted, shown as `"***"`).
+//! * `/root/counter`: a counter with `increment`, `reset` and `total`.
+//! * `/root/notes`: a small key-value notes store with `put`, `get`,
+//!   `remove` and `list`.
+
+use std::collections::BTreeMap;
+
+use kinesis::{Component, Container, Context, Error, Persist, Result};
+use serde::{Deserialize, Serialize};
+
+/// The application component at `/root/kinesis`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, Persist)]
+pub struct Kinesis {
+    /// How many times the program ran before this run.
+    #[persist]
+    pub previous_executions: u64,
+    /// When the program last started, RFC 3339.
+    #[persist]
+    pub last_executed: Option<String>,
+    /// A key generated on the first run; stored encrypted, never shown.
+    #[persist(encrypt)]
+    pub api_key: String,
+}
+
+impl Component for Kinesis {
+    async fn init(&mut self, _ctx: &mut Context<Self>) -> Result<()> {
+        match &self.last_executed {
+            Some(at) => tracing::info!("last executed {at}"),
+            None => tracing::info!("last executed never: this is the first run"),
+        }
+        tracing::info!("number of times executed {}", self.previous_executions);
+        self.previous_executions += 1;
+        self.last_executed = Some(kinesis::persist::now_rfc3339());
+        if self.api_key.is_empty() {
+            self.api_key = uuid::Uuid::new_v4().simple().to_string();
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self, ctx: &mut Context<Self>) -> Result<()> {
+        tracing::info!(uri = ctx.uri(), "stopping");
+        Ok(())
+    }
+}
+
+#[kinesis::handlers]
+impl Kinesis {
+    /// How many times the program has run, this run included.
+    pub fn executions(&self) -> u64 {
+        self.previous_executions
+    }
+
+    /// Whether `key` is the API key, without revealing it.
+    pub fn check_key(&self, key: String) -> bool {
+        !self.api_key.is_empty() && key == self.api_key
+    }
+}
+
+/// A counter at `/root/counter`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, Persist)]
+pub struct Counter {
+    /// The count.
+    #[persist]
+    pub count: u64,
+}
+
+impl Component for Counter {
+    async fn stop(&mut self, ctx: &mut Context<Self>) -> Result<()> {
+        tracing::info!(uri = ctx.uri(), count = self.count, "stopping");
+        Ok(())
+    }
+}
+
+#[kinesis::handlers]
+impl Counter {
+    /// Adds `by` (default 1) and returns the new count.
+    pub fn increment(&mut self, by: Option<u64>) -> Result<u64> {
+        let by = by.unwrap_or(1);
+        self.count = self
+            .count
+            .checked_add(by)
+            .ok_or_else(|| Error::invalid(format!("adding {by} would overflow the counter")))?;
+        Ok(self.count)
+    }
+
+    /// Sets the count back to zero.
+    pub fn reset(&mut self) -> u64 {
+        std::mem::take(&mut self.count)
+    }
+
+    /// The current count.
+    pub fn total(&self) -> u64 {
+        self.count
+    }
+}
+
+/// The longest note key, in bytes.
+pub const MAX_KEY_LEN: usize = 128;
+/// The longest note, in bytes.
+pub const MAX_NOTE_LEN: usize = 16 * 1024;
+/// The most notes kept.
+pub const MAX_NOTES: usize = 1000;
+
+/// Key-value notes at `/root/notes`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, Persist)]
+pub struct Notes {
+    /// Note key to text.
+    #[persist]
+    pub notes: BTreeMap<String, String>,
+}
+
+impl Component for Notes {
+    async fn stop(&mut self, ctx: &mut Context<Self>) -> Result<()> {
+        tracing::info!(uri = ctx.uri(), notes = self.notes.len(), "stopping");
+        Ok(())
+    }
+}
+
+#[kinesis::handlers]
+impl Notes {
+    /// Stores `text` under `key`; returns the previous text, if any.
+    pub fn put(&mut self, key: String, text: String) -> Result<Option<String>> {
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(Error::invalid(format!("a note key has 1 to {MAX_KEY_LEN} bytes")));
+        }
+        if text.len() > MAX_NOTE_LEN {
+            return Err(Error::invalid(format!("a note has at most {MAX_NOTE_LEN} bytes")));
+        }
+        if !self.notes.contains_key(&key) && self.notes.len() >= MAX_NOTES {
+            return Err(Error::invalid(format!("at most {MAX_NOTES} notes are kept")));
+        }
+        Ok(self.notes.insert(key, text))
+    }
+
+    /// The text under `key`.
+    pub fn get(&self, key: String) -> Result<String> {
+        self.notes.get(&key).cloned().ok_or_else(|| Error::NotFound(format!("note `{key}`")))
+    }
+
+    /// Removes the note under `key`; returns its text, if it existed.
+    pub fn remove(&mut self, key: String) -> Option<String> {
+        self.notes.remove(&key)
+    }
+
+    /// The keys of all notes, sorted.
+    pub fn list(&self) -> Vec<String> {
+        self.notes.keys().cloned().collect()
+    }
+}
+
+/// Adds the demo components to `root`.
+pub async fn install(root: &Container) -> Result<()> {
+    root.add("kinesis", Kinesis::default()).await?;
+    root.add("counter", Counter::default()).await?;
+    root.add("notes", Notes::default()).await?;
+    Ok(())
+}
