@@ -97,6 +97,16 @@ impl Counter {
     pub fn total(&self) -> u64 {
         self.count
     }
+
+    /// Waits `ms` milliseconds (at most a minute), then answers the count:
+    /// simulates slow work. Read-only, so it does not hold up the mailbox.
+    pub async fn sleep(&self, ms: u64) -> Result<u64> {
+        if ms > 60_000 {
+            return Err(Error::invalid("sleep at most 60000 ms"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        Ok(self.count)
+    }
 }
 
 /// The longest note key, in bytes.

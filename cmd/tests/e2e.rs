@@ -1,0 +1,311 @@
+//! End to end: the real `kinesis` binary, spawned with a clean environment in
+//! a temporary directory, driven over HTTP and with signals.
+
+#![cfg(all(unix, feature = "http", feature = "filedb"))]
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use kinesis::persist::{Cipher, ENCRYPTED_MARKER};
+use serde_json::Value;
+
+struct Kinesis {
+    child: Child,
+    addr: String,
+    stderr_path: PathBuf,
+}
+
+fn free_addr() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kinesis"));
+    cmd.current_dir(dir).env_clear();
+    if let Ok(path) = std::env::var("PATH") {
+        cmd.env("PATH", path);
+    }
+    cmd
+}
+
+fn spawn(dir: &Path, envs: &[(&str, &str)]) -> Kinesis {
+    let addr = free_addr();
+    let stderr_path = dir.join(format!("stderr-{}.log", addr.replace([':', '.'], "_")));
+    let mut cmd = command(dir);
+    cmd.env("KINESIS_HTTP_ADDR", &addr).env("KINESIS_LOG_LEVEL", "info");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let k = Kinesis { child, addr, stderr_path };
+    k.wait_ready();
+    k
+}
+
+impl Kinesis {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&self.addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("kinesis did not listen on {}: {}", self.addr, self.stderr());
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: i32) {
+        let ok = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "kinesis did not exit: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Kinesis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+fn get_json(url: &str) -> Value {
+    let resp = client().get(url).send().unwrap();
+    assert!(resp.status().is_success(), "{url}: {}", resp.status());
+    resp.json().unwrap()
+}
+
+fn all_file_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in walk(dir) {
+        let mut f = std::fs::File::open(entry).unwrap();
+        f.read_to_end(&mut out).unwrap();
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            files.extend(walk(&p));
+        } else {
+            files.push(p);
+        }
+    }
+    files
+}
+
+#[test]
+fn runs_with_no_environment_persists_and_counts_executions() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut k = spawn(dir.path(), &[]);
+    let first = get_json(&k.url("/root/kinesis"));
+    assert_eq!(first["data"]["previous_executions"], 1);
+    assert_eq!(first["data"]["api_key"], "***");
+    let resp = client()
+        .post(k.url("/root/counter/increment"))
+        .json(&serde_json::json!({"by": 5}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.text().unwrap(), "5");
+    k.signal(libc::SIGINT);
+    assert_eq!(k.wait().code(), Some(0), "{}", k.stderr());
+    drop(k);
+
+    let data = dir.path().join("kinesis-data");
+    let key_file = data.join("kinesis.key");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777, 0o600);
+
+    let mut k = spawn(dir.path(), &[]);
+    let second = get_json(&k.url("/root/kinesis"));
+    assert_eq!(second["data"]["previous_executions"], 2, "one higher on the second run");
+    assert_eq!(get_json(&k.url("/root/counter"))["data"]["count"], 5, "the counter persisted");
+
+    // The api key is stored encrypted: decrypt it with the key file to learn
+    // it, then check it appears neither on disk nor over HTTP.
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(data.join("%2Froot%2Fkinesis.json")).unwrap()).unwrap();
+    let stored = &record["fields"]["api_key"];
+    assert!(stored[ENCRYPTED_MARKER].is_string(), "{record}");
+    let key = std::fs::read_to_string(&key_file).unwrap();
+    let cipher = Cipher::new(key.trim(), &[]).unwrap();
+    let (plain, _) = cipher.decrypt("/root/kinesis", "api_key", stored).unwrap();
+    let plain = plain.as_str().unwrap().to_owned();
+    assert!(plain.len() >= 16);
+    let disk = all_file_bytes(&data);
+    assert!(!String::from_utf8_lossy(&disk).contains(&plain), "plaintext key on disk");
+    let ok = client().get(k.url(&format!("/root/kinesis/check_key?key={plain}"))).send().unwrap();
+    assert_eq!(ok.text().unwrap(), "true", "the decrypted key is the one in use");
+    for path in ["/", "/root/kinesis", "/root/kinesis/executions"] {
+        let body = client().get(k.url(path)).send().unwrap().text().unwrap();
+        assert!(!body.contains(&plain), "key leaked at {path}");
+    }
+    assert!(!k.stderr().contains(&plain), "key leaked into the log");
+    k.signal(libc::SIGTERM);
+    assert_eq!(k.wait().code(), Some(0));
+}
+
+#[test]
+fn sigint_and_sigterm_stop_components_in_reverse_order_and_exit_zero() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut k = spawn(dir.path(), &[]);
+        k.signal(sig);
+        assert_eq!(k.wait().code(), Some(0), "{}", k.stderr());
+        let log = k.stderr();
+        let pos = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("{needle} missing: {log}"));
+        let (http, notes, counter, app) = (
+            pos("HTTP server stopped"),
+            pos("stopping uri=\"/root/notes\""),
+            pos("stopping uri=\"/root/counter\""),
+            pos("stopping uri=\"/root/kinesis\""),
+        );
+        assert!(http < notes && notes < counter && counter < app, "LIFO order: {log}");
+        assert!(log.contains("stopped cleanly"));
+    }
+}
+
+fn in_flight_sleep(k: &Kinesis, ms: u64) -> std::thread::JoinHandle<Option<u16>> {
+    let url = k.url(&format!("/root/counter/sleep?ms={ms}"));
+    let h = std::thread::spawn(move || client().get(url).send().ok().map(|r| r.status().as_u16()));
+    std::thread::sleep(Duration::from_millis(300));
+    h
+}
+
+#[test]
+fn a_second_sigint_exits_at_once_with_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut k = spawn(dir.path(), &[]);
+    let _slow = in_flight_sleep(&k, 20_000);
+    k.signal(libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(300));
+    k.signal(libc::SIGINT);
+    let started = Instant::now();
+    assert_eq!(k.wait().code(), Some(130), "{}", k.stderr());
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn in_flight_requests_finish_before_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut k = spawn(dir.path(), &[]);
+    let slow = in_flight_sleep(&k, 1_000);
+    k.signal(libc::SIGINT);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(std::net::TcpStream::connect(&k.addr).is_err(), "new connections are refused");
+    assert_eq!(slow.join().unwrap(), Some(200), "the in-flight request completed");
+    assert_eq!(k.wait().code(), Some(0), "{}", k.stderr());
+}
+
+#[test]
+fn a_shutdown_past_the_deadline_exits_1_and_names_what_did_not_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut k = spawn(dir.path(), &[("KINESIS_SHUTDOWN_TIMEOUT", "1s")]);
+    let _slow = in_flight_sleep(&k, 20_000);
+    k.signal(libc::SIGINT);
+    assert_eq!(k.wait().code(), Some(1), "{}", k.stderr());
+    let log = k.stderr();
+    assert!(log.contains("KINESIS_SHUTDOWN_TIMEOUT") && log.contains("/addons/http"), "{log}");
+}
+
+fn run_to_exit(envs: &[(&str, &str)]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn every_bad_environment_value_exits_2_naming_the_variable() {
+    for (var, value) in [
+        ("KINESIS_HTTP_ADDR", "localhost"),
+        ("KINESIS_LOG_LEVEL", "noisy=="),
+        ("KINESIS_LOG_FORMAT", "yaml"),
+        ("KINESIS_DB_CONNECTION", "nosuch://x"),
+        ("KINESIS_DB_CONNECTION", "not a url"),
+        ("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY", "***not-base64***"),
+        ("KINESIS_SHUTDOWN_TIMEOUT", "forever"),
+        ("KINESIS_HTTP_BODY_LIMIT", "-1"),
+    ] {
+        let (code, stderr) = run_to_exit(&[(var, value)]);
+        assert_eq!(code, Some(2), "{var}={value}: {stderr}");
+        assert!(stderr.contains(var), "{var}={value}: {stderr}");
+    }
+    let (_, stderr) = run_to_exit(&[("KINESIS_DB_CONNECTION", "nosuch://x")]);
+    assert!(stderr.contains("file://") && stderr.contains("built in"), "lists the built-in schemes: {stderr}");
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_startup_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, stderr) = run_to_exit(&[("KINESIS_HTTP_ADDR", &addr)]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains(&addr) && stderr.contains("KINESIS_HTTP_ADDR"), "{stderr}");
+}
+
+#[test]
+fn a_data_directory_that_cannot_be_created_fails_clearly_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let url = format!("file://{}/data", blocker.display());
+    let (code, stderr) = run_to_exit(&[("KINESIS_DB_CONNECTION", &url)]);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("data"), "{stderr}");
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"not a directory");
+}
+
+#[test]
+fn help_and_version() {
+    let out = command(Path::new(".")).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for needle in ["KINESIS_HTTP_ADDR", "KINESIS_DB_CONNECTION", "Add-ons built in:", "http", "filedb"] {
+        assert!(help.contains(needle), "{needle}: {help}");
+    }
+    let out = command(Path::new(".")).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("kinesis "));
+    let out = command(Path::new(".")).arg("--bogus").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
