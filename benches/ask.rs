@@ -9,6 +9,8 @@
 //! Criterion reports each scenario; the summary at the end prints the median
 //! of 5 timed runs per scenario and the ratio kinesis / raw tokio.
 
+#![allow(missing_docs)] // criterion_group! generates an undocumented fn
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -161,7 +163,6 @@ fn median(v: &mut [f64]) -> f64 {
 criterion_group!(benches, bench_ask);
 
 /// Runs the criterion benches, then the ratio summary.
-
 fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();

@@ -77,6 +77,36 @@ pub trait Component: Clone + Serialize + DeserializeOwned + Send + Sync + 'stati
         RestartPolicy::never()
     }
 
+    /// Called after the runtime built a new state from JSON (a
+    /// `replace_json`, HTTP `PUT`, or a `merge_patch_json`, HTTP `PATCH`) with
+    /// the state it replaces. Fields that JSON does not carry
+    /// (`#[serde(skip)]`: pools, clients, handles) start from their `Default`
+    /// in the new state; copy them over from `previous` here. The default
+    /// copies nothing. Persisted fields loaded before `init` are set one by
+    /// one and never need this.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use kinesis::Component;
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Clone, Default, Serialize, Deserialize)]
+    /// struct Cache {
+    ///     entries: Vec<String>,
+    ///     #[serde(skip)]
+    ///     client: Option<Arc<String>>,
+    /// }
+    ///
+    /// impl Component for Cache {
+    ///     fn restore_skipped(&mut self, previous: &Self) {
+    ///         self.client = previous.client.clone();
+    ///     }
+    /// }
+    /// ```
+    fn restore_skipped(&mut self, previous: &Self) {
+        let _ = previous;
+    }
+
     /// Whether the HTTP add-on and other remote surfaces expose this
     /// component. Default `true`; add-ons themselves return `false`.
     fn exposed(&self) -> bool {

@@ -160,3 +160,33 @@ async fn subscribers_see_updates_and_the_stop_then_the_end() {
     assert_eq!(stages, [Stage::Stopping, Stage::Stopped, Stage::TearingDown, Stage::TornDown]);
     root.shutdown().await.unwrap();
 }
+
+#[derive(Clone, Default, Debug, serde::Serialize, serde::Deserialize)]
+struct WithClient {
+    value: u64,
+    #[serde(skip)]
+    client: Option<Arc<String>>,
+}
+
+impl kinesis::Component for WithClient {
+    fn restore_skipped(&mut self, previous: &Self) {
+        self.client = previous.client.clone();
+    }
+}
+
+#[tokio::test]
+async fn json_replace_and_patch_keep_skipped_fields_through_restore_skipped() {
+    let root = Container::root().await.unwrap();
+    let h = root
+        .add("w", WithClient { value: 1, client: Some(Arc::new("pool".into())) })
+        .await
+        .unwrap();
+    let dynamic = root.get_dyn("w").unwrap();
+    let etag = Some(h.etag().quoted());
+    dynamic.replace_json(serde_json::json!({"value": 2}), etag).await.unwrap();
+    dynamic.merge_patch_json(serde_json::json!({"value": 3}), None).await.unwrap();
+    let snap = h.snapshot();
+    assert_eq!(snap.state.value, 3);
+    assert_eq!(snap.state.client.as_deref().map(String::as_str), Some("pool"));
+    root.shutdown().await.unwrap();
+}

@@ -206,7 +206,9 @@ impl<C: Component> Operation<C> for ReplaceJsonOp {
             check_if_match(self.if_match.as_deref(), current)?;
             let mut value = self.value.take().unwrap_or(Value::Null);
             unredact::<C>(&mut value, state)?;
-            *state = crate::dynamic::from_json::<C>(value)?;
+            let mut rebuilt = crate::dynamic::from_json::<C>(value)?;
+            rebuilt.restore_skipped(state);
+            *state = rebuilt;
             Ok(())
         })
     }
@@ -247,7 +249,9 @@ impl<C: Component> Operation<C> for PatchJsonOp {
             let mut patch = std::mem::take(&mut self.patch);
             unredact::<C>(&mut patch, state)?;
             json_patch::merge(&mut value, &patch);
-            *state = crate::dynamic::from_json::<C>(value)?;
+            let mut rebuilt = crate::dynamic::from_json::<C>(value)?;
+            rebuilt.restore_skipped(state);
+            *state = rebuilt;
             Ok(())
         })
     }
