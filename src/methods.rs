@@ -81,7 +81,16 @@ pub fn methods_of<C: 'static>() -> Option<&'static MethodTable> {
     static INDEX: OnceLock<HashMap<TypeId, &'static MethodTable>> = OnceLock::new();
     INDEX
         .get_or_init(|| {
-            inventory::iter::<MethodTable>.into_iter().map(|t| ((t.type_id)(), t)).collect()
+            let mut index = HashMap::new();
+            for table in inventory::iter::<MethodTable> {
+                if index.insert((table.type_id)(), table).is_some() {
+                    tracing::error!(
+                        methods = ?table.methods.iter().map(|m| m.name).collect::<Vec<_>>(),
+                        "a component type has two #[kinesis::handlers] blocks; only one is used: put all its methods in one block"
+                    );
+                }
+            }
+            index
         })
         .get(&TypeId::of::<C>())
         .copied()

@@ -105,7 +105,7 @@ impl Persisted {
                 obj.insert(k.clone(), v.clone());
             }
         }
-        *state = crate::dynamic::from_json::<C>(current).map_err(|e| {
+        (self.schema.load_fields)(state, current).map_err(|e| {
             Error::Invalid(format!("persisted fields of {} do not fit the component: {e}", self.uri))
         })?;
         self.saved_version = record.version;

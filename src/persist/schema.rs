@@ -24,6 +24,10 @@ pub struct PersistField {
 pub struct PersistSchema {
     /// `TypeId::of::<T>` of the component type.
     pub type_id: fn() -> TypeId,
+    /// Sets the persisted fields of a state (`&mut T`) from a whole
+    /// serialised state, leaving its other fields, `#[serde(skip)]` ones
+    /// included, as they are. The error names the field that does not fit.
+    pub load_fields: fn(&mut (dyn std::any::Any + Send), Value) -> crate::Result<()>,
     /// The type's name, for records and messages.
     pub type_name: &'static str,
     /// The persisted fields, in declaration order.

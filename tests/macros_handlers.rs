@@ -1,0 +1,734 @@
+//! `#[kinesis::handlers]` against the real runtime: components driven by name
+//! with JSON through `DynComponent`, and through the generated typed methods.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use kinesis::methods::{methods_of, ArgInfo};
+use kinesis::{Component, Container, Context, Error, ErrorKind, JsonChange, JsonSnapshot, Result};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// An error type that only implements `Display`.
+#[derive(Debug)]
+pub struct Rejected(String);
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rejected: {}", self.0)
+    }
+}
+
+/// Lets a test hold a component's mailbox inside a handler.
+#[derive(Clone, Default)]
+pub struct Gate {
+    entered: Arc<tokio::sync::Notify>,
+    release: Arc<tokio::sync::Notify>,
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Gate")
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, _: &Gate) -> bool {
+        true
+    }
+}
+
+/// The component under test.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Counter {
+    count: u64,
+    label: String,
+    #[serde(skip)]
+    gate: Gate,
+}
+
+impl Component for Counter {}
+
+#[kinesis::handlers]
+impl Counter {
+    /// Adds `by` to the count.
+    ///
+    /// Returns the new count.
+    pub async fn increment(&mut self, by: u64) -> Result<u64> {
+        self.count += by;
+        Ok(self.count)
+    }
+
+    /// Sets the label, with an optional suffix; returns it.
+    pub fn relabel(&mut self, label: String, suffix: Option<String>) -> String {
+        self.label = match suffix {
+            Some(s) => format!("{label}-{s}"),
+            None => label,
+        };
+        self.label.clone()
+    }
+
+    /// Sets the count to zero and answers the component's URI.
+    pub fn reset(&mut self, ctx: &mut Context<Self>) -> String {
+        self.count = 0;
+        ctx.uri().to_owned()
+    }
+
+    /// Changes the count, then fails with an error that is only `Display`.
+    pub fn fail_with(&mut self, message: String) -> std::result::Result<(), Rejected> {
+        self.count += 1000;
+        Err(Rejected(message))
+    }
+
+    /// Sets the count if it is at most 100; a `kinesis::Error` keeps its kind.
+    pub fn checked_set(&mut self, count: u64) -> std::result::Result<u64, Error> {
+        if count > 100 {
+            self.count = count;
+            return Err(Error::invalid(format!("{count} is over 100")));
+        }
+        self.count = count;
+        Ok(count)
+    }
+
+    /// Clears the label; answers nothing.
+    pub async fn clear_label(&mut self) {
+        tokio::task::yield_now().await;
+        self.label.clear();
+    }
+
+    /// Holds the mailbox until the test releases the gate.
+    pub async fn hold(&mut self) {
+        self.gate.entered.notify_one();
+        self.gate.release.notified().await;
+    }
+
+    /// The count.
+    pub fn total(&self) -> u64 {
+        self.count
+    }
+
+    /// The count times `factor`, computed asynchronously.
+    pub async fn scaled(&self, factor: u64) -> Result<u64> {
+        tokio::task::yield_now().await;
+        self.count
+            .checked_mul(factor)
+            .ok_or_else(|| Error::invalid("overflow"))
+    }
+
+    /// The label, or `fallback` when it is empty; no label and no fallback is an error.
+    pub fn label_or(&self, fallback: Option<String>) -> std::result::Result<String, Rejected> {
+        match (self.label.is_empty(), fallback) {
+            (false, _) => Ok(self.label.clone()),
+            (true, Some(f)) => Ok(f),
+            (true, None) => Err(Rejected("no label".into())),
+        }
+    }
+
+    /// Parses a number: `serde_json::Error` is `Into<kinesis::Error>` (`Invalid`).
+    pub fn parse(&self, text: String) -> std::result::Result<u64, serde_json::Error> {
+        serde_json::from_str(&text)
+    }
+
+    /// Not `pub`: not exposed.
+    #[allow(dead_code)]
+    fn private_helper(&self) -> u64 {
+        self.count
+    }
+
+    /// `pub(crate)`: not exposed either.
+    #[allow(dead_code)]
+    pub(crate) fn crate_helper(&self) -> u64 {
+        self.count
+    }
+}
+
+/// Calls its own method table from inside the mailbox, to test `call_mut`
+/// directly (a `Context` exists only there).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Echo {
+    bumps: u64,
+}
+
+impl Component for Echo {}
+
+#[kinesis::handlers]
+impl Echo {
+    /// Adds `n`.
+    pub fn bump(&mut self, n: u64) -> u64 {
+        self.bumps += n;
+        self.bumps
+    }
+
+    /// The bumps so far.
+    pub fn peek(&self) -> u64 {
+        self.bumps
+    }
+
+    /// Calls `method` of this component's table through `call_mut`.
+    pub async fn via_table(
+        &mut self,
+        method: String,
+        args: Value,
+        ctx: &mut Context<Self>,
+    ) -> Result<Value> {
+        let table = methods_of::<Echo>().expect("Echo has a method table");
+        (table.call_mut)(self, ctx, &method, args).await
+    }
+}
+
+/// A component without `#[kinesis::handlers]`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct Plain {
+    value: u32,
+}
+
+impl Component for Plain {}
+
+fn invalid(result: Result<impl fmt::Debug>) -> String {
+    match result {
+        Err(Error::Invalid(message)) => message,
+        other => panic!("expected Error::Invalid, got {other:?}"),
+    }
+}
+
+/// Fails the test if `f` does not finish within 5 s.
+async fn promptly<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(5), f)
+        .await
+        .expect("waited for the mailbox")
+}
+
+async fn next_update(
+    sub: &mut (impl futures::Stream<Item = std::result::Result<JsonChange, kinesis::Lagged>> + Unpin),
+) -> JsonChange {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match sub.next().await {
+                Some(Ok(change @ JsonChange::Updated { .. })) => return change,
+                Some(_) => continue,
+                None => panic!("subscription ended"),
+            }
+        }
+    })
+    .await
+    .expect("an update within 5 s")
+}
+
+#[tokio::test]
+async fn a_component_with_the_macro_is_driven_entirely_through_dyn_component() {
+    let root = Container::root().await.unwrap();
+    root.add("counter", Counter::default()).await.unwrap();
+    let d = root.lookup("/root/counter").unwrap();
+
+    let start = d.snapshot_json().unwrap();
+    assert_eq!(start.data, json!({"count": 0, "label": ""}));
+
+    // A mutating call with JSON arguments goes through the mailbox.
+    let mut sub = d.subscribe_json();
+    assert_eq!(
+        d.call_json("increment", json!({"by": 3}), None)
+            .await
+            .unwrap(),
+        json!(3)
+    );
+    let after_inc = d.snapshot_json().unwrap();
+    assert_eq!(after_inc.data, json!({"count": 3, "label": ""}));
+    assert_eq!(after_inc.version, start.version + 1);
+    assert_ne!(after_inc.etag, start.etag);
+
+    // Subscribers get the JSON change.
+    match next_update(&mut sub).await {
+        JsonChange::Updated {
+            prev_version,
+            version,
+            etag,
+            data,
+        } => {
+            assert_eq!(prev_version, start.version);
+            assert_eq!(version, after_inc.version);
+            assert_eq!(etag, after_inc.etag);
+            assert_eq!(data, json!({"count": 3, "label": ""}));
+        }
+        other => panic!("expected an update, got {other:?}"),
+    }
+
+    // Read-only calls, sync and async.
+    assert_eq!(
+        d.call_json("total", json!({}), None).await.unwrap(),
+        json!(3)
+    );
+    assert_eq!(
+        d.call_json("scaled", json!({"factor": 5}), None)
+            .await
+            .unwrap(),
+        json!(15)
+    );
+    assert_eq!(
+        d.snapshot_json().unwrap(),
+        after_inc,
+        "read-only calls change nothing"
+    );
+
+    // Replace with the right ETag, then with the stale one.
+    let replaced = d
+        .replace_json(
+            json!({"count": 10, "label": "ten"}),
+            Some(after_inc.etag.quoted()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(replaced.data, json!({"count": 10, "label": "ten"}));
+    assert_eq!(replaced.version, after_inc.version + 1);
+    assert_eq!(d.snapshot_json().unwrap(), replaced);
+    let err = d
+        .replace_json(
+            json!({"count": 11, "label": "eleven"}),
+            Some(after_inc.etag.quoted()),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Conflict {
+            current_etag: replaced.etag.quoted()
+        }
+    );
+    assert_eq!(d.snapshot_json().unwrap(), replaced);
+
+    // Merge patch with the right ETag, then with the stale one.
+    let patched = d
+        .merge_patch_json(json!({"label": "patched"}), Some(replaced.etag.quoted()))
+        .await
+        .unwrap();
+    assert_eq!(patched.data, json!({"count": 10, "label": "patched"}));
+    assert_eq!(patched.version, replaced.version + 1);
+    let err = d
+        .merge_patch_json(json!({"label": "stale"}), Some(replaced.etag.quoted()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Conflict {
+            current_etag: patched.etag.quoted()
+        }
+    );
+    assert_eq!(d.snapshot_json().unwrap(), patched);
+
+    // A mutating call honours If-Match too.
+    let err = d
+        .call_json("increment", json!({"by": 1}), Some(replaced.etag.quoted()))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        Error::Conflict {
+            current_etag: patched.etag.quoted()
+        }
+    );
+    assert_eq!(d.snapshot_json().unwrap(), patched);
+    assert_eq!(
+        d.call_json("increment", json!({"by": 1}), Some(patched.etag.quoted()))
+            .await
+            .unwrap(),
+        json!(11)
+    );
+
+    // The context reaches methods that take it.
+    assert_eq!(
+        d.call_json("reset", json!(null), None).await.unwrap(),
+        json!("/root/counter")
+    );
+    assert_eq!(d.snapshot_json().unwrap().data["count"], json!(0));
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_calls_and_invalid_patches_give_the_right_error_and_change_nothing() {
+    let root = Container::root().await.unwrap();
+    root.add(
+        "counter",
+        Counter {
+            count: 7,
+            label: "seven".into(),
+            ..Counter::default()
+        },
+    )
+    .await
+    .unwrap();
+    let d = root.get_dyn("counter").unwrap();
+    d.call_json("increment", json!({"by": 1}), None)
+        .await
+        .unwrap();
+    let before: JsonSnapshot = d.snapshot_json().unwrap();
+
+    let call = |m: &'static str, args: Value| d.call_json(m, args, None);
+
+    // Wrong argument names.
+    let msg = invalid(call("increment", json!({"byy": 1})).await);
+    assert_eq!(
+        msg,
+        "method `increment` has no argument `byy`; its arguments are `by`"
+    );
+    let msg = invalid(call("total", json!({"x": 1})).await);
+    assert_eq!(msg, "method `total` takes no arguments, got `x`");
+    // Wrong argument types.
+    let msg = invalid(call("increment", json!({"by": "x"})).await);
+    assert_eq!(
+        msg,
+        "argument `by`: invalid type: string \"x\", expected u64"
+    );
+    let msg = invalid(call("increment", json!({"by": -1})).await);
+    assert!(
+        msg.starts_with("argument `by`: invalid value: integer `-1`"),
+        "{msg}"
+    );
+    let msg = invalid(call("relabel", json!({"label": "a", "suffix": 3})).await);
+    assert!(
+        msg.starts_with("argument `suffix`: invalid type: integer `3`"),
+        "{msg}"
+    );
+    // Missing arguments, and arguments that are not an object.
+    let msg = invalid(call("increment", json!({})).await);
+    assert_eq!(msg, "missing argument `by` of method `increment`");
+    let msg = invalid(call("increment", json!(null)).await);
+    assert_eq!(msg, "missing argument `by` of method `increment`");
+    let msg = invalid(call("increment", json!([1])).await);
+    assert!(
+        msg.contains("must be a JSON object of named arguments, not an array"),
+        "{msg}"
+    );
+    let msg = invalid(call("total", json!("x")).await);
+    assert!(msg.contains("not a string"), "{msg}");
+
+    // Unknown methods, and methods that are not exposed.
+    for m in ["nope", "private_helper", "crate_helper", "_control", ""] {
+        let err = call(m, json!({})).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::NotFound, "{m}: {err}");
+    }
+
+    // Handler errors roll back what the method changed.
+    let err = call("fail_with", json!({"message": "no"}))
+        .await
+        .unwrap_err();
+    assert_eq!(err, Error::Handler("rejected: no".into()));
+    let err = call("checked_set", json!({"count": 500}))
+        .await
+        .unwrap_err();
+    assert_eq!(err, Error::Invalid("500 is over 100".into()));
+    // Read-only errors: a Display error is a Handler error, an Into<Error> keeps its kind.
+    let err = call("parse", json!({"text": "x"})).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
+    assert_eq!(
+        call("parse", json!({"text": "12"})).await.unwrap(),
+        json!(12)
+    );
+    let err = call("scaled", json!({"factor": u64::MAX}))
+        .await
+        .unwrap_err();
+    assert_eq!(err, Error::Invalid("overflow".into()));
+
+    // Patches and replacements that make the state invalid.
+    let err = d
+        .merge_patch_json(json!({"count": "x"}), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    assert!(err.to_string().contains("count"), "names the field: {err}");
+    let err = d
+        .merge_patch_json(json!({"count": null}), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    let err = d
+        .replace_json(json!({"count": -1, "label": "x"}), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+    assert!(err.to_string().contains("count"), "names the field: {err}");
+    let err = d
+        .replace_json(json!("not an object"), None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Invalid);
+
+    // State, version and ETag are untouched by all of the above.
+    assert_eq!(d.snapshot_json().unwrap(), before);
+    assert_eq!(before.data, json!({"count": 8, "label": "seven"}));
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn typed_handle_methods_and_the_json_path_give_the_same_results() {
+    let root = Container::root().await.unwrap();
+    let typed = root.add("typed", Counter::default()).await.unwrap();
+    root.add("json", Counter::default()).await.unwrap();
+    let d = root.get_dyn("json").unwrap();
+    let call = |m: &'static str, args: Value| d.call_json(m, args, None);
+
+    // A read-only error that is only `Display` is a Handler error on both paths.
+    let err = typed.label_or(None).await.unwrap_err();
+    assert_eq!(err, Error::Handler("rejected: no label".into()));
+    assert_eq!(err, call("label_or", json!({})).await.unwrap_err());
+
+    assert_eq!(
+        json!(typed.increment(4).await.unwrap()),
+        call("increment", json!({"by": 4})).await.unwrap()
+    );
+    assert_eq!(
+        json!(typed.relabel("a".into(), None).await.unwrap()),
+        call("relabel", json!({"label": "a"})).await.unwrap()
+    );
+    assert_eq!(
+        json!(typed.relabel("a".into(), Some("b".into())).await.unwrap()),
+        call("relabel", json!({"label": "a", "suffix": "b"}))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        json!(typed.total().await.unwrap()),
+        call("total", json!({})).await.unwrap()
+    );
+    assert_eq!(
+        json!(typed.scaled(3).await.unwrap()),
+        call("scaled", json!({"factor": 3})).await.unwrap()
+    );
+    assert_eq!(
+        json!(typed.label_or(None).await.unwrap()),
+        call("label_or", json!({})).await.unwrap()
+    );
+    assert_eq!(json!(typed.clear_label().await.unwrap()), json!(null));
+    assert_eq!(call("clear_label", json!({})).await.unwrap(), json!(null));
+    assert_eq!(
+        json!(typed.relabel("a".into(), Some("b".into())).await.unwrap()),
+        call("relabel", json!({"label": "a", "suffix": "b"}))
+            .await
+            .unwrap()
+    );
+
+    // Errors are the same too.
+    assert_eq!(
+        typed.fail_with("x".into()).await.unwrap_err(),
+        call("fail_with", json!({"message": "x"}))
+            .await
+            .unwrap_err()
+    );
+    assert_eq!(
+        typed.checked_set(101).await.unwrap_err(),
+        call("checked_set", json!({"count": 101}))
+            .await
+            .unwrap_err()
+    );
+    assert_eq!(
+        typed.parse("?".into()).await.unwrap_err(),
+        call("parse", json!({"text": "?"})).await.unwrap_err()
+    );
+
+    // The context: each answers its own URI.
+    assert_eq!(typed.reset().await.unwrap(), "/root/typed");
+    assert_eq!(call("reset", json!({})).await.unwrap(), json!("/root/json"));
+
+    // Same states, same versions, same ETags.
+    let a = typed.snapshot();
+    let b = d.snapshot_json().unwrap();
+    assert_eq!(serde_json::to_value(&a.state).unwrap(), b.data);
+    assert_eq!(a.version, b.version);
+    assert_eq!(a.etag, b.etag);
+
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn read_only_methods_run_on_the_snapshot_without_waiting_for_the_mailbox() {
+    let root = Container::root().await.unwrap();
+    let c = root
+        .add(
+            "c",
+            Counter {
+                count: 2,
+                ..Counter::default()
+            },
+        )
+        .await
+        .unwrap();
+    let d = root.get_dyn("c").unwrap();
+    let version = c.snapshot().version;
+    let gate = c.snapshot().state.gate.clone();
+
+    let busy = c.clone();
+    let held = tokio::spawn(async move { busy.hold().await });
+    gate.entered.notified().await; // the mailbox is inside `hold` now
+
+    assert_eq!(promptly(c.total()).await.unwrap(), 2);
+    assert_eq!(promptly(c.scaled(2)).await.unwrap(), 4);
+    assert_eq!(
+        promptly(d.call_json("total", json!({}), None))
+            .await
+            .unwrap(),
+        json!(2)
+    );
+
+    // A mutating call queues behind the held message.
+    let queued = c.clone();
+    let inc = tokio::spawn(async move { queued.increment(1).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !inc.is_finished(),
+        "a mutating call did not queue behind the mailbox"
+    );
+    assert!(!held.is_finished());
+    gate.release.notify_one();
+    held.await.unwrap().unwrap();
+    assert_eq!(inc.await.unwrap().unwrap(), 3);
+    assert_eq!(
+        c.snapshot().version,
+        version + 1,
+        "only the increment made a version"
+    );
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn meta_lists_the_pub_methods_with_mutating_flags_arguments_and_docs() {
+    let root = Container::root().await.unwrap();
+    root.add("counter", Counter::default()).await.unwrap();
+    let meta = root.get_dyn("counter").unwrap().meta();
+    let names: Vec<_> = meta.methods.iter().map(|m| (m.name, m.mutating)).collect();
+    assert_eq!(
+        names,
+        [
+            ("increment", true),
+            ("relabel", true),
+            ("reset", true),
+            ("fail_with", true),
+            ("checked_set", true),
+            ("clear_label", true),
+            ("hold", true),
+            ("total", false),
+            ("scaled", false),
+            ("label_or", false),
+            ("parse", false),
+        ]
+    );
+    let by_name = |n: &str| *meta.methods.iter().find(|m| m.name == n).unwrap();
+    let increment = by_name("increment");
+    assert_eq!(
+        increment.args,
+        &[ArgInfo {
+            name: "by",
+            ty: "u64"
+        }]
+    );
+    assert_eq!(increment.returns, "Result<u64>");
+    assert_eq!(
+        increment.doc,
+        "Adds `by` to the count.\n\nReturns the new count."
+    );
+    assert_eq!(
+        by_name("relabel").args,
+        &[
+            ArgInfo {
+                name: "label",
+                ty: "String"
+            },
+            ArgInfo {
+                name: "suffix",
+                ty: "Option<String>"
+            }
+        ]
+    );
+    assert_eq!(by_name("reset").args, &[], "the context is not an argument");
+    assert_eq!(by_name("clear_label").returns, "()");
+    assert_eq!(
+        by_name("label_or").returns,
+        "std::result::Result<String, Rejected>"
+    );
+
+    // The same table is what `methods_of` finds, and it serialises for HTTP.
+    assert_eq!(methods_of::<Counter>().unwrap().methods, meta.methods);
+    let json = serde_json::to_value(meta.methods).unwrap();
+    assert_eq!(json[0]["args"], json!([{"name": "by", "type": "u64"}]));
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_method_table_refuses_calls_through_the_wrong_path() {
+    let table = methods_of::<Counter>().unwrap();
+    // call_ref needs no runtime: it runs on a plain value.
+    let state = Counter {
+        count: 5,
+        ..Counter::default()
+    };
+    assert_eq!(
+        (table.call_ref)(&state, "total", json!({})).await.unwrap(),
+        json!(5)
+    );
+    assert_eq!(
+        (table.call_ref)(&state, "scaled", json!({"factor": 3}))
+            .await
+            .unwrap(),
+        json!(15)
+    );
+    let msg = invalid((table.call_ref)(&state, "increment", json!({"by": 1})).await);
+    assert!(msg.contains("changes the state"), "{msg}");
+    let err = (table.call_ref)(&state, "nope", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let msg = invalid((table.call_ref)(&7u32, "total", json!({})).await);
+    assert!(msg.contains("another component type"), "{msg}");
+
+    // call_mut needs a Context, which exists only in the mailbox.
+    let root = Container::root().await.unwrap();
+    let echo = root.add("echo", Echo::default()).await.unwrap();
+    assert_eq!(
+        echo.via_table("bump".into(), json!({"n": 2}))
+            .await
+            .unwrap(),
+        json!(2)
+    );
+    let msg = invalid(echo.via_table("peek".into(), json!({})).await);
+    assert!(msg.contains("read-only"), "{msg}");
+    let err = echo.via_table("nope".into(), json!({})).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(echo.peek().await.unwrap(), 2);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_component_without_the_macro_has_every_operation_but_call_json() {
+    let root = Container::root().await.unwrap();
+    root.add("plain", Plain { value: 1 }).await.unwrap();
+    let d = root.lookup("/root/plain").unwrap();
+    assert!(methods_of::<Plain>().is_none());
+    assert!(d.meta().methods.is_empty());
+    assert!(d.methods().is_empty());
+
+    let start = d.snapshot_json().unwrap();
+    assert_eq!(start.data, json!({"value": 1}));
+    let mut sub = d.subscribe_json();
+    let replaced = d
+        .replace_json(json!({"value": 2}), Some(start.etag.quoted()))
+        .await
+        .unwrap();
+    assert_eq!(replaced.data, json!({"value": 2}));
+    match next_update(&mut sub).await {
+        JsonChange::Updated { data, version, .. } => {
+            assert_eq!(data, json!({"value": 2}));
+            assert_eq!(version, replaced.version);
+        }
+        other => panic!("expected an update, got {other:?}"),
+    }
+    let patched = d
+        .merge_patch_json(json!({"value": 3}), Some(replaced.etag.quoted()))
+        .await
+        .unwrap();
+    assert_eq!(patched.data, json!({"value": 3}));
+    d.control(kinesis::Control::NotifyPeers).await.unwrap();
+
+    let err = d.call_json("anything", json!({}), None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert_eq!(d.snapshot_json().unwrap(), patched);
+    root.shutdown().await.unwrap();
+}

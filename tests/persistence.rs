@@ -1,0 +1,245 @@
+//! Persistence through the runtime: load before init, write-through,
+//! rollback on store failure, encryption, key rotation, conflicts.
+
+use std::sync::{Arc, Mutex};
+
+use kinesis::persist::{Cipher, MemoryStore, Persistence, Store, ENCRYPTED_MARKER};
+use kinesis::{Component, Container, Context, Control, Error, Handler, Persist, Result, Stage};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+#[derive(Clone, Default, Debug, Serialize, Deserialize, Persist)]
+struct Vault {
+    #[persist]
+    count: u64,
+    #[persist(encrypt)]
+    secret: String,
+    /// Not persisted.
+    scratch: u64,
+    #[serde(skip)]
+    seen_at_init: Arc<Mutex<Option<(u64, String)>>>,
+}
+
+impl Component for Vault {
+    async fn init(&mut self, _: &mut Context<Self>) -> Result<()> {
+        *self.seen_at_init.lock().unwrap() = Some((self.count, self.secret.clone()));
+        Ok(())
+    }
+}
+
+struct Bump;
+impl Handler<Bump> for Vault {
+    type Reply = u64;
+    async fn handle(&mut self, _: Bump, _: &mut Context<Self>) -> Result<u64> {
+        self.count += 1;
+        Ok(self.count)
+    }
+}
+
+struct Scratch(u64);
+impl Handler<Scratch> for Vault {
+    type Reply = ();
+    async fn handle(&mut self, Scratch(n): Scratch, _: &mut Context<Self>) -> Result<()> {
+        self.scratch = n;
+        Ok(())
+    }
+}
+
+struct SetSecret(String);
+impl Handler<SetSecret> for Vault {
+    type Reply = ();
+    async fn handle(&mut self, SetSecret(s): SetSecret, _: &mut Context<Self>) -> Result<()> {
+        self.secret = s;
+        Ok(())
+    }
+}
+
+fn persistence(store: &Arc<MemoryStore>, key: &str, previous: &[&str]) -> Option<Persistence> {
+    Some(Persistence {
+        store: store.clone(),
+        cipher: Some(Arc::new(Cipher::new(key, previous).unwrap())),
+    })
+}
+
+async fn record(store: &MemoryStore, uri: &str) -> Option<kinesis::persist::Record> {
+    store.load(uri).await.unwrap()
+}
+
+#[tokio::test]
+async fn fields_round_trip_and_are_loaded_before_init() {
+    let store = Arc::new(MemoryStore::new());
+    let key = Cipher::generate_key();
+    let root = Container::root_with(persistence(&store, &key, &[])).await.unwrap();
+    let v = root.add("vault", Vault::default()).await.unwrap();
+    v.ask(Bump).await.unwrap();
+    v.ask(Bump).await.unwrap();
+    v.ask(SetSecret("hunter2".into())).await.unwrap();
+    // Write-through: the store has it as soon as the reply is here.
+    let rec = record(&store, "/root/vault").await.unwrap();
+    assert_eq!(rec.fields["count"], json!(2));
+    assert!(rec.fields["secret"][ENCRYPTED_MARKER].is_string());
+    assert!(!serde_json::to_string(&rec).unwrap().contains("hunter2"), "stored encrypted");
+    assert!(!rec.fields.contains_key("scratch"));
+    root.shutdown().await.unwrap();
+
+    let root = Container::root_with(persistence(&store, &key, &[])).await.unwrap();
+    let seen = Arc::new(Mutex::new(None));
+    let v = root.add("vault", Vault { seen_at_init: seen.clone(), ..Vault::default() }).await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), Some((2, "hunter2".to_owned())), "loaded before init");
+    assert_eq!(v.snapshot().state.count, 2);
+    // The encrypted field is redacted in JSON.
+    let json = root.get_dyn("vault").unwrap().snapshot_json().unwrap();
+    assert_eq!(json.data["secret"], json!("***"));
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn unchanged_persisted_fields_are_not_rewritten_and_persist_forces_a_write() {
+    let store = Arc::new(MemoryStore::new());
+    let root = Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
+    let v = root.add("vault", Vault::default()).await.unwrap();
+    v.ask(Bump).await.unwrap();
+    let version = record(&store, "/root/vault").await.unwrap().version;
+    v.ask(Scratch(7)).await.unwrap();
+    assert_eq!(v.snapshot().state.scratch, 7);
+    assert_eq!(record(&store, "/root/vault").await.unwrap().version, version, "no write");
+    v.control(Control::Persist).await.unwrap();
+    assert_eq!(record(&store, "/root/vault").await.unwrap().version, version + 1, "forced");
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_store_fails_the_mutation_and_keeps_the_state() {
+    let store = Arc::new(MemoryStore::new());
+    let root = Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
+    let v = root.add("vault", Vault::default()).await.unwrap();
+    v.ask(Bump).await.unwrap();
+    let before = v.snapshot();
+    store.set_failing(true);
+    let err = v.ask(Bump).await.unwrap_err();
+    assert!(matches!(&err, Error::Store(m) if m.contains("/root/vault")), "{err}");
+    let after = v.snapshot();
+    assert_eq!((after.state.count, after.version, after.etag), (1, before.version, before.etag));
+    store.set_failing(false);
+    assert_eq!(v.ask(Bump).await.unwrap(), 2, "works again once the store is back");
+    root.shutdown().await.unwrap();
+}
+
+async fn stored_vault(store: &Arc<MemoryStore>, key: &str) {
+    let root = Container::root_with(persistence(store, key, &[])).await.unwrap();
+    let v = root.add("vault", Vault::default()).await.unwrap();
+    v.ask(SetSecret("hunter2".into())).await.unwrap();
+    v.ask(Bump).await.unwrap();
+    root.shutdown().await.unwrap();
+}
+
+async fn add_fails(store: &Arc<MemoryStore>, p: Option<Persistence>) -> Error {
+    let root = Container::root_with(p).await.unwrap();
+    let prepared = root.prepare("vault", Vault::default()).unwrap();
+    let mut sub = prepared.handle().subscribe();
+    let err = prepared.start().await.unwrap_err();
+    let mut stages = Vec::new();
+    while let Ok(Some(kinesis::Change::Stage { curr, .. })) = sub.try_recv() {
+        stages.push(curr);
+    }
+    assert!(stages.contains(&Stage::Aborting), "{stages:?}");
+    root.shutdown().await.unwrap();
+    let _ = store;
+    err
+}
+
+#[tokio::test]
+async fn tampered_moved_missing_and_wrong_keys_fail_loudly_and_overwrite_nothing() {
+    let key = Cipher::generate_key();
+    // Tampered ciphertext.
+    let store = Arc::new(MemoryStore::new());
+    stored_vault(&store, &key).await;
+    let mut rec = record(&store, "/root/vault").await.unwrap();
+    let text = rec.fields["secret"][ENCRYPTED_MARKER].as_str().unwrap().to_owned();
+    let flipped = format!("{}{}", &text[..text.len() - 4], if text.ends_with("AAAA") { "BBBB" } else { "AAAA" });
+    rec.fields["secret"] = json!({ ENCRYPTED_MARKER: flipped });
+    rec.version += 1;
+    store.save(&rec, rec.version - 1).await.unwrap();
+    let err = add_fails(&store, persistence(&store, &key, &[])).await;
+    assert!(matches!(&err, Error::Crypto(m) if m.contains("`secret`") && m.contains("/root/vault")), "{err}");
+    assert_eq!(record(&store, "/root/vault").await.unwrap(), rec, "nothing overwritten");
+
+    // A value moved to another component (same field name, other URI).
+    let store = Arc::new(MemoryStore::new());
+    stored_vault(&store, &key).await;
+    let mut moved = record(&store, "/root/vault").await.unwrap();
+    moved.uri = "/root/other".into();
+    moved.version = 1;
+    store.save(&moved, 0).await.unwrap();
+    let root = Container::root_with(persistence(&store, &key, &[])).await.unwrap();
+    let err = root.add("other", Vault::default()).await.unwrap_err();
+    assert!(matches!(&err, Error::Crypto(m) if m.contains("/root/other")), "{err}");
+    root.shutdown().await.unwrap();
+
+    // A wrong key.
+    let store = Arc::new(MemoryStore::new());
+    stored_vault(&store, &key).await;
+    let before = record(&store, "/root/vault").await.unwrap();
+    let err = add_fails(&store, persistence(&store, &Cipher::generate_key(), &[])).await;
+    assert!(matches!(&err, Error::Crypto(m) if m.contains("`secret`")), "{err}");
+    assert_eq!(record(&store, "/root/vault").await.unwrap(), before);
+
+    // No key at all: refused before anything is read.
+    let root = Container::root_with(Some(Persistence { store: store.clone(), cipher: None })).await.unwrap();
+    let err = root.add("vault", Vault::default()).await.unwrap_err();
+    assert!(matches!(&err, Error::Config(m) if m.contains("secret") && m.contains("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY")), "{err}");
+    root.shutdown().await.unwrap();
+    assert_eq!(record(&store, "/root/vault").await.unwrap(), before);
+
+    // No store at all.
+    let root = Container::root().await.unwrap();
+    let err = root.add("vault", Vault::default()).await.unwrap_err();
+    assert!(matches!(&err, Error::Config(m) if m.contains("no store")), "{err}");
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn key_rotation_reads_with_the_previous_key_and_rewrites_under_the_current() {
+    let store = Arc::new(MemoryStore::new());
+    let (a, b) = (Cipher::generate_key(), Cipher::generate_key());
+    stored_vault(&store, &a).await;
+    let id_of = |key: &str| Cipher::new(key, &[]).unwrap().key_id().to_owned();
+    let written_under = |rec: &kinesis::persist::Record| {
+        rec.fields["secret"][ENCRYPTED_MARKER].as_str().unwrap().split(':').nth(1).unwrap().to_owned()
+    };
+    assert_eq!(written_under(&record(&store, "/root/vault").await.unwrap()), id_of(&a));
+
+    let root = Container::root_with(persistence(&store, &b, &[&a])).await.unwrap();
+    let v = root.add("vault", Vault::default()).await.unwrap();
+    assert_eq!(v.snapshot().state.secret, "hunter2");
+    assert_eq!(written_under(&record(&store, "/root/vault").await.unwrap()), id_of(&b), "rewritten");
+    root.shutdown().await.unwrap();
+
+    // B alone now reads it.
+    let root = Container::root_with(persistence(&store, &b, &[])).await.unwrap();
+    let v = root.add("vault", Vault::default()).await.unwrap();
+    assert_eq!(v.snapshot().state.secret, "hunter2");
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_runtimes_sharing_a_store_never_lose_an_acknowledged_write() {
+    let store = Arc::new(MemoryStore::new());
+    let key = Cipher::generate_key();
+    let one = Container::root_with(persistence(&store, &key, &[])).await.unwrap();
+    let two = Container::root_with(persistence(&store, &key, &[])).await.unwrap();
+    let a = one.add("vault", Vault::default()).await.unwrap();
+    let b = two.add("vault", Vault::default()).await.unwrap();
+    assert_eq!(a.ask(Bump).await.unwrap(), 1);
+    // b has not seen a's write: its save loses the compare-and-set.
+    let err = b.ask(Bump).await.unwrap_err();
+    let Error::Conflict { current_etag } = err else { panic!("{err}") };
+    // b reloaded: its snapshot is what a wrote, and the reported etag is current.
+    assert_eq!(b.snapshot().state.count, 1);
+    assert_eq!(b.etag().quoted(), current_etag);
+    // A retry succeeds and builds on a's write.
+    assert_eq!(b.ask(Bump).await.unwrap(), 2);
+    assert_eq!(record(&store, "/root/vault").await.unwrap().fields["count"], json!(2));
+    one.shutdown().await.unwrap();
+    two.shutdown().await.unwrap();
+}
