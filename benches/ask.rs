@@ -133,7 +133,11 @@ fn summary() {
     println!("{:<22}{:>14}{:>14}{:>9}", "scenario", "raw tokio", "kinesis", "ratio");
     rt.block_on(async {
         let (root, raw, kin) = targets().await;
+        // KINESIS_BENCH_SCALE=0.01 shortens the runs (for profiling).
+        let scale: f64 =
+            std::env::var("KINESIS_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
         for (callers, total) in [(1usize, 200_000u64), (64, 640_000)] {
+            let total = ((total as f64 * scale) as u64).max(callers as u64 * 10);
             let mut raw_rates = Vec::new();
             let mut kin_rates = Vec::new();
             drive(&raw, callers, total / 10).await;
@@ -164,7 +168,10 @@ criterion_group!(benches, bench_ask);
 
 /// Runs the criterion benches, then the ratio summary.
 fn main() {
-    benches();
-    Criterion::default().configure_from_args().final_summary();
+    // KINESIS_BENCH_SUMMARY_ONLY=1 skips criterion (for profiling runs).
+    if std::env::var_os("KINESIS_BENCH_SUMMARY_ONLY").is_none() {
+        benches();
+        Criterion::default().configure_from_args().final_summary();
+    }
     summary();
 }

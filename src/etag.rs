@@ -3,8 +3,8 @@
 //! After every message that may have changed the state, the runtime
 //! serialises it and compares the bytes with the last committed ones. If they
 //! differ it bumps [`Snapshot::version`], computes a new strong [`ETag`] (a
-//! BLAKE3 hash of the serialised state, keyed when the component has
-//! encrypted fields so the tag reveals nothing about them) and publishes a new
+//! 128-bit XXH3 hash of the serialised state; a keyed BLAKE3 hash when the
+//! component has encrypted fields, so the tag reveals nothing about them) and publishes a new
 //! `Arc<Snapshot>`. Readers take the latest snapshot without locking and
 //! without queuing behind writes. The same state always gives the same ETag,
 //! also across restarts of the process.
@@ -14,22 +14,25 @@ use std::str::FromStr;
 
 use crate::{Error, Stage};
 
-/// A strong entity tag: 128 bits of a BLAKE3 hash of the serialised state.
+/// A strong entity tag: a 128-bit hash of the serialised state.
 ///
 /// `Display` gives 32 hex digits; [`ETag::quoted`] the form HTTP headers use.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ETag([u8; 16]);
 
 impl ETag {
-    /// The tag of serialised state `bytes`, keyed with `key` when given.
+    /// The tag of serialised state `bytes`: XXH3-128 of the bytes, or, when
+    /// `key` is given (components with encrypted fields), BLAKE3 keyed with
+    /// it, so the tag reveals nothing about the encrypted values.
     pub fn of(bytes: &[u8], key: Option<&[u8; 32]>) -> ETag {
-        let hash = match key {
-            Some(k) => blake3::keyed_hash(k, bytes),
-            None => blake3::hash(bytes),
-        };
-        let mut out = [0u8; 16];
-        out.copy_from_slice(&hash.as_bytes()[..16]);
-        ETag(out)
+        match key {
+            Some(k) => {
+                let mut out = [0u8; 16];
+                out.copy_from_slice(&blake3::keyed_hash(k, bytes).as_bytes()[..16]);
+                ETag(out)
+            }
+            None => ETag(xxhash_rust::xxh3::xxh3_128(bytes).to_be_bytes()),
+        }
     }
 
     /// The tag in double quotes, as in `ETag` and `If-Match` headers.

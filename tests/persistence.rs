@@ -243,3 +243,54 @@ async fn two_runtimes_sharing_a_store_never_lose_an_acknowledged_write() {
     one.shutdown().await.unwrap();
     two.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_mutations_share_store_writes_and_all_are_durable() {
+    let store = Arc::new(MemoryStore::new());
+    let root = Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
+    let v = root.add("vault", Vault::default()).await.unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let v = v.clone();
+            tokio::spawn(async move { v.ask(Bump).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let rec = record(&store, "/root/vault").await.unwrap();
+    assert_eq!(rec.fields["count"], json!(64), "every acknowledged bump is stored");
+    assert!(rec.version <= 64, "at most one write per message: {}", rec.version);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_store_failure_fails_every_message_of_the_group_and_keeps_the_state() {
+    let store = Arc::new(MemoryStore::new());
+    let root = Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
+    let v = root.add("vault", Vault::default()).await.unwrap();
+    v.ask(Bump).await.unwrap();
+    struct Hold;
+    impl Handler<Hold> for Vault {
+        type Reply = ();
+        async fn handle(&mut self, _: Hold, _: &mut Context<Self>) -> Result<()> {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            Ok(())
+        }
+    }
+    v.tell(Hold).await.unwrap();
+    store.set_failing(true);
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let v = v.clone();
+            tokio::spawn(async move { v.ask(Bump).await })
+        })
+        .collect();
+    for t in tasks {
+        assert!(matches!(t.await.unwrap(), Err(Error::Store(_))));
+    }
+    assert_eq!(v.snapshot().state.count, 1);
+    store.set_failing(false);
+    assert_eq!(v.ask(Bump).await.unwrap(), 2);
+    root.shutdown().await.unwrap();
+}

@@ -25,6 +25,8 @@ use crate::{
 pub(crate) const MAILBOX_CAPACITY: usize = 1024;
 /// How many changes a subscriber may fall behind before it lags.
 pub(crate) const SUBSCRIPTION_CAPACITY: usize = 256;
+/// The most mutations committed together.
+pub(crate) const GROUP_LIMIT: usize = 128;
 /// Default time a callback may take.
 pub(crate) const CALLBACK_TIMEOUT: Duration = Duration::from_secs(4);
 
@@ -160,6 +162,7 @@ pub(crate) fn prepare_component<C: Component>(
         etag_key,
         persisted,
         tracker: RestartTracker::default(),
+        pending: Vec::new(),
         done: false,
     };
     Ok(PreparedCell { handle, cell })
@@ -194,6 +197,8 @@ struct Cell<C: Component> {
     etag_key: Option<[u8; 32]>,
     persisted: Option<Persisted>,
     tracker: RestartTracker,
+    /// Mutations handled but not yet committed and answered.
+    pending: Vec<Box<dyn Operation<C>>>,
     done: bool,
 }
 
@@ -402,6 +407,7 @@ impl<C: Component> Cell<C> {
                 biased;
                 env = self.rx.recv() => env,
                 Some(joined) = self.ctx.tasks.join_next() => {
+                    self.flush().await;
                     match joined {
                         Ok(Ok(())) => self.fail(Error::Handler("task ended".into()), true).await,
                         Ok(Err(e)) => self.fail(e, false).await,
@@ -416,49 +422,93 @@ impl<C: Component> Cell<C> {
             };
             match env {
                 Some(Envelope::Op(op)) => self.handle_op(op).await,
-                Some(Envelope::Control(c, reply)) => self.handle_control(c, reply).await,
+                Some(Envelope::Control(c, reply)) => {
+                    self.flush().await;
+                    self.handle_control(c, reply).await;
+                }
                 None => break,
             }
         }
     }
 
+    /// Runs one operation. Successful mutations join the pending group,
+    /// which is committed (serialised, persisted, published) once the mailbox
+    /// is empty or the group is full, and only then answered: under load
+    /// many messages share one commit and one store write.
     async fn handle_op(&mut self, mut op: Box<dyn Operation<C>>) {
-        let before = Arc::clone(&self.current);
         let mutates = op.mutates();
-        let run = AssertUnwindSafe(op.run(&mut self.state, &mut self.ctx, &before))
+        if !mutates || op.conditional() {
+            // Reads and If-Match checks see only committed state.
+            self.flush().await;
+        }
+        let checkpoint = (mutates && !self.pending.is_empty()).then(|| self.state.clone());
+        let current = Arc::clone(&self.current);
+        let run = AssertUnwindSafe(op.run(&mut self.state, &mut self.ctx, &current))
             .catch_unwind()
             .await;
         match run {
-            Ok(Ok(())) if !mutates => op.finish(Ok(()), &before),
-            Ok(Ok(())) => match self.commit(false).await {
-                Ok(change) => {
-                    op.finish(Ok(()), &self.current);
-                    if let Some(change) = change {
-                        self.publish(change).await;
-                    }
+            Ok(Ok(())) if !mutates => op.finish(Ok(()), &current),
+            Ok(Ok(())) => {
+                self.pending.push(op);
+                if self.pending.len() >= GROUP_LIMIT || self.rx.is_empty() {
+                    self.flush().await;
                 }
-                Err(CommitError::Failed(e)) => {
-                    self.rollback();
-                    op.finish(Err(e), &before);
-                }
-                Err(CommitError::Conflict) => {
-                    self.rollback();
-                    let e = self.reload_after_conflict().await;
-                    op.finish(Err(e), &self.current);
-                }
-            },
+            }
             Ok(Err(e)) => {
                 if mutates {
-                    self.rollback();
+                    self.restore(checkpoint);
                 }
-                op.finish(Err(e), &before);
+                op.finish(Err(e), &current);
+                if self.rx.is_empty() {
+                    self.flush().await;
+                }
             }
             Err(panic) => {
-                self.rollback();
+                self.restore(checkpoint);
                 let e = Error::Panicked(panic_message(&*panic));
                 tracing::error!(error = %e, "handler panicked; state restored");
-                op.finish(Err(e.clone()), &before);
+                op.finish(Err(e.clone()), &current);
+                self.flush().await;
                 self.fail(e, false).await;
+            }
+        }
+    }
+
+    /// Goes back to `checkpoint`, or to the last committed state.
+    fn restore(&mut self, checkpoint: Option<C>) {
+        match checkpoint {
+            Some(state) => self.state = state,
+            None => self.rollback(),
+        }
+    }
+
+    /// Commits the pending group and answers its operations.
+    async fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let ops = std::mem::take(&mut self.pending);
+        match self.commit(false).await {
+            Ok(change) => {
+                for op in ops {
+                    op.finish(Ok(()), &self.current);
+                }
+                if let Some(change) = change {
+                    self.publish(change).await;
+                }
+            }
+            Err(CommitError::Failed(e)) => {
+                self.rollback();
+                for op in ops {
+                    op.finish(Err(e.clone()), &self.current);
+                }
+            }
+            Err(CommitError::Conflict) => {
+                self.rollback();
+                let e = self.reload_after_conflict().await;
+                for op in ops {
+                    op.finish(Err(e.clone()), &self.current);
+                }
             }
         }
     }
@@ -577,9 +627,15 @@ impl<C: Component> Cell<C> {
         self.current = snapshot;
     }
 
-    async fn publish(&self, change: Change<C>) {
-        self.shared.broadcast(&change);
-        self.shared.callbacks.run(&change, &self.shared.uri).await;
+    /// Tells subscribers and callbacks about `change`. The future owns what
+    /// it needs, so the cell (whose pending operations are not `Sync`) is
+    /// not borrowed across the callbacks' awaits.
+    fn publish(&self, change: Change<C>) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let shared = Arc::clone(&self.shared);
+        async move {
+            shared.broadcast(&change);
+            shared.callbacks.run(&change, &shared.uri).await;
+        }
     }
 
     async fn set_stage(&mut self, next: Stage) {

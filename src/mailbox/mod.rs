@@ -2,10 +2,19 @@
 //! arrives, one envelope at a time, in the order envelopes were accepted.
 //!
 //! An envelope is either an [`Operation`] (a typed message, a batch, a
-//! replace, a JSON call) or a [`Control`] message. After an operation that may
+//! replace, a JSON call) or a [`Control`] message. After operations that may
 //! have changed the state the cell commits: serialise, compare, persist,
-//! publish. The operation's reply is sent only after the commit, so a reply
+//! publish. An operation's reply is sent only after the commit, so a reply
 //! that says a mutation succeeded means it is visible and durable.
+//!
+//! Group commit: while more envelopes are queued, successful mutations are
+//! kept pending (up to 128) and committed together when the mailbox runs
+//! empty, before a read, a conditional (`If-Match`) operation or a control
+//! message. A failing mutation in a group is undone from a copy of the state
+//! taken just before it; the others are unaffected. If the commit itself
+//! fails every operation of the group gets the error and the state goes back
+//! to before the group. Under load, one version and one store write then
+//! cover many messages.
 
 mod cell;
 mod ops;
@@ -35,6 +44,12 @@ pub(crate) trait Operation<C: Component>: Send {
     /// Whether `run` may have changed the state.
     fn mutates(&self) -> bool {
         true
+    }
+
+    /// Whether `run` checks an `If-Match` ETag, and so must see the state
+    /// as committed.
+    fn conditional(&self) -> bool {
+        false
     }
 
     /// Sends the reply: `outcome` is the result of run and commit together.

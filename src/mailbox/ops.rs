@@ -158,6 +158,10 @@ impl<C: Component> ReplaceOp<C> {
 }
 
 impl<C: Component> Operation<C> for ReplaceOp<C> {
+    fn conditional(&self) -> bool {
+        self.if_match.is_some()
+    }
+
     fn run<'a>(
         &'a mut self,
         state: &'a mut C,
@@ -196,6 +200,10 @@ impl ReplaceJsonOp {
 }
 
 impl<C: Component> Operation<C> for ReplaceJsonOp {
+    fn conditional(&self) -> bool {
+        self.if_match.is_some()
+    }
+
     fn run<'a>(
         &'a mut self,
         state: &'a mut C,
@@ -236,6 +244,10 @@ impl PatchJsonOp {
 }
 
 impl<C: Component> Operation<C> for PatchJsonOp {
+    fn conditional(&self) -> bool {
+        self.if_match.is_some()
+    }
+
     fn run<'a>(
         &'a mut self,
         state: &'a mut C,
@@ -284,6 +296,10 @@ impl CallJsonOp {
 }
 
 impl<C: Component> Operation<C> for CallJsonOp {
+    fn conditional(&self) -> bool {
+        self.if_match.is_some()
+    }
+
     fn run<'a>(
         &'a mut self,
         state: &'a mut C,
