@@ -105,15 +105,18 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
 }
 
-async fn targets() -> (Container, Target, Target) {
+/// The root, the raw baseline, kinesis with the default 30 s ask timeout,
+/// and kinesis without a timeout.
+async fn targets() -> (Container, Target, Target, Target) {
     let root = Container::root().await.unwrap();
     let h = root.add("counter", Counter::default()).await.unwrap();
-    (root, Target::Raw(raw_actor()), Target::Kinesis(h))
+    let untimed = Target::Kinesis(h.clone().without_timeout());
+    (root, Target::Raw(raw_actor()), Target::Kinesis(h), untimed)
 }
 
 fn bench_ask(c: &mut Criterion) {
     let rt = runtime();
-    let (_root, raw, kin) = rt.block_on(targets());
+    let (_root, raw, kin, _) = rt.block_on(targets());
     let mut group = c.benchmark_group("ask");
     group.measurement_time(Duration::from_secs(2)).warm_up_time(Duration::from_millis(500));
     for (callers, batch) in [(1usize, 1_000u64), (64, 6_400)] {
@@ -130,29 +133,35 @@ fn bench_ask(c: &mut Criterion) {
 fn summary() {
     let rt = runtime();
     println!("\nask round trips per second (median of 5 runs, 2 worker threads)");
-    println!("{:<22}{:>14}{:>14}{:>9}", "scenario", "raw tokio", "kinesis", "ratio");
+    println!(
+        "{:<14}{:>12}{:>12}{:>8}{:>16}{:>8}",
+        "scenario", "raw tokio", "kinesis", "ratio", "no timeout", "ratio"
+    );
     rt.block_on(async {
-        let (root, raw, kin) = targets().await;
+        let (root, raw, kin, untimed) = targets().await;
         // KINESIS_BENCH_SCALE=0.01 shortens the runs (for profiling).
         let scale: f64 =
             std::env::var("KINESIS_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
         for (callers, total) in [(1usize, 200_000u64), (64, 640_000)] {
             let total = ((total as f64 * scale) as u64).max(callers as u64 * 10);
-            let mut raw_rates = Vec::new();
-            let mut kin_rates = Vec::new();
-            drive(&raw, callers, total / 10).await;
-            drive(&kin, callers, total / 10).await;
-            for _ in 0..5 {
-                raw_rates.push(total as f64 / drive(&raw, callers, total).await.as_secs_f64());
-                kin_rates.push(total as f64 / drive(&kin, callers, total).await.as_secs_f64());
+            let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+            for t in [&raw, &kin, &untimed] {
+                drive(t, callers, total / 10).await;
             }
-            let (r, k) = (median(&mut raw_rates), median(&mut kin_rates));
+            for _ in 0..5 {
+                for (i, t) in [&raw, &kin, &untimed].into_iter().enumerate() {
+                    rates[i].push(total as f64 / drive(t, callers, total).await.as_secs_f64());
+                }
+            }
+            let [r, k, u] = rates.map(|mut v| median(&mut v));
             println!(
-                "{:<22}{:>14.0}{:>14.0}{:>8.2}x",
+                "{:<14}{:>12.0}{:>12.0}{:>7.2}x{:>16.0}{:>7.2}x",
                 format!("{callers} caller(s)"),
                 r,
                 k,
-                k / r
+                k / r,
+                u,
+                u / r
             );
         }
         root.shutdown().await.unwrap();
