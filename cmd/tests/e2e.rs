@@ -6,102 +6,14 @@
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use kinesis::persist::{Cipher, ENCRYPTED_MARKER};
 use serde_json::Value;
 
-struct Kinesis {
-    child: Child,
-    addr: String,
-    stderr_path: PathBuf,
-}
+mod common;
 
-fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
-}
-
-fn command(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kinesis"));
-    cmd.current_dir(dir).env_clear();
-    if let Ok(path) = std::env::var("PATH") {
-        cmd.env("PATH", path);
-    }
-    cmd
-}
-
-fn spawn(dir: &Path, envs: &[(&str, &str)]) -> Kinesis {
-    let addr = free_addr();
-    let stderr_path = dir.join(format!("stderr-{}.log", addr.replace([':', '.'], "_")));
-    let mut cmd = command(dir);
-    cmd.env("KINESIS_HTTP_ADDR", &addr).env("KINESIS_LOG_LEVEL", "info");
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let k = Kinesis { child, addr, stderr_path };
-    k.wait_ready();
-    k
-}
-
-impl Kinesis {
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(&self.addr).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("kinesis did not listen on {}: {}", self.addr, self.stderr());
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: i32) {
-        let ok = Command::new("kill")
-            .arg(format!("-{sig}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok);
-    }
-
-    fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "kinesis did not exit: {}", self.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Kinesis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn client() -> reqwest::blocking::Client {
-    reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
+use common::{client, command, spawn, Kinesis};
 
 fn get_json(url: &str) -> Value {
     let resp = client().get(url).send().unwrap();
