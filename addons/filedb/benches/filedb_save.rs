@@ -35,10 +35,7 @@ fn record(uri: &str, version: u64) -> Record {
 }
 
 fn save_throughput(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let base = std::env::var_os("KINESIS_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
     let tmp = tempfile::tempdir_in(base).unwrap();
     let store = Arc::new(FileStore::open(tmp.path()).unwrap());
@@ -50,10 +47,7 @@ fn save_throughput(c: &mut Criterion) {
     group.bench_function("one_writer", |b| {
         b.to_async(&runtime).iter(|| async {
             let expected = version.fetch_add(1, Ordering::Relaxed);
-            store
-                .save(&record("/bench/one", expected + 1), expected)
-                .await
-                .unwrap();
+            store.save(&record("/bench/one", expected + 1), expected).await.unwrap();
         })
     });
 
@@ -69,10 +63,7 @@ fn save_throughput(c: &mut Criterion) {
                 let uri = uri.clone();
                 tasks.push(tokio::spawn(async move {
                     let expected = versions[i].fetch_add(1, Ordering::Relaxed);
-                    store
-                        .save(&record(&uri, expected + 1), expected)
-                        .await
-                        .unwrap();
+                    store.save(&record(&uri, expected + 1), expected).await.unwrap();
                 }));
             }
             for task in tasks {

@@ -86,10 +86,7 @@ pub(crate) fn decode(stem: &str) -> Option<String> {
             out.push(byte);
             i += 1;
         } else if byte == b'%' {
-            let (hi, lo) = (
-                hex_value(*bytes.get(i + 1)?)?,
-                hex_value(*bytes.get(i + 2)?)?,
-            );
+            let (hi, lo) = (hex_value(*bytes.get(i + 1)?)?, hex_value(*bytes.get(i + 2)?)?);
             let decoded = (hi << 4) | lo;
             if is_plain(decoded) {
                 return None;
@@ -128,10 +125,7 @@ mod tests {
 
     #[test]
     fn plain_characters_stay_and_others_are_escaped() {
-        assert_eq!(
-            encode("/root/a.b_c~d-E9").unwrap(),
-            "%2Froot%2Fa%2Eb_c~d-E9"
-        );
+        assert_eq!(encode("/root/a.b_c~d-E9").unwrap(), "%2Froot%2Fa%2Eb_c~d-E9");
         assert_eq!(encode("..").unwrap(), "%2E%2E");
         assert_eq!(encode("a\0b").unwrap(), "a%00b");
         assert_eq!(encode("%").unwrap(), "%25");
@@ -141,16 +135,7 @@ mod tests {
 
     #[test]
     fn decoding_inverts_encoding() {
-        for uri in [
-            "/root/a.b_c~d-E9",
-            "..",
-            "/",
-            "a\0b",
-            "%2F",
-            "/é/中/🦀",
-            " ",
-            "\\x",
-        ] {
+        for uri in ["/root/a.b_c~d-E9", "..", "/", "a\0b", "%2F", "/é/中/🦀", " ", "\\x"] {
             let stem = encode(uri).unwrap();
             assert!(!stem.contains(['/', '.', '\0']), "{stem}");
             assert_eq!(decode(&stem).as_deref(), Some(uri), "{stem}");
@@ -159,9 +144,9 @@ mod tests {
 
     #[test]
     fn only_canonical_names_decode() {
-        for foreign in [
-            "", "%2f", "%2", "%", "%G0", "a.b", "a/b", "%41", "%C3", "x%", "x%2", "%2Fa b", "%FF",
-        ] {
+        for foreign in
+            ["", "%2f", "%2", "%", "%G0", "a.b", "a/b", "%41", "%C3", "x%", "x%2", "%2Fa b", "%FF"]
+        {
             assert_eq!(decode(foreign), None, "{foreign:?}");
         }
     }
@@ -170,10 +155,7 @@ mod tests {
     fn the_length_limit_counts_encoded_bytes() {
         assert_eq!(MAX_ENCODED, 250);
         assert!(encode(&"a".repeat(MAX_ENCODED)).is_ok());
-        assert!(matches!(
-            encode(&"a".repeat(MAX_ENCODED + 1)),
-            Err(StoreError::InvalidKey(_))
-        ));
+        assert!(matches!(encode(&"a".repeat(MAX_ENCODED + 1)), Err(StoreError::InvalidKey(_))));
         assert!(encode(&"/".repeat(MAX_ENCODED / 3)).is_ok());
         let err = encode(&"/".repeat(MAX_ENCODED / 3 + 1)).unwrap_err();
         assert!(err.to_string().contains("252 bytes"), "{err}");

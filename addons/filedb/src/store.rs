@@ -61,9 +61,7 @@ impl FileStore {
     pub fn open(dir: impl AsRef<Path>) -> Result<FileStore> {
         let dir = dir.as_ref();
         if dir.as_os_str().is_empty() {
-            return Err(Error::Config(
-                "file store: the data directory path is empty".into(),
-            ));
+            return Err(Error::Config("file store: the data directory path is empty".into()));
         }
         let existed = dir.exists();
         fs::create_dir_all(dir).map_err(|e| {
@@ -102,9 +100,7 @@ impl FileStore {
                 let _ = sync_dir(parent);
             }
         }
-        Ok(FileStore {
-            inner: Arc::new(Dirs { data, locks }),
-        })
+        Ok(FileStore { inner: Arc::new(Dirs { data, locks }) })
     }
 
     /// Opens the store a `file://DIR` URL names; see [`crate::dir_from_url`].
@@ -182,9 +178,7 @@ where
 {
     match tokio::task::spawn_blocking(f).await {
         Ok(result) => result,
-        Err(e) => Err(StoreError::Backend(format!(
-            "file store I/O task failed: {e}"
-        ))),
+        Err(e) => Err(StoreError::Backend(format!("file store I/O task failed: {e}"))),
     }
 }
 
@@ -207,35 +201,19 @@ impl Dirs {
         let path = self.record_file(stem);
         let found = read_record(&path, uri)?.map(|r| r.version);
         if found.unwrap_or(0) != expected {
-            return Err(StoreError::Conflict {
-                uri: uri.to_owned(),
-                expected,
-                found,
-            });
+            return Err(StoreError::Conflict { uri: uri.to_owned(), expected, found });
         }
         let temp = self.data.join(format!("{stem}{TEMP_SUFFIX}"));
         if let Err(e) = write_synced(&temp, &bytes) {
             let _ = fs::remove_file(&temp);
-            return Err(io_failure(
-                &format!("cannot write record {uri} to"),
-                &temp,
-                &e,
-            ));
+            return Err(io_failure(&format!("cannot write record {uri} to"), &temp, &e));
         }
         if let Err(e) = fs::rename(&temp, &path) {
             let _ = fs::remove_file(&temp);
-            return Err(io_failure(
-                &format!("cannot move record {uri} into"),
-                &path,
-                &e,
-            ));
+            return Err(io_failure(&format!("cannot move record {uri} into"), &path, &e));
         }
         sync_dir(&self.data).map_err(|e| {
-            io_failure(
-                &format!("wrote record {uri} but cannot sync directory"),
-                &self.data,
-                &e,
-            )
+            io_failure(&format!("wrote record {uri} but cannot sync directory"), &self.data, &e)
         })
     }
 
@@ -245,22 +223,12 @@ impl Dirs {
         match fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-            Err(e) => {
-                return Err(io_failure(
-                    &format!("cannot delete record {uri}:"),
-                    &path,
-                    &e,
-                ))
-            }
+            Err(e) => return Err(io_failure(&format!("cannot delete record {uri}:"), &path, &e)),
         }
         // A temporary file a killed writer left behind goes too.
         let _ = fs::remove_file(self.data.join(format!("{stem}{TEMP_SUFFIX}")));
         sync_dir(&self.data).map_err(|e| {
-            io_failure(
-                &format!("deleted record {uri} but cannot sync directory"),
-                &self.data,
-                &e,
-            )
+            io_failure(&format!("deleted record {uri} but cannot sync directory"), &self.data, &e)
         })?;
         Ok(true)
     }
@@ -273,10 +241,7 @@ impl Dirs {
             let entry =
                 entry.map_err(|e| io_failure("cannot list data directory", &self.data, &e))?;
             let file_name = entry.file_name();
-            let Some(stem) = file_name
-                .to_str()
-                .and_then(|n| n.strip_suffix(RECORD_SUFFIX))
-            else {
+            let Some(stem) = file_name.to_str().and_then(|n| n.strip_suffix(RECORD_SUFFIX)) else {
                 continue;
             };
             if let Some(uri) = name::decode(stem) {
@@ -302,8 +267,7 @@ impl Dirs {
             .map_err(|e| {
                 io_failure(&format!("cannot open the lock of record {uri}:"), &path, &e)
             })?;
-        file.lock()
-            .map_err(|e| io_failure(&format!("cannot lock record {uri}:"), &path, &e))?;
+        file.lock().map_err(|e| io_failure(&format!("cannot lock record {uri}:"), &path, &e))?;
         Ok(file)
     }
 }
@@ -314,18 +278,9 @@ fn read_record(path: &Path, uri: &str) -> StoreResult<Option<Record>> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(io_failure(
-                &format!("cannot read record {uri} from"),
-                path,
-                &e,
-            ))
-        }
+        Err(e) => return Err(io_failure(&format!("cannot read record {uri} from"), path, &e)),
     };
-    let corrupt = |reason: String| StoreError::Corrupt {
-        uri: uri.to_owned(),
-        reason,
-    };
+    let corrupt = |reason: String| StoreError::Corrupt { uri: uri.to_owned(), reason };
     if bytes.is_empty() {
         return Err(corrupt(format!("{} is empty", path.display())));
     }
@@ -343,11 +298,7 @@ fn read_record(path: &Path, uri: &str) -> StoreResult<Option<Record>> {
 
 /// Writes `bytes` to `path` (created or truncated) and syncs it to disk.
 fn write_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut file = private_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)?;
+    let mut file = private_options().write(true).create(true).truncate(true).open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -382,17 +333,9 @@ fn private_options() -> OpenOptions {
 fn probe_writable(dir: &Path) -> Result<()> {
     let probe = dir.join(format!(".probe-{}-{:x}", std::process::id(), rand_suffix()));
     let not_writable = |e: &io::Error| {
-        Error::Config(format!(
-            "data directory {} is not writable: {}",
-            dir.display(),
-            describe(e)
-        ))
+        Error::Config(format!("data directory {} is not writable: {}", dir.display(), describe(e)))
     };
-    private_options()
-        .write(true)
-        .create_new(true)
-        .open(&probe)
-        .map_err(|e| not_writable(&e))?;
+    private_options().write(true).create_new(true).open(&probe).map_err(|e| not_writable(&e))?;
     fs::remove_file(&probe).map_err(|e| not_writable(&e))
 }
 
@@ -442,10 +385,8 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let store = FileStore::open(tmp.path().join("a/b")).unwrap();
         assert!(store.dir().is_absolute());
-        let names: Vec<_> = fs::read_dir(store.dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> =
+            fs::read_dir(store.dir()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from(LOCK_DIR)]);
     }
 }

@@ -82,24 +82,13 @@ async fn two_handles_on_one_directory_race_compare_and_set() {
     }
     wins.sort();
     let versions: Vec<u64> = wins.iter().map(|(v, _)| *v).collect();
-    assert_eq!(
-        versions,
-        (0..ROUNDS).collect::<Vec<_>>(),
-        "each version won exactly once"
-    );
-    assert!(
-        conflicts > 0,
-        "the writers never collided; the test proved nothing"
-    );
+    assert_eq!(versions, (0..ROUNDS).collect::<Vec<_>>(), "each version won exactly once");
+    assert!(conflicts > 0, "the writers never collided; the test proved nothing");
 
     let record = handles[1].load(uri).await.unwrap().unwrap();
     assert_eq!(record.version, ROUNDS);
     let winners: Vec<Value> = wins.iter().map(|(_, id)| json!(id)).collect();
-    assert_eq!(
-        record.fields["history"],
-        Value::Array(winners),
-        "a won write was lost"
-    );
+    assert_eq!(record.fields["history"], Value::Array(winners), "a won write was lost");
 }
 
 /// Extends the history of `uri` with `id` until it has `rounds` entries.

@@ -33,20 +33,14 @@ async fn a_directory_that_cannot_be_created_is_a_clear_config_error() {
     let dir = file.join("sub");
 
     let message = config_message(FileStore::open(&dir));
-    assert!(
-        message.starts_with("cannot create data directory"),
-        "{message}"
-    );
+    assert!(message.starts_with("cannot create data directory"), "{message}");
     assert!(message.contains(&dir.display().to_string()), "{message}");
     assert!(message.contains("not a directory"), "{message}");
 
     let mut registry = StoreRegistry::with_builtin();
     register(&mut registry);
     let message = config_message(registry.open(&format!("file://{}", dir.display())).await);
-    assert!(
-        message.contains("cannot create data directory"),
-        "{message}"
-    );
+    assert!(message.contains("cannot create data directory"), "{message}");
 
     // The path is a file itself.
     let message = config_message(FileStore::open(&file));
@@ -73,17 +67,11 @@ async fn a_read_only_directory_fails_saves_clearly() {
     let permissions_apply = fs::write(dir.join("probe"), b"").is_err();
     if permissions_apply {
         let message = config_message(FileStore::open(&dir));
-        assert!(
-            message.contains("is not writable: permission denied"),
-            "{message}"
-        );
+        assert!(message.contains("is not writable: permission denied"), "{message}");
         match store.save(&record("/ro", 2), 1).await {
             Err(StoreError::Backend(message)) => {
                 assert!(message.contains("/ro"), "{message}");
-                assert!(
-                    message.contains(&store.dir().display().to_string()),
-                    "{message}"
-                );
+                assert!(message.contains(&store.dir().display().to_string()), "{message}");
                 assert!(message.contains("permission denied"), "{message}");
             }
             other => panic!("save into a read-only directory: {other:?}"),
@@ -114,10 +102,7 @@ async fn a_save_into_a_vanished_directory_fails_clearly() {
         }
         other => panic!("save into a vanished directory: {other:?}"),
     }
-    assert!(matches!(
-        store.load("/gone").await,
-        Err(StoreError::Backend(_))
-    ));
+    assert!(matches!(store.load("/gone").await, Err(StoreError::Backend(_))));
     assert_eq!(fs::read(&dir).unwrap(), b"");
 }
 
@@ -137,10 +122,7 @@ async fn a_save_that_skips_a_version_is_refused() {
         other => panic!("{other:?}"),
     }
     assert!(!store.record_path("/skip").unwrap().exists());
-    assert!(
-        !tmp.path().join(".locks").join("%2Fskip.lock").exists(),
-        "it took a lock"
-    );
+    assert!(!tmp.path().join(".locks").join("%2Fskip.lock").exists(), "it took a lock");
 }
 
 /// `register` adds the scheme `file`; the registry opens absolute
@@ -154,17 +136,11 @@ async fn the_registry_opens_file_urls() {
     assert!(registry.schemes().contains(&"file"));
     assert_eq!(default_connection(), "file://./kinesis-data");
     assert!(registry.check(default_connection()).is_ok());
-    assert_eq!(
-        dir_from_url(default_connection()).unwrap(),
-        Path::new("./kinesis-data")
-    );
+    assert_eq!(dir_from_url(default_connection()).unwrap(), Path::new("./kinesis-data"));
 
     let tmp = tempfile::tempdir().unwrap();
     let dir = fs::canonicalize(tmp.path()).unwrap().join("data");
-    let absolute = registry
-        .open(&format!("file://{}", dir.display()))
-        .await
-        .unwrap();
+    let absolute = registry.open(&format!("file://{}", dir.display())).await.unwrap();
     assert_eq!(absolute.backend(), "file");
     absolute.save(&record("/shared", 1), 0).await.unwrap();
 
@@ -174,14 +150,7 @@ async fn the_registry_opens_file_urls() {
     assert!(relative.is_relative());
     let url = format!("file://{}", relative.display());
     let through_relative = registry.open(&url).await.unwrap();
-    assert_eq!(
-        through_relative
-            .load("/shared")
-            .await
-            .unwrap()
-            .map(|r| r.version),
-        Some(1)
-    );
+    assert_eq!(through_relative.load("/shared").await.unwrap().map(|r| r.version), Some(1));
 
     let message = config_message(registry.open("file://").await);
     assert!(message.contains("names no directory"), "{message}");
@@ -192,10 +161,7 @@ async fn the_registry_opens_file_urls() {
 /// `target` (absolute) as a path relative to the current directory.
 fn relative_to_cwd(target: &Path) -> PathBuf {
     let cwd = fs::canonicalize(std::env::current_dir().unwrap()).unwrap();
-    let ups = cwd
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .count();
+    let ups = cwd.components().filter(|c| matches!(c, Component::Normal(_))).count();
     let mut out = PathBuf::new();
     for _ in 0..ups {
         out.push("..");

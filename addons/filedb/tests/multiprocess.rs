@@ -44,10 +44,7 @@ fn child_process_entry_point() {
         return;
     };
     let dir = PathBuf::from(std::env::var(DIR_ENV).expect("the parent sets the data directory"));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     match role.split_once(':') {
         Some(("racer", id)) => runtime.block_on(racer(&dir, id.parse().unwrap())),
         _ if role == "crash-writer" => runtime.block_on(crash_writer(&dir)),
@@ -58,13 +55,7 @@ fn child_process_entry_point() {
 /// Runs this binary as a child playing `role` on `dir`, stdout piped.
 fn spawn_child(role: &str, dir: &Path) -> Child {
     Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_process_entry_point",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
+        .args(["--exact", "child_process_entry_point", "--nocapture", "--test-threads=1", "-q"])
         .env(CHILD_ENV, role)
         .env(DIR_ENV, dir)
         .stdin(Stdio::null())
@@ -115,9 +106,8 @@ fn processes_sharing_a_directory_race_compare_and_set() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("data");
     std::fs::create_dir_all(tmp.path().join("ready")).unwrap();
-    let mut children: Vec<Child> = (0..RACERS)
-        .map(|id| spawn_child(&format!("racer:{id}"), &dir))
-        .collect();
+    let mut children: Vec<Child> =
+        (0..RACERS).map(|id| spawn_child(&format!("racer:{id}"), &dir)).collect();
     let readers: Vec<_> = children.iter_mut().map(numbered_lines).collect();
 
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -147,31 +137,17 @@ fn processes_sharing_a_directory_race_compare_and_set() {
             }
         }
     }
-    assert_eq!(
-        winners.keys().copied().collect::<Vec<_>>(),
-        (0..RACE_ROUNDS).collect::<Vec<_>>()
-    );
+    assert_eq!(winners.keys().copied().collect::<Vec<_>>(), (0..RACE_ROUNDS).collect::<Vec<_>>());
     for (version, ids) in &winners {
-        assert_eq!(
-            ids.len(),
-            1,
-            "version {version} was won by processes {ids:?}"
-        );
+        assert_eq!(ids.len(), 1, "version {version} was won by processes {ids:?}");
     }
-    assert!(
-        losses > 0,
-        "the processes never collided; the test proved nothing"
-    );
+    assert!(losses > 0, "the processes never collided; the test proved nothing");
 
     let store = FileStore::open(&dir).unwrap();
     let record = block_on(store.load(URI)).unwrap().unwrap();
     assert_eq!(record.version, RACE_ROUNDS);
     let expected: Vec<Value> = winners.values().map(|ids| json!(ids[0])).collect();
-    assert_eq!(
-        record.fields["history"],
-        Value::Array(expected),
-        "an acknowledged write was lost"
-    );
+    assert_eq!(record.fields["history"], Value::Array(expected), "an acknowledged write was lost");
 }
 
 /// The child side of the race.
@@ -182,10 +158,7 @@ async fn racer(dir: &Path, id: u64) {
     std::fs::write(ready.join(id.to_string()), b"").unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::fs::read_dir(&ready).unwrap().count() < RACERS {
-        assert!(
-            Instant::now() < deadline,
-            "racer {id}: the others never came"
-        );
+        assert!(Instant::now() < deadline, "racer {id}: the others never came");
         thread::sleep(Duration::from_millis(1));
     }
     loop {
@@ -199,13 +172,7 @@ async fn racer(dir: &Path, id: u64) {
         history.push(json!(id));
         let mut fields = Map::new();
         fields.insert("history".into(), Value::Array(history));
-        match store
-            .save(
-                &Record::new(URI, "test::History", version + 1, fields),
-                version,
-            )
-            .await
-        {
+        match store.save(&Record::new(URI, "test::History", version + 1, fields), version).await {
             Ok(()) => report("WIN", version),
             Err(StoreError::Conflict { .. }) => report("LOSE", version),
             Err(e) => panic!("racer {id}: {e}"),
@@ -247,10 +214,7 @@ fn acknowledged_saves_survive_sigkill_and_no_torn_record_is_seen() {
         child.wait().unwrap();
         reader.join().unwrap();
         let acked = rx.try_iter().map(|(_, v)| v).fold(first, u64::max);
-        assert!(
-            acked > last_acked,
-            "round {round}: the writer made no progress"
-        );
+        assert!(acked > last_acked, "round {round}: the writer made no progress");
 
         let record = match block_on(store.load(URI)) {
             Ok(Some(record)) => record,
@@ -262,15 +226,8 @@ fn acknowledged_saves_survive_sigkill_and_no_torn_record_is_seen() {
             "round {round}: version {} on disk, {acked} acknowledged",
             record.version
         );
-        assert!(
-            record.version <= acked + 1,
-            "round {round}: a version from nowhere"
-        );
-        assert_eq!(
-            record.fields["version"],
-            json!(record.version),
-            "round {round}"
-        );
+        assert!(record.version <= acked + 1, "round {round}: a version from nowhere");
+        assert_eq!(record.fields["version"], json!(record.version), "round {round}");
         assert!(
             record.fields["payload"].as_str() == Some(payload(record.version).as_str()),
             "round {round}: the payload of version {} is not the one written",
@@ -279,11 +236,7 @@ fn acknowledged_saves_survive_sigkill_and_no_torn_record_is_seen() {
         if record.version > acked {
             unacknowledged_but_written += 1;
         }
-        assert_eq!(
-            block_on(store.list("")).unwrap(),
-            vec![URI.to_owned()],
-            "round {round}"
-        );
+        assert_eq!(block_on(store.list("")).unwrap(), vec![URI.to_owned()], "round {round}");
         last_acked = acked;
     }
     eprintln!(
@@ -302,10 +255,7 @@ async fn crash_writer(dir: &Path) {
         let mut fields = Map::new();
         fields.insert("version".into(), json!(next));
         fields.insert("payload".into(), json!(payload(next)));
-        store
-            .save(&Record::new(URI, "test::Crash", next, fields), current)
-            .await
-            .unwrap();
+        store.save(&Record::new(URI, "test::Crash", next, fields), current).await.unwrap();
         report("ACK", next);
     }
 }
@@ -317,9 +267,5 @@ fn payload(version: u64) -> String {
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(f)
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
 }

@@ -70,23 +70,12 @@ async fn hostile_uris_never_leave_the_data_directory() {
     ];
     for (i, uri) in hostile.iter().enumerate() {
         let r = record(uri, 1);
-        store
-            .save(&r, 0)
-            .await
-            .unwrap_or_else(|e| panic!("{uri:?}: {e}"));
+        store.save(&r, 0).await.unwrap_or_else(|e| panic!("{uri:?}: {e}"));
         assert_eq!(store.load(uri).await.unwrap(), Some(r), "{uri:?}");
         let path = store.record_path(uri).unwrap();
+        assert_eq!(path.parent(), Some(store.dir()), "{uri:?} is stored at {}", path.display());
         assert_eq!(
-            path.parent(),
-            Some(store.dir()),
-            "{uri:?} is stored at {}",
-            path.display()
-        );
-        assert_eq!(
-            tree(tmp.path())
-                .iter()
-                .filter(|p| p.extension() == Some("json".as_ref()))
-                .count(),
+            tree(tmp.path()).iter().filter(|p| p.extension() == Some("json".as_ref())).count(),
             i + 1
         );
     }
@@ -104,11 +93,7 @@ async fn hostile_uris_never_leave_the_data_directory() {
                 "unexpected {}",
                 path.display()
             ),
-            3 => assert!(
-                path.starts_with("data/.locks"),
-                "unexpected {}",
-                path.display()
-            ),
+            3 => assert!(path.starts_with("data/.locks"), "unexpected {}", path.display()),
             _ => panic!("unexpected {}", path.display()),
         }
     }
@@ -116,10 +101,7 @@ async fn hostile_uris_never_leave_the_data_directory() {
     for uri in hostile {
         assert!(store.delete(uri).await.unwrap(), "{uri:?}");
     }
-    let left: Vec<_> = fs::read_dir(&data)
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
+    let left: Vec<_> = fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, vec![std::ffi::OsString::from(".locks")]);
 }
 
@@ -133,12 +115,7 @@ async fn uris_too_long_for_a_file_name_are_invalid_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let store = FileStore::open(tmp.path()).unwrap();
 
-    let fits = [
-        "a".repeat(250),
-        "/".repeat(83),
-        "é".repeat(41),
-        format!("{}/", "b".repeat(247)),
-    ];
+    let fits = ["a".repeat(250), "/".repeat(83), "é".repeat(41), format!("{}/", "b".repeat(247))];
     for uri in &fits {
         store.save(&record(uri, 1), 0).await.unwrap();
         assert_eq!(store.load(uri).await.unwrap().map(|r| r.version), Some(1));
@@ -162,23 +139,11 @@ async fn uris_too_long_for_a_file_name_are_invalid_keys() {
             }
             other => panic!("save of {shown}…: {other:?}"),
         }
-        assert!(
-            matches!(store.load(uri).await, Err(StoreError::InvalidKey(_))),
-            "{shown}"
-        );
-        assert!(
-            matches!(store.delete(uri).await, Err(StoreError::InvalidKey(_))),
-            "{shown}"
-        );
-        assert!(
-            matches!(store.record_path(uri), Err(StoreError::InvalidKey(_))),
-            "{shown}"
-        );
+        assert!(matches!(store.load(uri).await, Err(StoreError::InvalidKey(_))), "{shown}");
+        assert!(matches!(store.delete(uri).await, Err(StoreError::InvalidKey(_))), "{shown}");
+        assert!(matches!(store.record_path(uri), Err(StoreError::InvalidKey(_))), "{shown}");
     }
-    assert!(matches!(
-        store.save(&record("", 1), 0).await,
-        Err(StoreError::InvalidKey(_))
-    ));
+    assert!(matches!(store.save(&record("", 1), 0).await, Err(StoreError::InvalidKey(_))));
 
     let mut expected: Vec<String> = fits.to_vec();
     expected.sort();
@@ -210,11 +175,7 @@ async fn foreign_files_are_ignored() {
     assert_eq!(store.list("").await.unwrap(), vec!["/x".to_owned()]);
     assert!(store.delete("/x").await.unwrap());
     for name in foreign {
-        assert_eq!(
-            fs::read(tmp.path().join(name)).unwrap(),
-            b"foreign",
-            "{name}"
-        );
+        assert_eq!(fs::read(tmp.path().join(name)).unwrap(), b"foreign", "{name}");
     }
 }
 
@@ -237,10 +198,7 @@ async fn the_record_file_is_the_documented_json() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }
 
@@ -257,11 +215,7 @@ async fn damaged_record_files_are_corrupt_and_never_overwritten() {
     let damages: [(&str, Vec<u8>, &str); 4] = [
         ("empty", Vec::new(), "is empty"),
         ("garbage", b"\x00\xffnot json".to_vec(), "is not a record"),
-        (
-            "truncated",
-            whole[..whole.len() / 2].to_vec(),
-            "is not a record",
-        ),
+        ("truncated", whole[..whole.len() / 2].to_vec(), "is not a record"),
         ("moved", other, "holds the record of \"/someone-else\""),
     ];
     for (what, bytes, says) in damages {
@@ -269,30 +223,17 @@ async fn damaged_record_files_are_corrupt_and_never_overwritten() {
         let path = store.record_path(uri).unwrap();
         fs::write(&path, &bytes).unwrap();
         let shown = path.display().to_string();
-        for result in [
-            store.load(uri).await.map(|_| ()),
-            store.save(&record(uri, 1), 0).await,
-        ] {
+        for result in [store.load(uri).await.map(|_| ()), store.save(&record(uri, 1), 0).await] {
             match result {
                 Err(StoreError::Corrupt { uri: u, reason }) => {
                     assert_eq!(u, uri, "{what}");
-                    assert!(
-                        reason.contains(&shown) && reason.contains(says),
-                        "{what}: {reason}"
-                    );
+                    assert!(reason.contains(&shown) && reason.contains(says), "{what}: {reason}");
                 }
                 other => panic!("{what}: {other:?}"),
             }
         }
-        assert!(matches!(
-            store.save(&record(uri, 2), 1).await,
-            Err(StoreError::Corrupt { .. })
-        ));
-        assert_eq!(
-            fs::read(&path).unwrap(),
-            bytes,
-            "{what}: a save overwrote the damaged file"
-        );
+        assert!(matches!(store.save(&record(uri, 2), 1).await, Err(StoreError::Corrupt { .. })));
+        assert_eq!(fs::read(&path).unwrap(), bytes, "{what}: a save overwrote the damaged file");
         assert!(store.delete(uri).await.unwrap(), "{what}");
         store.save(&record(uri, 1), 0).await.unwrap();
         assert!(store.delete(uri).await.unwrap());

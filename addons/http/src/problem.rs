@@ -1,0 +1,294 @@
+//! Errors as `application/problem+json` (RFC 9457), from one table.
+//!
+//! Every error response of the add-on is a [`Problem`]: handlers return one,
+//! and responses that middleware produced without a body (413 from the body
+//! limit, 504 from the request timeout) are turned into one by the trace
+//! middleware, which also fills in the `trace_id` member. The body is
+//!
+//! ```json
+//! {"type": "urn:kinesis:problem:precondition-failed", "title": "Precondition Failed",
+//!  "status": 412, "detail": "…", "trace_id": "…", "current_etag": "\"…\""}
+//! ```
+//!
+//! [`status_of`] is the one table from [`ErrorKind`] to status; the HTTP-level
+//! problems (400, 405, 413, 415, 428, …) have their own constructors here.
+//! The detail of an error is its message: kinesis errors never carry key
+//! material or plaintext of encrypted fields, so nothing else is added.
+
+use axum::http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use kinesis::{Error, ErrorKind};
+use serde::Serialize;
+
+/// The media type of every error body.
+pub(crate) const PROBLEM_JSON: &str = "application/problem+json";
+
+/// The status, problem type and title of a kinesis error kind.
+///
+/// `conditional` says whether the request carried `If-Match`: a
+/// [`ErrorKind::Conflict`] is then `412 Precondition Failed` (the client's
+/// precondition is what failed), otherwise `409 Conflict` (another writer won
+/// a compare-and-set in the store).
+///
+/// ```
+/// use kinesis::ErrorKind;
+/// use kinesis_http::status_of;
+/// assert_eq!(status_of(ErrorKind::NotFound, false).as_u16(), 404);
+/// assert_eq!(status_of(ErrorKind::Conflict, true).as_u16(), 412);
+/// assert_eq!(status_of(ErrorKind::Conflict, false).as_u16(), 409);
+/// assert_eq!(status_of(ErrorKind::Invalid, false).as_u16(), 422);
+/// ```
+pub fn status_of(kind: ErrorKind, conditional: bool) -> StatusCode {
+    kind_entry(kind, conditional).0
+}
+
+/// The one table: kind → (status, problem type slug).
+fn kind_entry(kind: ErrorKind, conditional: bool) -> (StatusCode, &'static str) {
+    match kind {
+        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not-found"),
+        ErrorKind::Conflict if conditional => {
+            (StatusCode::PRECONDITION_FAILED, "precondition-failed")
+        }
+        ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
+        ErrorKind::NotStarted => (StatusCode::CONFLICT, "not-started"),
+        ErrorKind::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
+        ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
+        ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
+        ErrorKind::Handler => (StatusCode::INTERNAL_SERVER_ERROR, "handler-failed"),
+        ErrorKind::Panicked => (StatusCode::INTERNAL_SERVER_ERROR, "panicked"),
+        ErrorKind::Store => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable"),
+        ErrorKind::Crypto => (StatusCode::INTERNAL_SERVER_ERROR, "crypto"),
+        ErrorKind::Config => (StatusCode::INTERNAL_SERVER_ERROR, "configuration"),
+    }
+}
+
+/// One error response, before its trace id is known.
+#[derive(Debug, Clone)]
+pub(crate) struct Problem {
+    status: StatusCode,
+    slug: &'static str,
+    detail: String,
+    current_etag: Option<String>,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, slug: &'static str, detail: impl Into<String>) -> Problem {
+        Problem { status, slug, detail: detail.into(), current_etag: None, headers: Vec::new() }
+    }
+
+    /// A kinesis error; see [`status_of`] for `conditional`.
+    pub(crate) fn from_error(error: &Error, conditional: bool) -> Problem {
+        let (status, slug) = kind_entry(error.kind(), conditional);
+        let mut problem = Problem::new(status, slug, error.to_string());
+        if let Error::Conflict { current_etag } = error {
+            if let Ok(value) = HeaderValue::from_str(current_etag) {
+                problem.headers.push((axum::http::header::ETAG, value));
+            }
+            problem.current_etag = Some(current_etag.clone());
+        }
+        if status.is_server_error() {
+            tracing::warn!(%error, status = status.as_u16(), "request failed");
+        }
+        problem
+    }
+
+    /// 404 for `what`.
+    pub(crate) fn not_found(what: &str) -> Problem {
+        Problem::from_error(&Error::NotFound(what.to_owned()), false)
+    }
+
+    /// 400: the body is not JSON.
+    pub(crate) fn malformed_json(detail: impl std::fmt::Display) -> Problem {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
+            format!("the body is not valid JSON: {detail}"),
+        )
+    }
+
+    /// 400: something else about the request is malformed.
+    pub(crate) fn bad_request(detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::BAD_REQUEST, "bad-request", detail)
+    }
+
+    /// 405 with the methods the resource allows.
+    pub(crate) fn method_not_allowed(method: &str, allow: &'static str) -> Problem {
+        let mut p = Problem::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            format!("{method} is not allowed here; allowed: {allow}"),
+        );
+        p.headers.push((ALLOW, HeaderValue::from_static(allow)));
+        p
+    }
+
+    /// 413: the body is larger than `limit` bytes.
+    pub(crate) fn payload_too_large(limit: usize) -> Problem {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload-too-large",
+            format!("the request body is larger than the limit of {limit} bytes (KINESIS_HTTP_BODY_LIMIT)"),
+        )
+    }
+
+    /// 414: the path is longer than `limit` bytes.
+    pub(crate) fn uri_too_long(limit: usize) -> Problem {
+        Problem::new(
+            StatusCode::URI_TOO_LONG,
+            "uri-too-long",
+            format!("the path is longer than {limit} bytes"),
+        )
+    }
+
+    /// 415: the content type is not one of `accepted`.
+    pub(crate) fn unsupported_media_type(got: Option<&str>, accepted: &'static str) -> Problem {
+        let got = got.map_or_else(|| "no content type".to_owned(), |g| format!("`{g}`"));
+        Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("{got} is not accepted here; send {accepted}"),
+        )
+    }
+
+    /// Adds a response header (such as `Accept-Patch`).
+    pub(crate) fn with_header(mut self, name: HeaderName, value: &'static str) -> Problem {
+        self.headers.push((name, HeaderValue::from_static(value)));
+        self
+    }
+
+    /// 428: `If-Match` is required.
+    pub(crate) fn precondition_required() -> Problem {
+        Problem::new(
+            StatusCode::PRECONDITION_REQUIRED,
+            "precondition-required",
+            "this request needs an If-Match header with the ETag the state was read at (or `*`)",
+        )
+    }
+
+    /// 504: the request took longer than `timeout`.
+    pub(crate) fn timeout(timeout: std::time::Duration) -> Problem {
+        Problem::from_error(&Error::Timeout(timeout), false)
+    }
+
+    /// A problem for an error status some middleware produced without a body.
+    pub(crate) fn from_status(status: StatusCode) -> Problem {
+        let slug = match status.as_u16() {
+            400 => "bad-request",
+            404 => "not-found",
+            405 => "method-not-allowed",
+            408 | 504 => "timeout",
+            413 => "payload-too-large",
+            415 => "unsupported-media-type",
+            _ => "http-error",
+        };
+        let detail = status.canonical_reason().unwrap_or("error").to_owned();
+        Problem::new(status, slug, detail)
+    }
+
+    /// The status.
+    #[cfg(test)]
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The response with its body, carrying `trace_id`.
+    pub(crate) fn render(&self, trace_id: &str) -> Response {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            #[serde(rename = "type")]
+            type_uri: String,
+            title: &'a str,
+            status: u16,
+            detail: &'a str,
+            trace_id: &'a str,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            current_etag: Option<&'a str>,
+        }
+        let body = Body {
+            type_uri: format!("urn:kinesis:problem:{}", self.slug),
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            trace_id,
+            current_etag: self.current_etag.as_deref(),
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = (self.status, bytes).into_response();
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        for (name, value) in &self.headers {
+            headers.append(name.clone(), value.clone());
+        }
+        response
+    }
+}
+
+/// A problem whose body is rendered later, once the trace middleware knows
+/// the trace id; it travels in the response's extensions.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending(pub(crate) Problem);
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        response.extensions_mut().insert(Pending(self));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KINDS: [ErrorKind; 11] = [
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::NotStarted,
+        ErrorKind::Stopping,
+        ErrorKind::Timeout,
+        ErrorKind::Invalid,
+        ErrorKind::Handler,
+        ErrorKind::Panicked,
+        ErrorKind::Store,
+        ErrorKind::Crypto,
+        ErrorKind::Config,
+    ];
+
+    #[test]
+    fn the_table_matches_the_design() {
+        let expected = [404, 409, 409, 503, 504, 422, 500, 500, 503, 500, 500];
+        for (kind, status) in KINDS.iter().zip(expected) {
+            assert_eq!(status_of(*kind, false).as_u16(), status, "{kind:?}");
+        }
+        assert_eq!(status_of(ErrorKind::Conflict, true), StatusCode::PRECONDITION_FAILED);
+        for kind in KINDS.iter().filter(|k| **k != ErrorKind::Conflict) {
+            assert_eq!(status_of(*kind, true), status_of(*kind, false), "{kind:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn bodies_are_problem_json_with_the_trace_id() {
+        let err = Error::Conflict { current_etag: "\"0123\"".into() };
+        let response = Problem::from_error(&err, true).render("abc123");
+        assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED);
+        assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON);
+        assert_eq!(response.headers()[axum::http::header::ETAG], "\"0123\"");
+        let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(v["type"], "urn:kinesis:problem:precondition-failed");
+        assert_eq!(v["title"], "Precondition Failed");
+        assert_eq!(v["status"], 412);
+        assert_eq!(v["trace_id"], "abc123");
+        assert_eq!(v["current_etag"], "\"0123\"");
+        assert!(v["detail"].as_str().unwrap().contains("0123"));
+    }
+
+    #[test]
+    fn method_not_allowed_names_the_allowed_methods() {
+        let response = Problem::method_not_allowed("DELETE", "GET, HEAD").render("t");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[ALLOW], "GET, HEAD");
+    }
+}
