@@ -13,7 +13,7 @@
 use std::io::Write;
 use std::time::Duration;
 
-use kinesis::{Change, Component, Config, Context, Handler, Handle, Result, Runtime};
+use kinesis::{Change, Component, Config, Context, Handle, Handler, Result, Runtime};
 use serde::{Deserialize, Serialize};
 
 /// Keeps running statistics of the readings it is told about.
@@ -55,7 +55,8 @@ struct Sensor {
 
 impl Component for Sensor {
     async fn start(&mut self, ctx: &mut Context<Self>) -> Result<()> {
-        let stats = self.stats.clone().ok_or_else(|| kinesis::Error::invalid("sensor needs stats"))?;
+        let stats =
+            self.stats.clone().ok_or_else(|| kinesis::Error::invalid("sensor needs stats"))?;
         let interval = Duration::from_millis(self.interval_ms);
         let limit = self.limit;
         ctx.spawn(async move {

@@ -28,7 +28,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("KINESIS_LOG_FORMAT", "text|json (default text)"),
     ("KINESIS_HTTP_ADDR", "socket address to listen on (default 127.0.0.1:8080)"),
     ("KINESIS_HTTP_BODY_LIMIT", "largest request body, bytes or KiB/MiB (default 1MiB)"),
-    ("KINESIS_DB_CONNECTION", "store URL: file://DIR, sqlite://, postgres://, mysql://, mongodb://, memory://"),
+    (
+        "KINESIS_DB_CONNECTION",
+        "store URL: file://DIR, sqlite://, postgres://, mysql://, mongodb://, memory://",
+    ),
     ("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY", "base64 key for encrypted fields"),
     ("KINESIS_DB_PREVIOUS_ENCRYPT_KEYS", "comma separated base64 keys, read only"),
     ("KINESIS_DB_POOL_SIZE", "SQL connections per pool, 1-1000"),

@@ -20,7 +20,9 @@ use crate::changes::Lagged;
 use crate::mailbox::{CallJsonOp, PatchJsonOp, ReplaceJsonOp};
 use crate::methods::{methods_of, MethodInfo};
 use crate::persist::{schema_of, REDACTED};
-use crate::{Change, Component, Container, Control, ETag, Error, Handle, Result, Snapshot, Stage, State};
+use crate::{
+    Change, Component, Container, Control, ETag, Error, Handle, Result, Snapshot, Stage, State,
+};
 
 /// A snapshot as JSON, encrypted fields redacted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -125,6 +127,10 @@ impl JsonChange {
 }
 
 /// Object-safe, type-erased access to a component. Every `Handle<C>` is one.
+///
+/// Calls through this trait wait without a timer of their own (see
+/// [`Handle::without_timeout`]): callers bound them, as the HTTP add-on does
+/// with its request timeout.
 pub trait DynComponent: Send + Sync + 'static {
     /// Name within its container.
     fn name(&self) -> &str;
@@ -219,7 +225,7 @@ impl<C: Component> DynComponent for Handle<C> {
         value: Value,
         if_match: Option<String>,
     ) -> BoxFuture<'static, Result<JsonSnapshot>> {
-        let handle = self.clone();
+        let handle = self.clone().without_timeout();
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
             handle.send_op(Box::new(ReplaceJsonOp::new(value, if_match, tx))).await?;
@@ -232,7 +238,7 @@ impl<C: Component> DynComponent for Handle<C> {
         patch: Value,
         if_match: Option<String>,
     ) -> BoxFuture<'static, Result<JsonSnapshot>> {
-        let handle = self.clone();
+        let handle = self.clone().without_timeout();
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
             handle.send_op(Box::new(PatchJsonOp::new(patch, if_match, tx))).await?;
@@ -250,7 +256,7 @@ impl<C: Component> DynComponent for Handle<C> {
         args: Value,
         if_match: Option<String>,
     ) -> BoxFuture<'static, Result<Value>> {
-        let handle = self.clone();
+        let handle = self.clone().without_timeout();
         let method = method.to_owned();
         Box::pin(async move {
             let table = methods_of::<C>().ok_or_else(|| {
@@ -270,7 +276,7 @@ impl<C: Component> DynComponent for Handle<C> {
     }
 
     fn control(&self, control: Control) -> BoxFuture<'static, Result<()>> {
-        let handle = self.clone();
+        let handle = self.clone().without_timeout();
         Box::pin(async move {
             match control {
                 Control::Shutdown => handle.shutdown().await,
@@ -339,7 +345,7 @@ pub(crate) fn unredact<C: Component>(value: &mut Value, current: &C) -> Result<(
 }
 
 /// Deserialises `value` into `C`; the error names the offending field.
-pub fn from_json<C: Component>(value: Value) -> Result<C> {
+pub fn from_json<C: serde::de::DeserializeOwned>(value: Value) -> Result<C> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {

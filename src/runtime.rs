@@ -200,7 +200,8 @@ impl Signals {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{signal, SignalKind};
-            let err = |e: std::io::Error| Error::Config(format!("cannot install signal handlers: {e}"));
+            let err =
+                |e: std::io::Error| Error::Config(format!("cannot install signal handlers: {e}"));
             Ok(Signals {
                 int: signal(SignalKind::interrupt()).map_err(err)?,
                 term: signal(SignalKind::terminate()).map_err(err)?,

@@ -17,11 +17,13 @@ async fn stale_etag_replace_is_refused_and_current_one_bumps_version_and_etag() 
     let current = c.snapshot();
     assert_ne!(first.etag, current.etag);
 
-    let err = c.replace(Counter { count: 99, ..Counter::default() }, &first.etag).await.unwrap_err();
+    let err =
+        c.replace(Counter { count: 99, ..Counter::default() }, &first.etag).await.unwrap_err();
     assert_eq!(err, Error::Conflict { current_etag: current.etag.quoted() });
     assert_eq!(c.snapshot().state.count, 1);
 
-    let replaced = c.replace(Counter { count: 99, ..Counter::default() }, &current.etag).await.unwrap();
+    let replaced =
+        c.replace(Counter { count: 99, ..Counter::default() }, &current.etag).await.unwrap();
     assert_eq!(replaced.state.count, 99);
     assert_eq!(replaced.version, current.version + 1);
     assert_ne!(replaced.etag, current.etag);

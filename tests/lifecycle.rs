@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{counter, Log};
-use kinesis::{Change, Component, Container, Context, Error, RestartPolicy, Result, Stage, Subscription};
+use kinesis::{
+    Change, Component, Container, Context, Error, RestartPolicy, Result, Stage, Subscription,
+};
 use serde::{Deserialize, Serialize};
 use Stage::*;
 
@@ -69,7 +71,8 @@ fn stages<C>(sub: &mut Subscription<C>) -> Vec<Stage> {
 async fn start_that_fails_once_is_restarted_with_exact_stages() {
     let root = Container::root().await.unwrap();
     let log = Log::default();
-    let flaky = Flaky { fail_starts: Arc::new(AtomicU32::new(1)), log: log.clone(), ..Default::default() };
+    let flaky =
+        Flaky { fail_starts: Arc::new(AtomicU32::new(1)), log: log.clone(), ..Default::default() };
     let prepared = root.prepare("flaky", flaky).unwrap();
     let handle = prepared.handle();
     assert_eq!(handle.stage(), Submitted);
@@ -79,7 +82,17 @@ async fn start_that_fails_once_is_restarted_with_exact_stages() {
     seen.extend(stages(&mut sub));
     assert_eq!(
         seen,
-        [Submitted, Preinitializing, Preinitialized, Initializing, Initialized, Starting, Restarting, Starting, Started]
+        [
+            Submitted,
+            Preinitializing,
+            Preinitialized,
+            Initializing,
+            Initialized,
+            Starting,
+            Restarting,
+            Starting,
+            Started
+        ]
     );
     assert_eq!(log.take(), ["init", "post_init", "pre_start", "start", "stop", "start"]);
 
@@ -95,15 +108,19 @@ async fn start_that_fails_once_is_restarted_with_exact_stages() {
 async fn failing_init_aborts_and_add_returns_the_error() {
     let root = Container::root().await.unwrap();
     let log = Log::default();
-    let prepared =
-        root.prepare("broken", Flaky { fail_init: true, log: log.clone(), ..Default::default() }).unwrap();
+    let prepared = root
+        .prepare("broken", Flaky { fail_init: true, log: log.clone(), ..Default::default() })
+        .unwrap();
     let handle = prepared.handle();
     let mut sub = handle.subscribe();
     let err = prepared.start().await.unwrap_err();
     assert_eq!(err, Error::Handler("init refused".into()));
     let mut seen = vec![Submitted];
     seen.extend(stages(&mut sub));
-    assert_eq!(seen, [Submitted, Preinitializing, Preinitialized, Initializing, Aborting, TearingDown, TornDown]);
+    assert_eq!(
+        seen,
+        [Submitted, Preinitializing, Preinitialized, Initializing, Aborting, TearingDown, TornDown]
+    );
     assert_eq!(log.take(), ["init"]);
     assert!(root.get_dyn("broken").is_err(), "an aborted component is not in its container");
     // The name is free again.
@@ -115,7 +132,11 @@ async fn failing_init_aborts_and_add_returns_the_error() {
 async fn start_that_always_fails_gives_up_after_the_restart_limit() {
     let root = Container::root().await.unwrap();
     let log = Log::default();
-    let flaky = Flaky { fail_starts: Arc::new(AtomicU32::new(100)), log: log.clone(), ..Default::default() };
+    let flaky = Flaky {
+        fail_starts: Arc::new(AtomicU32::new(100)),
+        log: log.clone(),
+        ..Default::default()
+    };
     let err = root.add("hopeless", flaky).await.unwrap_err();
     assert_eq!(err, Error::Handler("start refused".into()));
     // Default intensity: 5 restarts, so 6 starts in all.
@@ -200,7 +221,10 @@ async fn a_component_adds_siblings_from_pre_start() {
     assert_eq!(app.names(), ["dependency", "dependent"]);
     assert_eq!(app.get::<common::Counter>("dependency").unwrap().uri(), "/root/app/dependency");
     root.shutdown().await.unwrap();
-    assert_eq!(log.take(), ["start dependency", "start dependent", "stop dependent", "stop dependency"]);
+    assert_eq!(
+        log.take(),
+        ["start dependency", "start dependent", "stop dependent", "stop dependency"]
+    );
 }
 
 #[tokio::test]
@@ -213,7 +237,10 @@ async fn nested_containers_resolve_uris_and_stop_depth_first() {
     app.add("y", counter(&log)).await.unwrap();
     root.add("z", counter(&log)).await.unwrap();
     let uris: Vec<_> = root.walk().iter().map(|c| c.uri().to_owned()).collect();
-    assert_eq!(uris, ["/root/app", "/root/app/inner", "/root/app/inner/x", "/root/app/y", "/root/z"]);
+    assert_eq!(
+        uris,
+        ["/root/app", "/root/app/inner", "/root/app/inner/x", "/root/app/y", "/root/z"]
+    );
     assert_eq!(root.lookup("/root/app/inner/x").unwrap().name(), "x");
     assert_eq!(root.lookup("/root").unwrap().uri(), "/root");
     for missing in ["/root/nope", "/root/app/inner/x/deeper", "/other", "/root/app/", "/rootapp"] {

@@ -112,9 +112,7 @@ impl Counter {
     /// The count times `factor`, computed asynchronously.
     pub async fn scaled(&self, factor: u64) -> Result<u64> {
         tokio::task::yield_now().await;
-        self.count
-            .checked_mul(factor)
-            .ok_or_else(|| Error::invalid("overflow"))
+        self.count.checked_mul(factor).ok_or_else(|| Error::invalid("overflow"))
     }
 
     /// The label, or `fallback` when it is empty; no label and no fallback is an error.
@@ -195,9 +193,7 @@ fn invalid(result: Result<impl fmt::Debug>) -> String {
 
 /// Fails the test if `f` does not finish within 5 s.
 async fn promptly<T>(f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(5), f)
-        .await
-        .expect("waited for the mailbox")
+    tokio::time::timeout(Duration::from_secs(5), f).await.expect("waited for the mailbox")
 }
 
 async fn next_update(
@@ -227,12 +223,7 @@ async fn a_component_with_the_macro_is_driven_entirely_through_dyn_component() {
 
     // A mutating call with JSON arguments goes through the mailbox.
     let mut sub = d.subscribe_json();
-    assert_eq!(
-        d.call_json("increment", json!({"by": 3}), None)
-            .await
-            .unwrap(),
-        json!(3)
-    );
+    assert_eq!(d.call_json("increment", json!({"by": 3}), None).await.unwrap(), json!(3));
     let after_inc = d.snapshot_json().unwrap();
     assert_eq!(after_inc.data, json!({"count": 3, "label": ""}));
     assert_eq!(after_inc.version, start.version + 1);
@@ -240,12 +231,7 @@ async fn a_component_with_the_macro_is_driven_entirely_through_dyn_component() {
 
     // Subscribers get the JSON change.
     match next_update(&mut sub).await {
-        JsonChange::Updated {
-            prev_version,
-            version,
-            etag,
-            data,
-        } => {
+        JsonChange::Updated { prev_version, version, etag, data } => {
             assert_eq!(prev_version, start.version);
             assert_eq!(version, after_inc.version);
             assert_eq!(etag, after_inc.etag);
@@ -255,46 +241,23 @@ async fn a_component_with_the_macro_is_driven_entirely_through_dyn_component() {
     }
 
     // Read-only calls, sync and async.
-    assert_eq!(
-        d.call_json("total", json!({}), None).await.unwrap(),
-        json!(3)
-    );
-    assert_eq!(
-        d.call_json("scaled", json!({"factor": 5}), None)
-            .await
-            .unwrap(),
-        json!(15)
-    );
-    assert_eq!(
-        d.snapshot_json().unwrap(),
-        after_inc,
-        "read-only calls change nothing"
-    );
+    assert_eq!(d.call_json("total", json!({}), None).await.unwrap(), json!(3));
+    assert_eq!(d.call_json("scaled", json!({"factor": 5}), None).await.unwrap(), json!(15));
+    assert_eq!(d.snapshot_json().unwrap(), after_inc, "read-only calls change nothing");
 
     // Replace with the right ETag, then with the stale one.
     let replaced = d
-        .replace_json(
-            json!({"count": 10, "label": "ten"}),
-            Some(after_inc.etag.quoted()),
-        )
+        .replace_json(json!({"count": 10, "label": "ten"}), Some(after_inc.etag.quoted()))
         .await
         .unwrap();
     assert_eq!(replaced.data, json!({"count": 10, "label": "ten"}));
     assert_eq!(replaced.version, after_inc.version + 1);
     assert_eq!(d.snapshot_json().unwrap(), replaced);
     let err = d
-        .replace_json(
-            json!({"count": 11, "label": "eleven"}),
-            Some(after_inc.etag.quoted()),
-        )
+        .replace_json(json!({"count": 11, "label": "eleven"}), Some(after_inc.etag.quoted()))
         .await
         .unwrap_err();
-    assert_eq!(
-        err,
-        Error::Conflict {
-            current_etag: replaced.etag.quoted()
-        }
-    );
+    assert_eq!(err, Error::Conflict { current_etag: replaced.etag.quoted() });
     assert_eq!(d.snapshot_json().unwrap(), replaced);
 
     // Merge patch with the right ETag, then with the stale one.
@@ -308,38 +271,21 @@ async fn a_component_with_the_macro_is_driven_entirely_through_dyn_component() {
         .merge_patch_json(json!({"label": "stale"}), Some(replaced.etag.quoted()))
         .await
         .unwrap_err();
-    assert_eq!(
-        err,
-        Error::Conflict {
-            current_etag: patched.etag.quoted()
-        }
-    );
+    assert_eq!(err, Error::Conflict { current_etag: patched.etag.quoted() });
     assert_eq!(d.snapshot_json().unwrap(), patched);
 
     // A mutating call honours If-Match too.
-    let err = d
-        .call_json("increment", json!({"by": 1}), Some(replaced.etag.quoted()))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        err,
-        Error::Conflict {
-            current_etag: patched.etag.quoted()
-        }
-    );
+    let err =
+        d.call_json("increment", json!({"by": 1}), Some(replaced.etag.quoted())).await.unwrap_err();
+    assert_eq!(err, Error::Conflict { current_etag: patched.etag.quoted() });
     assert_eq!(d.snapshot_json().unwrap(), patched);
     assert_eq!(
-        d.call_json("increment", json!({"by": 1}), Some(patched.etag.quoted()))
-            .await
-            .unwrap(),
+        d.call_json("increment", json!({"by": 1}), Some(patched.etag.quoted())).await.unwrap(),
         json!(11)
     );
 
     // The context reaches methods that take it.
-    assert_eq!(
-        d.call_json("reset", json!(null), None).await.unwrap(),
-        json!("/root/counter")
-    );
+    assert_eq!(d.call_json("reset", json!(null), None).await.unwrap(), json!("/root/counter"));
     assert_eq!(d.snapshot_json().unwrap().data["count"], json!(0));
     root.shutdown().await.unwrap();
 }
@@ -347,58 +293,34 @@ async fn a_component_with_the_macro_is_driven_entirely_through_dyn_component() {
 #[tokio::test]
 async fn bad_calls_and_invalid_patches_give_the_right_error_and_change_nothing() {
     let root = Container::root().await.unwrap();
-    root.add(
-        "counter",
-        Counter {
-            count: 7,
-            label: "seven".into(),
-            ..Counter::default()
-        },
-    )
-    .await
-    .unwrap();
-    let d = root.get_dyn("counter").unwrap();
-    d.call_json("increment", json!({"by": 1}), None)
+    root.add("counter", Counter { count: 7, label: "seven".into(), ..Counter::default() })
         .await
         .unwrap();
+    let d = root.get_dyn("counter").unwrap();
+    d.call_json("increment", json!({"by": 1}), None).await.unwrap();
     let before: JsonSnapshot = d.snapshot_json().unwrap();
 
     let call = |m: &'static str, args: Value| d.call_json(m, args, None);
 
     // Wrong argument names.
     let msg = invalid(call("increment", json!({"byy": 1})).await);
-    assert_eq!(
-        msg,
-        "method `increment` has no argument `byy`; its arguments are `by`"
-    );
+    assert_eq!(msg, "method `increment` has no argument `byy`; its arguments are `by`");
     let msg = invalid(call("total", json!({"x": 1})).await);
     assert_eq!(msg, "method `total` takes no arguments, got `x`");
     // Wrong argument types.
     let msg = invalid(call("increment", json!({"by": "x"})).await);
-    assert_eq!(
-        msg,
-        "argument `by`: invalid type: string \"x\", expected u64"
-    );
+    assert_eq!(msg, "argument `by`: invalid type: string \"x\", expected u64");
     let msg = invalid(call("increment", json!({"by": -1})).await);
-    assert!(
-        msg.starts_with("argument `by`: invalid value: integer `-1`"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("argument `by`: invalid value: integer `-1`"), "{msg}");
     let msg = invalid(call("relabel", json!({"label": "a", "suffix": 3})).await);
-    assert!(
-        msg.starts_with("argument `suffix`: invalid type: integer `3`"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("argument `suffix`: invalid type: integer `3`"), "{msg}");
     // Missing arguments, and arguments that are not an object.
     let msg = invalid(call("increment", json!({})).await);
     assert_eq!(msg, "missing argument `by` of method `increment`");
     let msg = invalid(call("increment", json!(null)).await);
     assert_eq!(msg, "missing argument `by` of method `increment`");
     let msg = invalid(call("increment", json!([1])).await);
-    assert!(
-        msg.contains("must be a JSON object of named arguments, not an array"),
-        "{msg}"
-    );
+    assert!(msg.contains("must be a JSON object of named arguments, not an array"), "{msg}");
     let msg = invalid(call("total", json!("x")).await);
     assert!(msg.contains("not a string"), "{msg}");
 
@@ -409,48 +331,27 @@ async fn bad_calls_and_invalid_patches_give_the_right_error_and_change_nothing()
     }
 
     // Handler errors roll back what the method changed.
-    let err = call("fail_with", json!({"message": "no"}))
-        .await
-        .unwrap_err();
+    let err = call("fail_with", json!({"message": "no"})).await.unwrap_err();
     assert_eq!(err, Error::Handler("rejected: no".into()));
-    let err = call("checked_set", json!({"count": 500}))
-        .await
-        .unwrap_err();
+    let err = call("checked_set", json!({"count": 500})).await.unwrap_err();
     assert_eq!(err, Error::Invalid("500 is over 100".into()));
     // Read-only errors: a Display error is a Handler error, an Into<Error> keeps its kind.
     let err = call("parse", json!({"text": "x"})).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
-    assert_eq!(
-        call("parse", json!({"text": "12"})).await.unwrap(),
-        json!(12)
-    );
-    let err = call("scaled", json!({"factor": u64::MAX}))
-        .await
-        .unwrap_err();
+    assert_eq!(call("parse", json!({"text": "12"})).await.unwrap(), json!(12));
+    let err = call("scaled", json!({"factor": u64::MAX})).await.unwrap_err();
     assert_eq!(err, Error::Invalid("overflow".into()));
 
     // Patches and replacements that make the state invalid.
-    let err = d
-        .merge_patch_json(json!({"count": "x"}), None)
-        .await
-        .unwrap_err();
+    let err = d.merge_patch_json(json!({"count": "x"}), None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid);
     assert!(err.to_string().contains("count"), "names the field: {err}");
-    let err = d
-        .merge_patch_json(json!({"count": null}), None)
-        .await
-        .unwrap_err();
+    let err = d.merge_patch_json(json!({"count": null}), None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid);
-    let err = d
-        .replace_json(json!({"count": -1, "label": "x"}), None)
-        .await
-        .unwrap_err();
+    let err = d.replace_json(json!({"count": -1, "label": "x"}), None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid);
     assert!(err.to_string().contains("count"), "names the field: {err}");
-    let err = d
-        .replace_json(json!("not an object"), None)
-        .await
-        .unwrap_err();
+    let err = d.replace_json(json!("not an object"), None).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid);
 
     // State, version and ETag are untouched by all of the above.
@@ -482,14 +383,9 @@ async fn typed_handle_methods_and_the_json_path_give_the_same_results() {
     );
     assert_eq!(
         json!(typed.relabel("a".into(), Some("b".into())).await.unwrap()),
-        call("relabel", json!({"label": "a", "suffix": "b"}))
-            .await
-            .unwrap()
+        call("relabel", json!({"label": "a", "suffix": "b"})).await.unwrap()
     );
-    assert_eq!(
-        json!(typed.total().await.unwrap()),
-        call("total", json!({})).await.unwrap()
-    );
+    assert_eq!(json!(typed.total().await.unwrap()), call("total", json!({})).await.unwrap());
     assert_eq!(
         json!(typed.scaled(3).await.unwrap()),
         call("scaled", json!({"factor": 3})).await.unwrap()
@@ -502,23 +398,17 @@ async fn typed_handle_methods_and_the_json_path_give_the_same_results() {
     assert_eq!(call("clear_label", json!({})).await.unwrap(), json!(null));
     assert_eq!(
         json!(typed.relabel("a".into(), Some("b".into())).await.unwrap()),
-        call("relabel", json!({"label": "a", "suffix": "b"}))
-            .await
-            .unwrap()
+        call("relabel", json!({"label": "a", "suffix": "b"})).await.unwrap()
     );
 
     // Errors are the same too.
     assert_eq!(
         typed.fail_with("x".into()).await.unwrap_err(),
-        call("fail_with", json!({"message": "x"}))
-            .await
-            .unwrap_err()
+        call("fail_with", json!({"message": "x"})).await.unwrap_err()
     );
     assert_eq!(
         typed.checked_set(101).await.unwrap_err(),
-        call("checked_set", json!({"count": 101}))
-            .await
-            .unwrap_err()
+        call("checked_set", json!({"count": 101})).await.unwrap_err()
     );
     assert_eq!(
         typed.parse("?".into()).await.unwrap_err(),
@@ -542,16 +432,7 @@ async fn typed_handle_methods_and_the_json_path_give_the_same_results() {
 #[tokio::test]
 async fn read_only_methods_run_on_the_snapshot_without_waiting_for_the_mailbox() {
     let root = Container::root().await.unwrap();
-    let c = root
-        .add(
-            "c",
-            Counter {
-                count: 2,
-                ..Counter::default()
-            },
-        )
-        .await
-        .unwrap();
+    let c = root.add("c", Counter { count: 2, ..Counter::default() }).await.unwrap();
     let d = root.get_dyn("c").unwrap();
     let version = c.snapshot().version;
     let gate = c.snapshot().state.gate.clone();
@@ -562,30 +443,18 @@ async fn read_only_methods_run_on_the_snapshot_without_waiting_for_the_mailbox()
 
     assert_eq!(promptly(c.total()).await.unwrap(), 2);
     assert_eq!(promptly(c.scaled(2)).await.unwrap(), 4);
-    assert_eq!(
-        promptly(d.call_json("total", json!({}), None))
-            .await
-            .unwrap(),
-        json!(2)
-    );
+    assert_eq!(promptly(d.call_json("total", json!({}), None)).await.unwrap(), json!(2));
 
     // A mutating call queues behind the held message.
     let queued = c.clone();
     let inc = tokio::spawn(async move { queued.increment(1).await });
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert!(
-        !inc.is_finished(),
-        "a mutating call did not queue behind the mailbox"
-    );
+    assert!(!inc.is_finished(), "a mutating call did not queue behind the mailbox");
     assert!(!held.is_finished());
     gate.release.notify_one();
     held.await.unwrap().unwrap();
     assert_eq!(inc.await.unwrap().unwrap(), 3);
-    assert_eq!(
-        c.snapshot().version,
-        version + 1,
-        "only the increment made a version"
-    );
+    assert_eq!(c.snapshot().version, version + 1, "only the increment made a version");
     root.shutdown().await.unwrap();
 }
 
@@ -613,37 +482,19 @@ async fn meta_lists_the_pub_methods_with_mutating_flags_arguments_and_docs() {
     );
     let by_name = |n: &str| *meta.methods.iter().find(|m| m.name == n).unwrap();
     let increment = by_name("increment");
-    assert_eq!(
-        increment.args,
-        &[ArgInfo {
-            name: "by",
-            ty: "u64"
-        }]
-    );
+    assert_eq!(increment.args, &[ArgInfo { name: "by", ty: "u64" }]);
     assert_eq!(increment.returns, "Result<u64>");
-    assert_eq!(
-        increment.doc,
-        "Adds `by` to the count.\n\nReturns the new count."
-    );
+    assert_eq!(increment.doc, "Adds `by` to the count.\n\nReturns the new count.");
     assert_eq!(
         by_name("relabel").args,
         &[
-            ArgInfo {
-                name: "label",
-                ty: "String"
-            },
-            ArgInfo {
-                name: "suffix",
-                ty: "Option<String>"
-            }
+            ArgInfo { name: "label", ty: "String" },
+            ArgInfo { name: "suffix", ty: "Option<String>" }
         ]
     );
     assert_eq!(by_name("reset").args, &[], "the context is not an argument");
     assert_eq!(by_name("clear_label").returns, "()");
-    assert_eq!(
-        by_name("label_or").returns,
-        "std::result::Result<String, Rejected>"
-    );
+    assert_eq!(by_name("label_or").returns, "std::result::Result<String, Rejected>");
 
     // The same table is what `methods_of` finds, and it serialises for HTTP.
     assert_eq!(methods_of::<Counter>().unwrap().methods, meta.methods);
@@ -656,25 +507,12 @@ async fn meta_lists_the_pub_methods_with_mutating_flags_arguments_and_docs() {
 async fn the_method_table_refuses_calls_through_the_wrong_path() {
     let table = methods_of::<Counter>().unwrap();
     // call_ref needs no runtime: it runs on a plain value.
-    let state = Counter {
-        count: 5,
-        ..Counter::default()
-    };
-    assert_eq!(
-        (table.call_ref)(&state, "total", json!({})).await.unwrap(),
-        json!(5)
-    );
-    assert_eq!(
-        (table.call_ref)(&state, "scaled", json!({"factor": 3}))
-            .await
-            .unwrap(),
-        json!(15)
-    );
+    let state = Counter { count: 5, ..Counter::default() };
+    assert_eq!((table.call_ref)(&state, "total", json!({})).await.unwrap(), json!(5));
+    assert_eq!((table.call_ref)(&state, "scaled", json!({"factor": 3})).await.unwrap(), json!(15));
     let msg = invalid((table.call_ref)(&state, "increment", json!({"by": 1})).await);
     assert!(msg.contains("changes the state"), "{msg}");
-    let err = (table.call_ref)(&state, "nope", json!({}))
-        .await
-        .unwrap_err();
+    let err = (table.call_ref)(&state, "nope", json!({})).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     let msg = invalid((table.call_ref)(&7u32, "total", json!({})).await);
     assert!(msg.contains("another component type"), "{msg}");
@@ -682,12 +520,7 @@ async fn the_method_table_refuses_calls_through_the_wrong_path() {
     // call_mut needs a Context, which exists only in the mailbox.
     let root = Container::root().await.unwrap();
     let echo = root.add("echo", Echo::default()).await.unwrap();
-    assert_eq!(
-        echo.via_table("bump".into(), json!({"n": 2}))
-            .await
-            .unwrap(),
-        json!(2)
-    );
+    assert_eq!(echo.via_table("bump".into(), json!({"n": 2})).await.unwrap(), json!(2));
     let msg = invalid(echo.via_table("peek".into(), json!({})).await);
     assert!(msg.contains("read-only"), "{msg}");
     let err = echo.via_table("nope".into(), json!({})).await.unwrap_err();
@@ -708,10 +541,7 @@ async fn a_component_without_the_macro_has_every_operation_but_call_json() {
     let start = d.snapshot_json().unwrap();
     assert_eq!(start.data, json!({"value": 1}));
     let mut sub = d.subscribe_json();
-    let replaced = d
-        .replace_json(json!({"value": 2}), Some(start.etag.quoted()))
-        .await
-        .unwrap();
+    let replaced = d.replace_json(json!({"value": 2}), Some(start.etag.quoted())).await.unwrap();
     assert_eq!(replaced.data, json!({"value": 2}));
     match next_update(&mut sub).await {
         JsonChange::Updated { data, version, .. } => {
@@ -720,10 +550,8 @@ async fn a_component_without_the_macro_has_every_operation_but_call_json() {
         }
         other => panic!("expected an update, got {other:?}"),
     }
-    let patched = d
-        .merge_patch_json(json!({"value": 3}), Some(replaced.etag.quoted()))
-        .await
-        .unwrap();
+    let patched =
+        d.merge_patch_json(json!({"value": 3}), Some(replaced.etag.quoted())).await.unwrap();
     assert_eq!(patched.data, json!({"value": 3}));
     d.control(kinesis::Control::NotifyPeers).await.unwrap();
 

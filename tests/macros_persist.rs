@@ -52,10 +52,7 @@ pub struct Cache {
 impl Component for Cache {}
 
 fn persistence(store: Arc<MemoryStore>, key: &str) -> Persistence {
-    Persistence {
-        store,
-        cipher: Some(Arc::new(Cipher::new(key, &[]).unwrap())),
-    }
+    Persistence { store, cipher: Some(Arc::new(Cipher::new(key, &[]).unwrap())) }
 }
 
 fn vault() -> Vault {
@@ -74,18 +71,9 @@ fn the_schema_is_registered_under_the_serde_names() {
     assert_eq!(
         schema.fields,
         &[
-            PersistField {
-                name: "ownerName",
-                encrypt: false
-            },
-            PersistField {
-                name: "apiKey",
-                encrypt: true
-            },
-            PersistField {
-                name: "pinCode",
-                encrypt: true
-            },
+            PersistField { name: "ownerName", encrypt: false },
+            PersistField { name: "apiKey", encrypt: true },
+            PersistField { name: "pinCode", encrypt: true },
         ]
     );
     assert_eq!(schema.type_name, "macros_persist::Vault");
@@ -96,11 +84,7 @@ fn the_schema_is_registered_under_the_serde_names() {
     // runtime stores and redacts.
     let state = serde_json::to_value(vault()).unwrap();
     for field in schema.fields {
-        assert!(
-            state.get(field.name).is_some(),
-            "`{}` is not a key of {state}",
-            field.name
-        );
+        assert!(state.get(field.name).is_some(), "`{}` is not a key of {state}", field.name);
     }
 }
 
@@ -155,10 +139,7 @@ async fn encrypted_fields_are_redacted_in_every_json_snapshot() {
     // A patch that sends "***" back keeps the secret; a new value replaces it.
     let etag = d.snapshot_json().unwrap().etag.quoted();
     let patched = d
-        .merge_patch_json(
-            json!({"apiKey": REDACTED, "ownerName": "grace"}),
-            Some(etag),
-        )
+        .merge_patch_json(json!({"apiKey": REDACTED, "ownerName": "grace"}), Some(etag))
         .await
         .unwrap();
     assert_eq!(patched.data["ownerName"], "grace");
@@ -171,9 +152,7 @@ async fn encrypted_fields_are_redacted_in_every_json_snapshot() {
     keys.sort_unstable();
     assert_eq!(keys, ["apiKey", "ownerName", "pinCode"]);
     assert_eq!(record.fields["ownerName"], "grace");
-    let sealed = record.fields["apiKey"][ENCRYPTED_MARKER]
-        .as_str()
-        .expect("sealed value");
+    let sealed = record.fields["apiKey"][ENCRYPTED_MARKER].as_str().expect("sealed value");
     assert!(!sealed.contains("new-key"));
     root.shutdown().await.unwrap();
 }
@@ -183,16 +162,12 @@ async fn persisted_fields_come_back_for_a_new_instance_with_the_same_uri() {
     let store = Arc::new(MemoryStore::new());
     let key = Cipher::generate_key();
 
-    let root = Container::root_with(Some(persistence(store.clone(), &key)))
-        .await
-        .unwrap();
+    let root = Container::root_with(Some(persistence(store.clone(), &key))).await.unwrap();
     let handle = root.add("vault", vault()).await.unwrap();
     handle.ask(SetKey("rotated".into())).await.unwrap();
     root.shutdown().await.unwrap();
 
-    let root = Container::root_with(Some(persistence(store, &key)))
-        .await
-        .unwrap();
+    let root = Container::root_with(Some(persistence(store, &key))).await.unwrap();
     let handle = root.add("vault", Vault::default()).await.unwrap();
     let state = handle.snapshot().state.clone();
     assert_eq!(

@@ -83,7 +83,8 @@ async fn batch_is_all_or_nothing() {
 async fn a_panicking_handler_is_contained_and_the_state_is_the_last_good_one() {
     let root = Container::root().await.unwrap();
     let log = Log::default();
-    let policy = RestartPolicy::on_failure().with_backoff(Duration::from_millis(1), Duration::from_millis(2));
+    let policy = RestartPolicy::on_failure()
+        .with_backoff(Duration::from_millis(1), Duration::from_millis(2));
     let c = root.add("c", Counter { policy: Some(policy), ..counter(&log) }).await.unwrap();
     let other = root.add("other", counter(&log)).await.unwrap();
     c.ask(Inc(7)).await.unwrap();
@@ -118,26 +119,37 @@ async fn queued_callers_get_stopping_when_the_component_stops_for_good() {
     let c = root.add("c", Counter::default()).await.unwrap();
     // Occupy the mailbox, queue asks and a shutdown, then more asks.
     c.tell(Sleep(Duration::from_millis(100))).await.unwrap();
-    let before: Vec<_> = (0..5).map(|_| tokio::spawn({
-        let c = c.clone();
-        async move { c.ask(Inc(1)).await }
-    })).collect();
+    let before: Vec<_> = (0..5)
+        .map(|_| {
+            tokio::spawn({
+                let c = c.clone();
+                async move { c.ask(Inc(1)).await }
+            })
+        })
+        .collect();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let stop = tokio::spawn({
         let c = c.clone();
         async move { c.control(Control::Shutdown).await }
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
-    let after: Vec<_> = (0..5).map(|_| tokio::spawn({
-        let c = c.clone();
-        async move { c.ask(Inc(1)).await }
-    })).collect();
+    let after: Vec<_> = (0..5)
+        .map(|_| {
+            tokio::spawn({
+                let c = c.clone();
+                async move { c.ask(Inc(1)).await }
+            })
+        })
+        .collect();
     for t in before {
         assert!(t.await.unwrap().is_ok(), "accepted before the shutdown: finished");
     }
     stop.await.unwrap().unwrap();
     for t in after {
-        assert!(matches!(t.await.unwrap(), Err(Error::Stopping(_))), "after the shutdown: Stopping");
+        assert!(
+            matches!(t.await.unwrap(), Err(Error::Stopping(_))),
+            "after the shutdown: Stopping"
+        );
     }
     assert_eq!(c.snapshot().state.count, 5);
     root.shutdown().await.unwrap();
@@ -236,10 +248,14 @@ async fn conditional_replaces_in_a_busy_mailbox_never_lose_an_update() {
         &c,
         vec![
             Box::new(move |c| {
-                tokio::spawn(async move { c.replace(Counter { count: 10, ..Counter::default() }, &etag).await.map(|_| ()) })
+                tokio::spawn(async move {
+                    c.replace(Counter { count: 10, ..Counter::default() }, &etag).await.map(|_| ())
+                })
             }),
             Box::new(move |c| {
-                tokio::spawn(async move { c.replace(Counter { count: 20, ..Counter::default() }, &etag).await.map(|_| ()) })
+                tokio::spawn(async move {
+                    c.replace(Counter { count: 20, ..Counter::default() }, &etag).await.map(|_| ())
+                })
             }),
         ],
     )

@@ -84,7 +84,8 @@ async fn fields_round_trip_and_are_loaded_before_init() {
 
     let root = Container::root_with(persistence(&store, &key, &[])).await.unwrap();
     let seen = Arc::new(Mutex::new(None));
-    let v = root.add("vault", Vault { seen_at_init: seen.clone(), ..Vault::default() }).await.unwrap();
+    let v =
+        root.add("vault", Vault { seen_at_init: seen.clone(), ..Vault::default() }).await.unwrap();
     assert_eq!(*seen.lock().unwrap(), Some((2, "hunter2".to_owned())), "loaded before init");
     assert_eq!(v.snapshot().state.count, 2);
     // The encrypted field is redacted in JSON.
@@ -96,7 +97,8 @@ async fn fields_round_trip_and_are_loaded_before_init() {
 #[tokio::test]
 async fn unchanged_persisted_fields_are_not_rewritten_and_persist_forces_a_write() {
     let store = Arc::new(MemoryStore::new());
-    let root = Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
+    let root =
+        Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
     let v = root.add("vault", Vault::default()).await.unwrap();
     v.ask(Bump).await.unwrap();
     let version = record(&store, "/root/vault").await.unwrap().version;
@@ -111,7 +113,8 @@ async fn unchanged_persisted_fields_are_not_rewritten_and_persist_forces_a_write
 #[tokio::test]
 async fn a_failing_store_fails_the_mutation_and_keeps_the_state() {
     let store = Arc::new(MemoryStore::new());
-    let root = Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
+    let root =
+        Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
     let v = root.add("vault", Vault::default()).await.unwrap();
     v.ask(Bump).await.unwrap();
     let before = v.snapshot();
@@ -156,12 +159,19 @@ async fn tampered_moved_missing_and_wrong_keys_fail_loudly_and_overwrite_nothing
     stored_vault(&store, &key).await;
     let mut rec = record(&store, "/root/vault").await.unwrap();
     let text = rec.fields["secret"][ENCRYPTED_MARKER].as_str().unwrap().to_owned();
-    let flipped = format!("{}{}", &text[..text.len() - 4], if text.ends_with("AAAA") { "BBBB" } else { "AAAA" });
+    let flipped = format!(
+        "{}{}",
+        &text[..text.len() - 4],
+        if text.ends_with("AAAA") { "BBBB" } else { "AAAA" }
+    );
     rec.fields["secret"] = json!({ ENCRYPTED_MARKER: flipped });
     rec.version += 1;
     store.save(&rec, rec.version - 1).await.unwrap();
     let err = add_fails(&store, persistence(&store, &key, &[])).await;
-    assert!(matches!(&err, Error::Crypto(m) if m.contains("`secret`") && m.contains("/root/vault")), "{err}");
+    assert!(
+        matches!(&err, Error::Crypto(m) if m.contains("`secret`") && m.contains("/root/vault")),
+        "{err}"
+    );
     assert_eq!(record(&store, "/root/vault").await.unwrap(), rec, "nothing overwritten");
 
     // A value moved to another component (same field name, other URI).
@@ -185,9 +195,14 @@ async fn tampered_moved_missing_and_wrong_keys_fail_loudly_and_overwrite_nothing
     assert_eq!(record(&store, "/root/vault").await.unwrap(), before);
 
     // No key at all: refused before anything is read.
-    let root = Container::root_with(Some(Persistence { store: store.clone(), cipher: None })).await.unwrap();
+    let root = Container::root_with(Some(Persistence { store: store.clone(), cipher: None }))
+        .await
+        .unwrap();
     let err = root.add("vault", Vault::default()).await.unwrap_err();
-    assert!(matches!(&err, Error::Config(m) if m.contains("secret") && m.contains("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY")), "{err}");
+    assert!(
+        matches!(&err, Error::Config(m) if m.contains("secret") && m.contains("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY")),
+        "{err}"
+    );
     root.shutdown().await.unwrap();
     assert_eq!(record(&store, "/root/vault").await.unwrap(), before);
 
@@ -205,14 +220,24 @@ async fn key_rotation_reads_with_the_previous_key_and_rewrites_under_the_current
     stored_vault(&store, &a).await;
     let id_of = |key: &str| Cipher::new(key, &[]).unwrap().key_id().to_owned();
     let written_under = |rec: &kinesis::persist::Record| {
-        rec.fields["secret"][ENCRYPTED_MARKER].as_str().unwrap().split(':').nth(1).unwrap().to_owned()
+        rec.fields["secret"][ENCRYPTED_MARKER]
+            .as_str()
+            .unwrap()
+            .split(':')
+            .nth(1)
+            .unwrap()
+            .to_owned()
     };
     assert_eq!(written_under(&record(&store, "/root/vault").await.unwrap()), id_of(&a));
 
     let root = Container::root_with(persistence(&store, &b, &[&a])).await.unwrap();
     let v = root.add("vault", Vault::default()).await.unwrap();
     assert_eq!(v.snapshot().state.secret, "hunter2");
-    assert_eq!(written_under(&record(&store, "/root/vault").await.unwrap()), id_of(&b), "rewritten");
+    assert_eq!(
+        written_under(&record(&store, "/root/vault").await.unwrap()),
+        id_of(&b),
+        "rewritten"
+    );
     root.shutdown().await.unwrap();
 
     // B alone now reads it.
@@ -247,7 +272,8 @@ async fn two_runtimes_sharing_a_store_never_lose_an_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_mutations_share_store_writes_and_all_are_durable() {
     let store = Arc::new(MemoryStore::new());
-    let root = Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
+    let root =
+        Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
     let v = root.add("vault", Vault::default()).await.unwrap();
     let tasks: Vec<_> = (0..64)
         .map(|_| {
@@ -267,7 +293,8 @@ async fn concurrent_mutations_share_store_writes_and_all_are_durable() {
 #[tokio::test]
 async fn a_store_failure_fails_every_message_of_the_group_and_keeps_the_state() {
     let store = Arc::new(MemoryStore::new());
-    let root = Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
+    let root =
+        Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
     let v = root.add("vault", Vault::default()).await.unwrap();
     v.ask(Bump).await.unwrap();
     struct Hold;

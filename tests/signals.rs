@@ -57,7 +57,8 @@ fn run_and_signal(signal: i32, twice: bool) -> (Option<i32>, Vec<String>) {
 }
 
 fn send(pid: i32, signal: i32) {
-    let status = Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
+    let status =
+        Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().unwrap();
     assert!(status.success());
 }
 

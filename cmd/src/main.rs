@@ -148,7 +148,9 @@ async fn start_and_serve(config: Config) -> kinesis::Result<ExitCode> {
     } else {
         let pending = report.pending.join(", ");
         tracing::error!(%pending, "shutdown deadline passed");
-        eprintln!("kinesis: shutdown took longer than KINESIS_SHUTDOWN_TIMEOUT; still running: {pending}");
+        eprintln!(
+            "kinesis: shutdown took longer than KINESIS_SHUTDOWN_TIMEOUT; still running: {pending}"
+        );
         Ok(ExitCode::from(1))
     }
 }

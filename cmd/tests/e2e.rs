@@ -73,7 +73,8 @@ fn runs_with_no_environment_persists_and_counts_executions() {
     // The api key is stored encrypted: decrypt it with the key file to learn
     // it, then check it appears neither on disk nor over HTTP.
     let record: Value =
-        serde_json::from_slice(&std::fs::read(data.join("%2Froot%2Fkinesis.json")).unwrap()).unwrap();
+        serde_json::from_slice(&std::fs::read(data.join("%2Froot%2Fkinesis.json")).unwrap())
+            .unwrap();
     let stored = &record["fields"]["api_key"];
     assert!(stored[ENCRYPTED_MARKER].is_string(), "{record}");
     let key = std::fs::read_to_string(&key_file).unwrap();
@@ -102,7 +103,8 @@ fn sigint_and_sigterm_stop_components_in_reverse_order_and_exit_zero() {
         k.signal(sig);
         assert_eq!(k.wait().code(), Some(0), "{}", k.stderr());
         let log = k.stderr();
-        let pos = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("{needle} missing: {log}"));
+        let pos =
+            |needle: &str| log.find(needle).unwrap_or_else(|| panic!("{needle} missing: {log}"));
         let (http, notes, counter, app) = (
             pos("HTTP server stopped"),
             pos("stopping uri=\"/root/notes\""),
@@ -184,7 +186,10 @@ fn every_bad_environment_value_exits_2_naming_the_variable() {
         assert!(stderr.contains(var), "{var}={value}: {stderr}");
     }
     let (_, stderr) = run_to_exit(&[("KINESIS_DB_CONNECTION", "nosuch://x")]);
-    assert!(stderr.contains("file://") && stderr.contains("built in"), "lists the built-in schemes: {stderr}");
+    assert!(
+        stderr.contains("file://") && stderr.contains("built in"),
+        "lists the built-in schemes: {stderr}"
+    );
 }
 
 #[test]
@@ -213,7 +218,9 @@ fn help_and_version() {
     let out = command(Path::new(".")).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for needle in ["KINESIS_HTTP_ADDR", "KINESIS_DB_CONNECTION", "Add-ons built in:", "http", "filedb"] {
+    for needle in
+        ["KINESIS_HTTP_ADDR", "KINESIS_DB_CONNECTION", "Add-ons built in:", "http", "filedb"]
+    {
         assert!(help.contains(needle), "{needle}: {help}");
     }
     let out = command(Path::new(".")).arg("--version").output().unwrap();

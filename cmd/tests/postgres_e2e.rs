@@ -45,14 +45,19 @@ fn count(k: &Kinesis) -> u64 {
 
 /// Sends increments from `threads` threads until `stop`; returns the number
 /// of 2xx answers and the statuses seen.
-fn hammer(k: &Kinesis, threads: usize, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, Vec<u16>)> {
+fn hammer(
+    k: &Kinesis,
+    threads: usize,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u64, Vec<u16>)> {
     let url = k.url("/root/counter/increment");
     std::thread::spawn(move || {
         let ok = Arc::new(AtomicU64::new(0));
         let statuses = Arc::new(std::sync::Mutex::new(Vec::new()));
         let workers: Vec<_> = (0..threads)
             .map(|_| {
-                let (url, stop, ok, statuses) = (url.clone(), stop.clone(), ok.clone(), statuses.clone());
+                let (url, stop, ok, statuses) =
+                    (url.clone(), stop.clone(), ok.clone(), statuses.clone());
                 std::thread::spawn(move || {
                     let c = client();
                     while !stop.load(Ordering::SeqCst) {
@@ -102,10 +107,16 @@ fn two_processes_sharing_postgres_never_lose_an_acknowledged_update() {
     }
     assert!(ok_a > 0 && ok_b > 0, "both processes made progress: {ok_a} {ok_b}");
     // One more increment on each brings both up to date with the store.
-    let _ = client().post(a.url("/root/counter/increment")).json(&serde_json::json!({"by": 0})).send();
-    let _ = client().post(b.url("/root/counter/increment")).json(&serde_json::json!({"by": 0})).send();
+    let _ =
+        client().post(a.url("/root/counter/increment")).json(&serde_json::json!({"by": 0})).send();
+    let _ =
+        client().post(b.url("/root/counter/increment")).json(&serde_json::json!({"by": 0})).send();
     let end = count(&a).max(count(&b));
-    assert_eq!(end - start, ok_a + ok_b, "every acknowledged increment is in the store, none twice");
+    assert_eq!(
+        end - start,
+        ok_a + ok_b,
+        "every acknowledged increment is in the store, none twice"
+    );
     a.signal(libc::SIGINT);
     b.signal(libc::SIGINT);
     assert_eq!(a.wait().code(), Some(0));
@@ -114,7 +125,8 @@ fn two_processes_sharing_postgres_never_lose_an_acknowledged_update() {
 
 fn pg_ctl_restart() -> bool {
     let Ok(entries) = std::fs::read_dir("/etc/postgresql") else { return false };
-    let Some(version) = entries.flatten().next().map(|e| e.file_name().to_string_lossy().into_owned())
+    let Some(version) =
+        entries.flatten().next().map(|e| e.file_name().to_string_lossy().into_owned())
     else {
         return false;
     };
@@ -150,7 +162,10 @@ fn postgres_restarted_under_load_loses_nothing_and_kinesis_recovers_by_itself() 
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut recovered = false;
     while Instant::now() < deadline {
-        let r = client().post(k.url("/root/counter/increment")).json(&serde_json::json!({"by": 0})).send();
+        let r = client()
+            .post(k.url("/root/counter/increment"))
+            .json(&serde_json::json!({"by": 0}))
+            .send();
         if r.is_ok_and(|r| r.status().is_success()) {
             recovered = true;
             break;

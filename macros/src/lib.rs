@@ -49,9 +49,7 @@ use proc_macro::TokenStream;
 #[proc_macro_derive(Persist, attributes(persist))]
 pub fn derive_persist(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    persist::expand(input)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    persist::expand(input).unwrap_or_else(syn::Error::into_compile_error).into()
 }
 
 /// Turns the `pub` methods of an inherent `impl` block of a component into

@@ -29,11 +29,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
         Data::Struct(s) => match &s.fields {
             Fields::Named(named) => named,
             other => {
-                let span = if matches!(other, Fields::Unit) {
-                    ident.span()
-                } else {
-                    other.span()
-                };
+                let span = if matches!(other, Fields::Unit) { ident.span() } else { other.span() };
                 return Err(syn::Error::new(
                     span,
                     "derive(Persist) needs a struct with named fields: persisted fields are \
@@ -63,10 +59,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             continue;
         };
         let rust_name = field.ident.as_ref().expect("named field").to_string();
-        let rust_name = rust_name
-            .strip_prefix("r#")
-            .unwrap_or(&rust_name)
-            .to_owned();
+        let rust_name = rust_name.strip_prefix("r#").unwrap_or(&rust_name).to_owned();
         let serde = FieldSerde::parse(&field.attrs);
         if let Some(skip) = &serde.skip {
             let why = if skip.is_ident("skip") {
@@ -78,10 +71,7 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             };
             errors.at(
                 skip,
-                format!(
-                    "`#[persist]` field `{rust_name}` is `#[serde({})]`: {why}",
-                    quote!(#skip)
-                ),
+                format!("`#[persist]` field `{rust_name}` is `#[serde({})]`: {why}", quote!(#skip)),
             );
             continue;
         }
@@ -95,24 +85,12 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             );
             continue;
         }
-        let ser = serde
-            .rename_ser
-            .clone()
-            .map(|l| l.value())
-            .unwrap_or_else(|| {
-                rename_all
-                    .ser
-                    .map_or_else(|| rust_name.clone(), |r| r.apply(&rust_name))
-            });
-        let de = serde
-            .rename_de
-            .clone()
-            .map(|l| l.value())
-            .unwrap_or_else(|| {
-                rename_all
-                    .de
-                    .map_or_else(|| rust_name.clone(), |r| r.apply(&rust_name))
-            });
+        let ser = serde.rename_ser.clone().map(|l| l.value()).unwrap_or_else(|| {
+            rename_all.ser.map_or_else(|| rust_name.clone(), |r| r.apply(&rust_name))
+        });
+        let de = serde.rename_de.clone().map(|l| l.value()).unwrap_or_else(|| {
+            rename_all.de.map_or_else(|| rust_name.clone(), |r| r.apply(&rust_name))
+        });
         if ser != de {
             let at = serde.rename_ser.as_ref().map_or(field.span(), LitStr::span);
             errors.push(syn::Error::new(
@@ -131,7 +109,11 @@ pub(crate) fn expand(input: DeriveInput) -> syn::Result<TokenStream> {
             );
             continue;
         }
-        persisted.push(Field { name: ser, encrypt, ident: field.ident.clone().expect("named field") });
+        persisted.push(Field {
+            name: ser,
+            encrypt,
+            ident: field.ident.clone().expect("named field"),
+        });
     }
     errors.finish()?;
 

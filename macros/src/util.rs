@@ -71,10 +71,7 @@ pub(crate) fn doc_string(attrs: &[Attribute]) -> String {
             continue;
         }
         if let Meta::NameValue(nv) = &attr.meta {
-            if let Expr::Lit(ExprLit {
-                lit: Lit::Str(s), ..
-            }) = &nv.value
-            {
+            if let Expr::Lit(ExprLit { lit: Lit::Str(s), .. }) = &nv.value {
                 for line in s.value().split('\n') {
                     lines.push(line.strip_prefix(' ').unwrap_or(line).trim_end().to_owned());
                 }
@@ -146,16 +143,12 @@ impl<'ast> Visit<'ast> for OwnedTypeCheck<'_> {
     fn visit_type_impl_trait(&mut self, t: &'ast syn::TypeImplTrait) {
         self.errors.at(
             t,
-            format!(
-                "{} cannot be `impl Trait`: handler methods need concrete types",
-                self.what
-            ),
+            format!("{} cannot be `impl Trait`: handler methods need concrete types", self.what),
         );
     }
 
     fn visit_type_infer(&mut self, t: &'ast syn::TypeInfer) {
-        self.errors
-            .at(t, format!("{} must be written out, not `_`", self.what));
+        self.errors.at(t, format!("{} must be written out, not `_`", self.what));
     }
 
     fn visit_lifetime(&mut self, l: &'ast syn::Lifetime) {

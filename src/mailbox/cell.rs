@@ -388,7 +388,9 @@ impl<C: Component> Cell<C> {
         };
         let result = match AssertUnwindSafe(fut).catch_unwind().await {
             Ok(r) => r,
-            Err(panic) => Err(Error::Panicked(format!("{hook:?} hook: {}", panic_message(&*panic)))),
+            Err(panic) => {
+                Err(Error::Panicked(format!("{hook:?} hook: {}", panic_message(&*panic))))
+            }
         };
         match result {
             Ok(()) => self.commit_or_rollback(false).await,
@@ -443,9 +445,8 @@ impl<C: Component> Cell<C> {
         }
         let checkpoint = (mutates && !self.pending.is_empty()).then(|| self.state.clone());
         let current = Arc::clone(&self.current);
-        let run = AssertUnwindSafe(op.run(&mut self.state, &mut self.ctx, &current))
-            .catch_unwind()
-            .await;
+        let run =
+            AssertUnwindSafe(op.run(&mut self.state, &mut self.ctx, &current)).catch_unwind().await;
         match run {
             Ok(Ok(())) if !mutates => op.finish(Ok(()), &current),
             Ok(Ok(())) => {
@@ -513,7 +514,11 @@ impl<C: Component> Cell<C> {
         }
     }
 
-    async fn handle_control(&mut self, control: Control, reply: Option<oneshot::Sender<Result<()>>>) {
+    async fn handle_control(
+        &mut self,
+        control: Control,
+        reply: Option<oneshot::Sender<Result<()>>>,
+    ) {
         let result = match control {
             Control::Shutdown => {
                 self.stop_and_teardown().await;

@@ -71,9 +71,10 @@ impl Persisted {
 
     /// Loads the stored fields into `state`. Returns whether a record existed.
     pub(crate) async fn load<C: Component>(&mut self, state: &mut C) -> Result<bool> {
-        let record = self.store.load(&self.uri).await.map_err(|e| {
-            Error::Store(format!("loading persisted fields of {}: {e}", self.uri))
-        })?;
+        let record =
+            self.store.load(&self.uri).await.map_err(|e| {
+                Error::Store(format!("loading persisted fields of {}: {e}", self.uri))
+            })?;
         let Some(record) = record else {
             self.saved_version = 0;
             self.saved_fields = Some(self.plain_fields(state)?);
@@ -98,15 +99,19 @@ impl Persisted {
             };
             plain.insert(field.name.to_owned(), value);
         }
-        let mut current = serde_json::to_value(&*state)
-            .map_err(|e| Error::Invalid(format!("state of {} does not serialise: {e}", self.uri)))?;
+        let mut current = serde_json::to_value(&*state).map_err(|e| {
+            Error::Invalid(format!("state of {} does not serialise: {e}", self.uri))
+        })?;
         if let Value::Object(obj) = &mut current {
             for (k, v) in &plain {
                 obj.insert(k.clone(), v.clone());
             }
         }
         (self.schema.load_fields)(state, current).map_err(|e| {
-            Error::Invalid(format!("persisted fields of {} do not fit the component: {e}", self.uri))
+            Error::Invalid(format!(
+                "persisted fields of {} do not fit the component: {e}",
+                self.uri
+            ))
         })?;
         self.saved_version = record.version;
         self.saved_fields = Some(self.plain_fields(state)?);
@@ -145,8 +150,7 @@ impl Persisted {
             };
             stored.insert(field.name.to_owned(), value);
         }
-        let record =
-            Record::new(&self.uri, self.schema.type_name, self.saved_version + 1, stored);
+        let record = Record::new(&self.uri, self.schema.type_name, self.saved_version + 1, stored);
         match self.store.save(&record, self.saved_version).await {
             Ok(()) => {
                 self.saved_version = record.version;
@@ -163,8 +167,9 @@ impl Persisted {
     }
 
     fn plain_fields<C: Component>(&self, state: &C) -> Result<Map<String, Value>> {
-        let value = serde_json::to_value(state)
-            .map_err(|e| Error::Invalid(format!("state of {} does not serialise: {e}", self.uri)))?;
+        let value = serde_json::to_value(state).map_err(|e| {
+            Error::Invalid(format!("state of {} does not serialise: {e}", self.uri))
+        })?;
         let mut out = Map::new();
         if let Value::Object(obj) = value {
             for field in self.schema.fields {

@@ -81,16 +81,15 @@ impl Cipher {
     /// A cipher from `KINESIS_DB_SYMMETRIC_ENCRYPT_KEY` and the comma
     /// separated `KINESIS_DB_PREVIOUS_ENCRYPT_KEYS`; `None` when no key is set.
     pub fn from_env() -> Result<Option<Self>> {
-        let current = match std::env::var("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY") {
-            Ok(v) if !v.trim().is_empty() => v,
-            Ok(_) | Err(std::env::VarError::NotPresent) => return Ok(None),
-            Err(std::env::VarError::NotUnicode(_)) => {
-                return Err(Error::Config(
+        let current =
+            match std::env::var("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY") {
+                Ok(v) if !v.trim().is_empty() => v,
+                Ok(_) | Err(std::env::VarError::NotPresent) => return Ok(None),
+                Err(std::env::VarError::NotUnicode(_)) => return Err(Error::Config(
                     "KINESIS_DB_SYMMETRIC_ENCRYPT_KEY is not valid UTF-8; it takes a base64 key"
                         .into(),
-                ))
-            }
-        };
+                )),
+            };
         let previous = std::env::var("KINESIS_DB_PREVIOUS_ENCRYPT_KEYS").unwrap_or_default();
         let previous: Vec<&str> =
             previous.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
@@ -115,8 +114,9 @@ impl Cipher {
             }
         }
         let key = Cipher::generate_key();
-        write_private_file(path, key.as_bytes())
-            .map_err(|e| Error::Config(format!("cannot create key file {}: {e}", path.display())))?;
+        write_private_file(path, key.as_bytes()).map_err(|e| {
+            Error::Config(format!("cannot create key file {}: {e}", path.display()))
+        })?;
         Ok((key, true))
     }
 
@@ -205,9 +205,9 @@ impl Key {
             Ok(k) => k,
             Err(_) => {
                 let mut out = [0u8; 32];
-                argon2::Argon2::default()
-                    .hash_password_into(&bytes, KDF_SALT, &mut out)
-                    .map_err(|e| Error::Config(format!("{variable}: key derivation failed: {e}")))?;
+                argon2::Argon2::default().hash_password_into(&bytes, KDF_SALT, &mut out).map_err(
+                    |e| Error::Config(format!("{variable}: key derivation failed: {e}")),
+                )?;
                 out
             }
         };

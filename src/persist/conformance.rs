@@ -94,24 +94,13 @@ pub async fn run_all(store: SharedStore, prefix: &str) {
 pub async fn load_missing(store: &SharedStore, prefix: &str) {
     let check = "load_missing";
     let missing = format!("{prefix}/never-written");
-    assert_eq!(
-        ok(store.load(&missing).await, check, &missing),
-        None,
-        "{check}: {missing}"
-    );
+    assert_eq!(ok(store.load(&missing).await, check, &missing), None, "{check}: {missing}");
 
     let stored = format!("{prefix}/stored");
     ok(store.save(&probe(&stored, 1, 0), 0).await, check, &stored);
-    for other in [
-        format!("{prefix}/store"),
-        format!("{stored}/child"),
-        format!("{stored}d"),
-    ] {
+    for other in [format!("{prefix}/store"), format!("{stored}/child"), format!("{stored}d")] {
         let got = ok(store.load(&other).await, check, &other);
-        assert_eq!(
-            got, None,
-            "{check}: {other} was never written, but loads as a record"
-        );
+        assert_eq!(got, None, "{check}: {other} was never written, but loads as a record");
     }
 }
 
@@ -141,34 +130,20 @@ pub async fn save_load_round_trip(store: &SharedStore, prefix: &str) {
         json!("quotes \" backslash \\ slash / tab \t newline \n unicode é ß 中文 🦀 \u{1f}"),
     );
     fields.insert("list".into(), json!([1, "two", [3], {"four": 4}, null]));
-    fields.insert(
-        "nested".into(),
-        json!({"a": {"b": {"c": [true, false]}}, "empty": {}}),
-    );
-    fields.insert(
-        "with space and ünïcode".into(),
-        json!("key names are free text"),
-    );
+    fields.insert("nested".into(), json!({"a": {"b": {"c": [true, false]}}, "empty": {}}));
+    fields.insert("with space and ünïcode".into(), json!("key names are free text"));
     let mut first = Record::new(&uri, TYPE_NAME, 1, fields);
     first.updated_at = "2026-01-02T03:04:05.678Z".into();
     ok(store.save(&first, 0).await, check, &uri);
     let loaded = ok(store.load(&uri).await, check, &uri);
-    assert_eq!(
-        loaded.as_ref(),
-        Some(&first),
-        "{check}: {uri} did not load as saved"
-    );
+    assert_eq!(loaded.as_ref(), Some(&first), "{check}: {uri} did not load as saved");
 
     let mut fields = Map::new();
     fields.insert("count".into(), json!(43));
     let second = Record::new(&uri, TYPE_NAME, 2, fields);
     ok(store.save(&second, 1).await, check, &uri);
     let loaded = ok(store.load(&uri).await, check, &uri);
-    assert_eq!(
-        loaded.as_ref(),
-        Some(&second),
-        "{check}: {uri} was not replaced whole"
-    );
+    assert_eq!(loaded.as_ref(), Some(&second), "{check}: {uri} was not replaced whole");
 }
 
 /// A save whose expected version is not the stored one fails with
@@ -191,10 +166,7 @@ pub async fn stale_save_conflicts(store: &SharedStore, prefix: &str) {
         let result = store.save(&probe(&uri, expected + 1, 99), expected).await;
         expect_conflict(result, check, &uri, expected, Some(2));
         let now = ok(store.load(&uri).await, check, &uri);
-        assert_eq!(
-            now, stored,
-            "{check}: a refused save (expected {expected}) changed {uri}"
-        );
+        assert_eq!(now, stored, "{check}: a refused save (expected {expected}) changed {uri}");
     }
 
     let absent = format!("{prefix}/absent");
@@ -233,11 +205,7 @@ pub async fn version_must_follow_expected(store: &SharedStore, prefix: &str) {
             "{check}: {uri} saved at version {version} with expected {expected}"
         );
         let now = ok(store.load(&uri).await, check, &uri);
-        assert_eq!(
-            now.as_ref(),
-            Some(&first),
-            "{check}: a refused save changed {uri}"
-        );
+        assert_eq!(now.as_ref(), Some(&first), "{check}: a refused save changed {uri}");
     }
 }
 
@@ -258,45 +226,20 @@ pub async fn delete_once(store: &SharedStore, prefix: &str) {
     let kept = probe(&neighbour, 1, 7);
     ok(store.save(&kept, 0).await, check, &neighbour);
 
-    assert!(
-        ok(store.delete(&uri).await, check, &uri),
-        "{check}: first delete of {uri} said none"
-    );
-    assert!(
-        !ok(store.delete(&uri).await, check, &uri),
-        "{check}: second delete of {uri} said one"
-    );
+    assert!(ok(store.delete(&uri).await, check, &uri), "{check}: first delete of {uri} said none");
+    assert!(!ok(store.delete(&uri).await, check, &uri), "{check}: second delete of {uri} said one");
     let never = format!("{prefix}/never-written");
-    assert!(
-        !ok(store.delete(&never).await, check, &never),
-        "{check}: deleted unknown {never}"
-    );
-    assert_eq!(
-        ok(store.load(&uri).await, check, &uri),
-        None,
-        "{check}: {uri} loads after delete"
-    );
+    assert!(!ok(store.delete(&never).await, check, &never), "{check}: deleted unknown {never}");
+    assert_eq!(ok(store.load(&uri).await, check, &uri), None, "{check}: {uri} loads after delete");
     let listed = ok(store.list(prefix).await, check, prefix);
-    assert_eq!(
-        listed,
-        vec![neighbour.clone()],
-        "{check}: list after deleting {uri}"
-    );
+    assert_eq!(listed, vec![neighbour.clone()], "{check}: list after deleting {uri}");
     let now = ok(store.load(&neighbour).await, check, &neighbour);
-    assert_eq!(
-        now.as_ref(),
-        Some(&kept),
-        "{check}: deleting {uri} changed {neighbour}"
-    );
+    assert_eq!(now.as_ref(), Some(&kept), "{check}: deleting {uri} changed {neighbour}");
 
     let again = probe(&uri, 1, 3);
     ok(store.save(&again, 0).await, check, &uri);
     let now = ok(store.load(&uri).await, check, &uri);
-    assert_eq!(
-        now.as_ref(),
-        Some(&again),
-        "{check}: {uri} recreated after delete"
-    );
+    assert_eq!(now.as_ref(), Some(&again), "{check}: {uri} recreated after delete");
 }
 
 /// `list(prefix)` returns exactly the stored URIs that start with `prefix`
@@ -335,11 +278,7 @@ pub async fn list_by_prefix(store: &SharedStore, prefix: &str) {
     assert_eq!(listed, everything, "{check}: list({prefix}/)");
 
     let sub = format!("{prefix}/b");
-    let mut expected: Vec<String> = uris
-        .iter()
-        .filter(|u| u.starts_with(&sub))
-        .cloned()
-        .collect();
+    let mut expected: Vec<String> = uris.iter().filter(|u| u.starts_with(&sub)).cloned().collect();
     expected.sort();
     assert_eq!(expected.len(), 6, "{check}: the check itself miscounted");
     let listed = ok(store.list(&sub).await, check, &sub);
@@ -347,25 +286,15 @@ pub async fn list_by_prefix(store: &SharedStore, prefix: &str) {
 
     let sub = format!("{prefix}/b/");
     let listed = ok(store.list(&sub).await, check, &sub);
-    assert_eq!(
-        listed,
-        vec![format!("{prefix}/b/a/deep/er"), format!("{prefix}/b/z")]
-    );
+    assert_eq!(listed, vec![format!("{prefix}/b/a/deep/er"), format!("{prefix}/b/z")]);
 
     let exact = format!("{prefix}/b/a/deep/er");
     let listed = ok(store.list(&exact).await, check, &exact);
     assert_eq!(listed, vec![exact.clone()], "{check}: list of a full URI");
 
-    for nothing in [
-        format!("{prefix}/d"),
-        format!("{prefix}/a/"),
-        format!("{prefix}x"),
-    ] {
+    for nothing in [format!("{prefix}/d"), format!("{prefix}/a/"), format!("{prefix}x")] {
         let listed = ok(store.list(&nothing).await, check, &nothing);
-        assert!(
-            listed.is_empty(),
-            "{check}: list({nothing}) returned {listed:?}"
-        );
+        assert!(listed.is_empty(), "{check}: list({nothing}) returned {listed:?}");
     }
 }
 
@@ -406,39 +335,18 @@ pub async fn racing_writers(store: &SharedStore, prefix: &str, writers: usize, r
             };
             match result {
                 Ok(()) => winners.push(writer),
-                Err(StoreError::Conflict {
-                    uri: u,
-                    expected,
-                    found,
-                }) => {
+                Err(StoreError::Conflict { uri: u, expected, found }) => {
                     assert_eq!(u, uri, "{check}: conflict names the wrong URI");
-                    assert_eq!(
-                        expected, round,
-                        "{check}: conflict names the wrong expected"
-                    );
-                    assert_ne!(
-                        found,
-                        Some(round),
-                        "{check}: conflict although {round} is stored"
-                    );
+                    assert_eq!(expected, round, "{check}: conflict names the wrong expected");
+                    assert_ne!(found, Some(round), "{check}: conflict although {round} is stored");
                 }
                 Err(e) => panic!("{check}: writer {writer} of round {round} failed: {e}"),
             }
         }
-        assert_eq!(
-            winners.len(),
-            1,
-            "{check}: round {round} of {uri} had winners {winners:?}"
-        );
+        assert_eq!(winners.len(), 1, "{check}: round {round} of {uri} had winners {winners:?}");
         let stored = ok(store.load(&uri).await, check, &uri);
-        let Some(stored) = stored else {
-            panic!("{check}: {uri} missing after round {round}")
-        };
-        assert_eq!(
-            stored.version,
-            round + 1,
-            "{check}: version of {uri} after round {round}"
-        );
+        let Some(stored) = stored else { panic!("{check}: {uri} missing after round {round}") };
+        assert_eq!(stored.version, round + 1, "{check}: version of {uri} after round {round}");
         assert_eq!(
             stored.fields.get("writer"),
             Some(&json!(winners[0] as u64)),
@@ -477,34 +385,19 @@ pub async fn encrypted_fields_round_trip(store: &SharedStore, prefix: &str) {
                 Ok(v) => v,
                 Err(e) => panic!("{check}: cannot encrypt {name}: {e}"),
             };
-            assert!(
-                sealed.get(ENCRYPTED_MARKER).is_some(),
-                "{check}: not an $enc value"
-            );
+            assert!(sealed.get(ENCRYPTED_MARKER).is_some(), "{check}: not an $enc value");
             fields.insert((*name).into(), sealed);
         }
         let record = Record::new(&uri, TYPE_NAME, version, fields);
         ok(store.save(&record, version - 1).await, check, &uri);
         let loaded = ok(store.load(&uri).await, check, &uri);
-        assert_eq!(
-            loaded.as_ref(),
-            Some(&record),
-            "{check}: {uri} version {version}"
-        );
-        let Some(loaded) = loaded else {
-            unreachable!("compared above")
-        };
+        assert_eq!(loaded.as_ref(), Some(&record), "{check}: {uri} version {version}");
+        let Some(loaded) = loaded else { unreachable!("compared above") };
         for (name, value) in &secrets {
             match cipher.decrypt(&uri, name, &loaded.fields[*name]) {
                 Ok((plain, stale)) => {
-                    assert_eq!(
-                        &plain, value,
-                        "{check}: {name} of {uri} decrypts differently"
-                    );
-                    assert!(
-                        !stale,
-                        "{check}: {name} of {uri} flagged as under an old key"
-                    );
+                    assert_eq!(&plain, value, "{check}: {name} of {uri} decrypts differently");
+                    assert!(!stale, "{check}: {name} of {uri} flagged as under an old key");
                 }
                 Err(e) => panic!("{check}: {name} of {uri} no longer decrypts: {e}"),
             }
@@ -533,26 +426,18 @@ pub async fn large_record(store: &SharedStore, prefix: &str) {
         let numbers: Vec<Value> = (0..32_768i64).map(|i| json!(i * 7919 - 100_000)).collect();
         fields.insert("numbers".into(), Value::Array(numbers));
         for i in 0..2_000 {
-            fields.insert(
-                format!("field_{i:04}"),
-                json!(format!("value {i} of version {version}")),
-            );
+            fields
+                .insert(format!("field_{i:04}"), json!(format!("value {i} of version {version}")));
         }
         let record = Record::new(&uri, TYPE_NAME, version, fields);
         let size = match serde_json::to_vec(&record) {
             Ok(bytes) => bytes.len(),
             Err(e) => panic!("{check}: cannot serialise: {e}"),
         };
-        assert!(
-            size >= 1024 * 1024 * 9 / 10,
-            "{check}: the record is only {size} bytes"
-        );
+        assert!(size >= 1024 * 1024 * 9 / 10, "{check}: the record is only {size} bytes");
         ok(store.save(&record, version - 1).await, check, &uri);
         let loaded = ok(store.load(&uri).await, check, &uri);
-        assert!(
-            loaded.as_ref() == Some(&record),
-            "{check}: {uri} version {version} differs"
-        );
+        assert!(loaded.as_ref() == Some(&record), "{check}: {uri} version {version} differs");
     }
 }
 
@@ -597,31 +482,19 @@ pub async fn every_name_character(store: &SharedStore, prefix: &str) {
     }
     for (i, uri) in uris.iter().enumerate() {
         let loaded = ok(store.load(uri).await, check, uri);
-        let Some(loaded) = loaded else {
-            panic!("{check}: {uri} does not load")
-        };
+        let Some(loaded) = loaded else { panic!("{check}: {uri} does not load") };
         assert_eq!(&loaded.uri, uri, "{check}: stored under another URI");
-        assert_eq!(
-            loaded.fields.get("writer"),
-            Some(&json!(i as u64)),
-            "{check}: {uri} mixed up"
-        );
+        assert_eq!(loaded.fields.get("writer"), Some(&json!(i as u64)), "{check}: {uri} mixed up");
     }
     let mut sorted = uris.clone();
     sorted.sort();
     let listed = ok(store.list(prefix).await, check, prefix);
     assert_eq!(listed, sorted, "{check}: list({prefix})");
     for uri in &uris {
-        assert!(
-            ok(store.delete(uri).await, check, uri),
-            "{check}: delete {uri}"
-        );
+        assert!(ok(store.delete(uri).await, check, uri), "{check}: delete {uri}");
     }
     let listed = ok(store.list(prefix).await, check, prefix);
-    assert!(
-        listed.is_empty(),
-        "{check}: left after deleting all: {listed:?}"
-    );
+    assert!(listed.is_empty(), "{check}: left after deleting all: {listed:?}");
 }
 
 /// The store's back-end goes away and comes back: `go_away` makes it
@@ -668,19 +541,11 @@ pub async fn store_goes_away<D, DF, U, UF>(
     come_back().await;
 
     let now = ok(store.load(&uri).await, check, &uri);
-    assert_eq!(
-        now.as_ref(),
-        Some(&before),
-        "{check}: {uri} changed while the store was away"
-    );
+    assert_eq!(now.as_ref(), Some(&before), "{check}: {uri} changed while the store was away");
     let after = probe(&uri, 2, 3);
     ok(store.save(&after, 1).await, check, &uri);
     let now = ok(store.load(&uri).await, check, &uri);
-    assert_eq!(
-        now.as_ref(),
-        Some(&after),
-        "{check}: {uri} after the store came back"
-    );
+    assert_eq!(now.as_ref(), Some(&after), "{check}: {uri} after the store came back");
 }
 
 /// A small record of the suite: one field `writer` that tells records apart.
@@ -709,11 +574,7 @@ fn expect_conflict(
     found: Option<u64>,
 ) {
     match result {
-        Err(StoreError::Conflict {
-            uri: u,
-            expected: e,
-            found: f,
-        }) => {
+        Err(StoreError::Conflict { uri: u, expected: e, found: f }) => {
             assert_eq!(
                 (u.as_str(), e, f),
                 (uri, expected, found),

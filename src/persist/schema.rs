@@ -63,10 +63,7 @@ fn schema_by_id(id: TypeId) -> Option<&'static PersistSchema> {
     static INDEX: OnceLock<HashMap<TypeId, &'static PersistSchema>> = OnceLock::new();
     INDEX
         .get_or_init(|| {
-            inventory::iter::<PersistSchema>
-                .into_iter()
-                .map(|s| ((s.type_id)(), s))
-                .collect()
+            inventory::iter::<PersistSchema>.into_iter().map(|s| ((s.type_id)(), s)).collect()
         })
         .get(&id)
         .copied()

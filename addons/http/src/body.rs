@@ -125,16 +125,34 @@ fn kind_of(value: &Value) -> &'static str {
 /// Named arguments from a query string: each value is parsed as JSON if it
 /// parses (`n=3` is a number, `flag=true` a boolean, `s="3"` a string) and
 /// taken as a string otherwise (`name=ada`). A name given twice is a 400.
-pub(crate) fn query_arguments(query: Option<&str>) -> Result<Map<String, Value>, Problem> {
+pub(crate) fn query_arguments(
+    query: Option<&str>,
+    declared: &[kinesis::methods::ArgInfo],
+) -> Result<Map<String, Value>, Problem> {
     let mut args = Map::new();
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         if args.contains_key(name.as_ref()) {
             return Err(Problem::bad_request(format!("the argument `{name}` is given twice")));
         }
-        let value = serde_json::from_str(&value).unwrap_or_else(|_| Value::String(value.into()));
+        // Arguments declared as strings stay strings (`?key=123` is "123");
+        // others are read as JSON when they parse, else as strings.
+        let is_string = declared.iter().any(|a| a.name == name && is_string_type(a.ty));
+        let value = if is_string {
+            Value::String(value.into_owned())
+        } else {
+            serde_json::from_str(&value).unwrap_or_else(|_| Value::String(value.into()))
+        };
         args.insert(name.into_owned(), value);
     }
     Ok(args)
+}
+
+/// Whether a declared argument type is a string (`String`, `&str`-like,
+/// `Option<String>`).
+fn is_string_type(ty: &str) -> bool {
+    let ty: String = ty.chars().filter(|c| !c.is_whitespace()).collect();
+    let inner = ty.strip_prefix("Option<").and_then(|t| t.strip_suffix('>')).unwrap_or(&ty);
+    matches!(inner, "String" | "std::string::String" | "alloc::string::String" | "Box<str>")
 }
 
 #[cfg(test)]
@@ -168,13 +186,22 @@ mod tests {
 
     #[test]
     fn query_values_are_json_when_they_parse() {
-        let args = query_arguments(Some("n=3&flag=true&s=%223%22&name=ada&list=[1,2]&e=")).unwrap();
+        let args = query_arguments(Some("n=3&flag=true&s=%223%22&name=ada&list=[1,2]&e="), &[]).unwrap();
         assert_eq!(
             Value::Object(args),
             json!({"n": 3, "flag": true, "s": "3", "name": "ada", "list": [1, 2], "e": ""})
         );
-        assert!(query_arguments(None).unwrap().is_empty());
-        assert_eq!(query_arguments(Some("a=1&a=2")).unwrap_err().status().as_u16(), 400);
+        assert!(query_arguments(None, &[]).unwrap().is_empty());
+        assert_eq!(query_arguments(Some("a=1&a=2"), &[]).unwrap_err().status().as_u16(), 400);
+        let declared = [
+            kinesis::methods::ArgInfo { name: "key", ty: "String" },
+            kinesis::methods::ArgInfo { name: "note", ty: "Option < String >" },
+            kinesis::methods::ArgInfo { name: "n", ty: "u64" },
+        ];
+        let args = query_arguments(Some("key=123&note=true&n=7"), &declared).unwrap();
+        assert_eq!(args["key"], json!("123"), "declared strings stay strings");
+        assert_eq!(args["note"], json!("true"));
+        assert_eq!(args["n"], json!(7));
     }
 
     #[tokio::test]

@@ -128,7 +128,7 @@ fn plan(app: &AppState, request: Request) -> Result<Plan, Problem> {
                 })))
             } else if is_get && !info.mutating {
                 ready(&*c)?;
-                let args = body::query_arguments(parts.uri.query())?;
+                let args = body::query_arguments(parts.uri.query(), info.args)?;
                 Ok(Plan::Wait(Box::pin(call(c, info.name, Value::Object(args), None))))
             } else if info.mutating {
                 Err(Problem::method_not_allowed(method.as_str(), ALLOW_POST))

@@ -96,4 +96,3 @@ impl Drop for Kinesis {
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
 }
-

@@ -18,11 +18,7 @@ impl Method {
 
     /// `call` (the method call, awaited if async) as a `kinesis::Result<Reply>`.
     fn convert(&self, call: TokenStream) -> TokenStream {
-        let call = if self.is_async {
-            quote!(#call.await)
-        } else {
-            call
-        };
+        let call = if self.is_async { quote!(#call.await) } else { call };
         match &self.ret {
             Ret::Unit => quote!({
                 #call;
@@ -97,10 +93,8 @@ pub(super) fn generate(m: &Model) -> TokenStream {
 
     let messages = m.methods.iter().filter(|x| x.mutating).map(|x| {
         let msg = &x.msg;
-        let doc = format!(
-            "The message `#[kinesis::handlers]` generated for `{type_name}::{}`.",
-            x.name
-        );
+        let doc =
+            format!("The message `#[kinesis::handlers]` generated for `{type_name}::{}`.", x.name);
         let fields = x.args.iter().map(|a| {
             let (i, t) = (&a.ident, &a.ty);
             quote!(pub #i: #t)
@@ -129,10 +123,7 @@ pub(super) fn generate(m: &Model) -> TokenStream {
                 x.name
             )
         } else {
-            format!(
-                "Calls `{type_name}::{}` on the latest snapshot of the component.",
-                x.name
-            )
+            format!("Calls `{type_name}::{}` on the latest snapshot of the component.", x.name)
         };
         let sig = x.typed_sig();
         let sep = (!docs.is_empty()).then(|| quote!(#[doc = ""]));
@@ -219,18 +210,9 @@ pub(super) fn generate(m: &Model) -> TokenStream {
             }
         }
     });
-    let read_only: Vec<&String> = m
-        .methods
-        .iter()
-        .filter(|x| !x.mutating)
-        .map(|x| &x.name)
-        .collect();
-    let mutating: Vec<&String> = m
-        .methods
-        .iter()
-        .filter(|x| x.mutating)
-        .map(|x| &x.name)
-        .collect();
+    let read_only: Vec<&String> =
+        m.methods.iter().filter(|x| !x.mutating).map(|x| &x.name).collect();
+    let mutating: Vec<&String> = m.methods.iter().filter(|x| x.mutating).map(|x| &x.name).collect();
     let wrong_mut = (!read_only.is_empty()).then(|| {
         quote! {
             #(#read_only)|* => ::core::result::Result::Err(::kinesis::Error::Invalid(

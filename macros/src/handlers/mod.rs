@@ -205,10 +205,8 @@ fn method(f: &ImplItemFn, self_ty: &Type, type_ident: &Ident, all: &mut Errors) 
     let ident = &sig.ident;
     let name = ident.unraw().to_string();
 
-    if let Some(cfg) = f
-        .attrs
-        .iter()
-        .find(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
+    if let Some(cfg) =
+        f.attrs.iter().find(|a| a.path().is_ident("cfg") || a.path().is_ident("cfg_attr"))
     {
         errors.at(
             cfg,
@@ -234,10 +232,7 @@ fn method(f: &ImplItemFn, self_ty: &Type, type_ident: &Ident, all: &mut Errors) 
         );
     }
     if let Some(u) = &sig.unsafety {
-        errors.at(
-            u,
-            "handler methods cannot be `unsafe`: they are called by name from JSON",
-        );
+        errors.at(u, "handler methods cannot be `unsafe`: they are called by name from JSON");
     }
     if let Some(abi) = &sig.abi {
         errors.at(abi, "handler methods cannot have an `extern` ABI");
@@ -268,10 +263,7 @@ fn method(f: &ImplItemFn, self_ty: &Type, type_ident: &Ident, all: &mut Errors) 
             false
         }
         Some(r) if r.colon_token.is_some() => {
-            errors.at(
-                r,
-                "write the receiver as `&self` (read-only) or `&mut self` (mutating)",
-            );
+            errors.at(r, "write the receiver as `&self` (read-only) or `&mut self` (mutating)");
             false
         }
         Some(r) if r.reference.is_none() => {
@@ -327,28 +319,18 @@ fn method(f: &ImplItemFn, self_ty: &Type, type_ident: &Ident, all: &mut Errors) 
             }
         };
         let arg_name = arg_ident.unraw().to_string();
-        OwnedTypeCheck {
-            what: format!("argument `{arg_name}`"),
-            errors: &mut errors,
-        }
-        .visit_type(&pt.ty);
+        OwnedTypeCheck { what: format!("argument `{arg_name}`"), errors: &mut errors }
+            .visit_type(&pt.ty);
         let mut ty = (*pt.ty).clone();
         ReplaceSelf(self_ty).visit_type_mut(&mut ty);
-        args.push(Arg {
-            ident: arg_ident,
-            name: arg_name,
-            ty,
-        });
+        args.push(Arg { ident: arg_ident, name: arg_name, ty });
     }
 
     let (ret, returns, ret_span) = match &sig.output {
         ReturnType::Default => (Ret::Unit, "()".to_owned(), ident.span()),
         ReturnType::Type(_, ty) => {
-            OwnedTypeCheck {
-                what: "the return type".to_owned(),
-                errors: &mut errors,
-            }
-            .visit_type(ty);
+            OwnedTypeCheck { what: "the return type".to_owned(), errors: &mut errors }
+                .visit_type(ty);
             let mut ty = (**ty).clone();
             ReplaceSelf(self_ty).visit_type_mut(&mut ty);
             let returns = type_string(&ty);
@@ -410,11 +392,7 @@ mod tests {
     fn error(item: ItemImpl) -> String {
         match analyse(TokenStream::new(), &item) {
             Ok(_) => panic!("expected an error"),
-            Err(e) => e
-                .into_iter()
-                .map(|e| e.to_string())
-                .collect::<Vec<_>>()
-                .join("\n"),
+            Err(e) => e.into_iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"),
         }
     }
 
@@ -433,20 +411,8 @@ mod tests {
         });
         assert_eq!(m.trait_ident, "CounterHandle");
         assert_eq!(m.type_name, "Counter");
-        let names: Vec<_> = m
-            .methods
-            .iter()
-            .map(|x| (x.name.as_str(), x.mutating))
-            .collect();
-        assert_eq!(
-            names,
-            [
-                ("increment", true),
-                ("set", true),
-                ("total", false),
-                ("unit", false)
-            ]
-        );
+        let names: Vec<_> = m.methods.iter().map(|x| (x.name.as_str(), x.mutating)).collect();
+        assert_eq!(names, [("increment", true), ("set", true), ("total", false), ("unit", false)]);
 
         let inc = &m.methods[0];
         assert!(inc.is_async && inc.takes_ctx);
@@ -457,11 +423,7 @@ mod tests {
         assert_eq!(inc.doc, "Adds.");
 
         let set = &m.methods[1];
-        assert_eq!(
-            type_string(&set.args[0].ty),
-            "Option<Counter>",
-            "Self is replaced"
-        );
+        assert_eq!(type_string(&set.args[0].ty), "Option<Counter>", "Self is replaced");
         assert!(matches!(set.ret, Ret::Unit));
         assert!(matches!(&m.methods[2].ret, Ret::Result(_, Some(e)) if type_string(e) == "String"));
         assert!(matches!(m.methods[3].ret, Ret::Unit));
