@@ -198,11 +198,14 @@ async fn handles_stay_valid_across_restarts() {
     root.shutdown().await.unwrap();
 }
 
+/// Starts one queued call on a handle.
+type QueuedCall<T> = Box<dyn FnOnce(kinesis::Handle<Counter>) -> tokio::task::JoinHandle<T>>;
+
 /// Queues `n` operations behind a blocked mailbox, in order, and returns
 /// their join handles.
 async fn queued<T: Send + 'static>(
     c: &kinesis::Handle<Counter>,
-    ops: Vec<Box<dyn FnOnce(kinesis::Handle<Counter>) -> tokio::task::JoinHandle<T>>>,
+    ops: Vec<QueuedCall<T>>,
 ) -> Vec<tokio::task::JoinHandle<T>> {
     c.tell(Sleep(Duration::from_millis(200))).await.unwrap();
     let mut out = Vec::new();

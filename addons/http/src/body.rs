@@ -186,7 +186,8 @@ mod tests {
 
     #[test]
     fn query_values_are_json_when_they_parse() {
-        let args = query_arguments(Some("n=3&flag=true&s=%223%22&name=ada&list=[1,2]&e="), &[]).unwrap();
+        let args =
+            query_arguments(Some("n=3&flag=true&s=%223%22&name=ada&list=[1,2]&e="), &[]).unwrap();
         assert_eq!(
             Value::Object(args),
             json!({"n": 3, "flag": true, "s": "3", "name": "ada", "list": [1, 2], "e": ""})

@@ -70,10 +70,13 @@ impl Workload {
     pub fn variants(self) -> Vec<&'static str> {
         match self {
             Workload::Ask(_) => frameworks::ALL.to_vec(),
-            // A read-only message changes nothing for these two.
+            // How handles ask changes nothing for these two.
             Workload::Idle | Workload::Snapshot => frameworks::ALL
                 .into_iter()
-                .filter(|f| *f != frameworks::KinesisReadOnly::NAME)
+                .filter(|f| {
+                    *f != frameworks::KinesisReadOnly::NAME
+                        && *f != frameworks::KinesisNoTimeout::NAME
+                })
                 .collect(),
             Workload::Http(_) => http::SERVERS.to_vec(),
             Workload::Persist(_) => persist::STORES.to_vec(),

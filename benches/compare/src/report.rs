@@ -116,6 +116,7 @@ pub fn label(variant: &str) -> &str {
     match variant {
         "raw-tokio" => "raw tokio (mpsc + oneshot)",
         "kinesis" => "**kinesis**",
+        "kinesis-nt" => "**kinesis**, handle without timeout",
         "kinesis-ro" => "**kinesis**, read-only message",
         "bare-axum" => "bare axum",
         "sqlite" => "SQLite (sqlx, WAL)",

@@ -2,9 +2,10 @@
 //!
 //! [`Kinesis`] asks a mutating message: after each one the runtime
 //! serialises the state, compares it, hashes it into a new ETag and
-//! publishes a new snapshot — the real cost of a kinesis write.
-//! [`KinesisReadOnly`] asks a message declared `MUTATES = false`, which
-//! skips that commit: the cost of the mailbox round trip alone.
+//! publishes a new snapshot — the real cost of a kinesis write — and the
+//! handle arms its 30 s ask timeout. [`KinesisNoTimeout`] does the same on
+//! a handle without a timeout; [`KinesisReadOnly`] asks a message declared
+//! `MUTATES = false`, which skips the commit.
 
 use std::future::Future;
 
@@ -45,7 +46,28 @@ impl Handler<Peek> for Count {
     }
 }
 
-/// A kinesis handle; `read_only` handles ask [`Peek`] instead of [`Inc`].
+/// How a [`KinesisRef`] asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// The default handle (30 s ask timeout), asking [`Inc`].
+    Default,
+    /// A handle made with `without_timeout()`, asking [`Inc`].
+    NoTimeout,
+    /// The default handle, asking [`Peek`].
+    ReadOnly,
+}
+
+impl Mode {
+    const fn of(mode: u8) -> Mode {
+        match mode {
+            0 => Mode::Default,
+            1 => Mode::NoTimeout,
+            _ => Mode::ReadOnly,
+        }
+    }
+}
+
+/// A kinesis handle and how it asks.
 #[derive(Clone)]
 pub struct KinesisRef {
     handle: Handle<Count>,
@@ -64,99 +86,59 @@ impl Counter for KinesisRef {
     }
 }
 
-/// kinesis with a root container and a `pool` container the counters go in.
-pub struct Kinesis {
+/// kinesis with a root container and a `pool` container the counters go
+/// in; `MODE` picks how handles ask (see the aliases below).
+pub struct KinesisWith<const MODE: u8> {
     root: Container,
     pool: Container,
 }
 
-impl Kinesis {
-    async fn new() -> Kinesis {
+/// kinesis as users get it: default handles, a mutating message.
+pub type Kinesis = KinesisWith<0>;
+/// kinesis with handles made by `Handle::without_timeout()`.
+pub type KinesisNoTimeout = KinesisWith<1>;
+/// kinesis asking a read-only message: the mailbox without the commit.
+pub type KinesisReadOnly = KinesisWith<2>;
+
+impl<const MODE: u8> Framework for KinesisWith<MODE> {
+    const NAME: &'static str = match Mode::of(MODE) {
+        Mode::Default => "kinesis",
+        Mode::NoTimeout => "kinesis-nt",
+        Mode::ReadOnly => "kinesis-ro",
+    };
+    type Ref = KinesisRef;
+
+    fn block_on<F: Future>(fut: F) -> F::Output {
+        crate::runtime().block_on(fut)
+    }
+
+    async fn setup() -> Self {
         let root = Container::root().await.expect("root container");
         let pool = root.add_container("pool").await.expect("pool container");
-        Kinesis { root, pool }
+        KinesisWith { root, pool }
     }
 
-    async fn add(&self, index: usize, read_only: bool) -> KinesisRef {
+    fn spawn<F>(&self, _worker: usize, fut: F) -> impl Future<Output = F::Output> + Send + 'static
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let task = tokio::spawn(fut);
+        async move { task.await.expect("task") }
+    }
+
+    async fn start(&self, index: usize, _publish: bool) -> KinesisRef {
         let handle = self.pool.add(&format!("c{index}"), Count::default()).await.expect("add");
-        KinesisRef { handle, read_only }
+        let mode = Mode::of(MODE);
+        let handle = if mode == Mode::NoTimeout { handle.without_timeout() } else { handle };
+        KinesisRef { handle, read_only: mode == Mode::ReadOnly }
     }
 
-    async fn stop(&self, refs: Vec<KinesisRef>) {
+    async fn stop_all(&self, refs: Vec<KinesisRef>) {
         drop(refs);
         // What a user does: stopping the container stops its children
         // (newest first) and waits for each.
         self.pool.shutdown().await.expect("pool stops");
         self.root.shutdown().await.expect("root stops");
-    }
-}
-
-fn spawn_tokio<F>(fut: F) -> impl Future<Output = F::Output> + Send + 'static
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let task = tokio::spawn(fut);
-    async move { task.await.expect("task") }
-}
-
-impl Framework for Kinesis {
-    const NAME: &'static str = "kinesis";
-    type Ref = KinesisRef;
-
-    fn block_on<F: Future>(fut: F) -> F::Output {
-        crate::runtime().block_on(fut)
-    }
-
-    async fn setup() -> Self {
-        Kinesis::new().await
-    }
-
-    fn spawn<F>(&self, _worker: usize, fut: F) -> impl Future<Output = F::Output> + Send + 'static
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        spawn_tokio(fut)
-    }
-
-    async fn start(&self, index: usize, _publish: bool) -> KinesisRef {
-        self.add(index, false).await
-    }
-
-    async fn stop_all(&self, refs: Vec<KinesisRef>) {
-        self.stop(refs).await
-    }
-}
-
-/// kinesis asking a read-only message: the mailbox without the commit.
-pub struct KinesisReadOnly(Kinesis);
-
-impl Framework for KinesisReadOnly {
-    const NAME: &'static str = "kinesis-ro";
-    type Ref = KinesisRef;
-
-    fn block_on<F: Future>(fut: F) -> F::Output {
-        crate::runtime().block_on(fut)
-    }
-
-    async fn setup() -> Self {
-        KinesisReadOnly(Kinesis::new().await)
-    }
-
-    fn spawn<F>(&self, _worker: usize, fut: F) -> impl Future<Output = F::Output> + Send + 'static
-    where
-        F: Future + Send + 'static,
-        F::Output: Send + 'static,
-    {
-        spawn_tokio(fut)
-    }
-
-    async fn start(&self, index: usize, _publish: bool) -> KinesisRef {
-        self.0.add(index, true).await
-    }
-
-    async fn stop_all(&self, refs: Vec<KinesisRef>) {
-        self.0.stop(refs).await
     }
 }

@@ -19,7 +19,7 @@ mod raw;
 
 pub use self::actix::Actix;
 pub use self::kameo::Kameo;
-pub use self::kinesis::{Kinesis, KinesisReadOnly};
+pub use self::kinesis::{Kinesis, KinesisNoTimeout, KinesisReadOnly, KinesisWith};
 pub use self::ractor::Ractor;
 pub use self::raw::Raw;
 
@@ -84,6 +84,10 @@ macro_rules! with_framework {
             }
             n if n == $crate::frameworks::Kinesis::NAME => {
                 type $F = $crate::frameworks::Kinesis;
+                $body
+            }
+            n if n == $crate::frameworks::KinesisNoTimeout::NAME => {
+                type $F = $crate::frameworks::KinesisNoTimeout;
                 $body
             }
             n if n == $crate::frameworks::KinesisReadOnly::NAME => {
