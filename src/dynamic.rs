@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 
 use crate::changes::Lagged;
-use crate::mailbox::{CallJsonOp, PatchJsonOp, ReplaceJsonOp};
+use crate::mailbox::{CallJsonOp, JsonWrite, JsonWriteOp};
 use crate::methods::{methods_of, MethodInfo};
 use crate::persist::{schema_of, REDACTED};
 use crate::{
@@ -228,7 +228,9 @@ impl<C: Component> DynComponent for Handle<C> {
         let handle = self.clone().without_timeout();
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
-            handle.send_op(Box::new(ReplaceJsonOp::new(value, if_match, tx))).await?;
+            handle
+                .send_op(Box::new(JsonWriteOp::new(JsonWrite::Replace(value), if_match, tx)))
+                .await?;
             handle.await_reply(rx).await
         })
     }
@@ -241,7 +243,9 @@ impl<C: Component> DynComponent for Handle<C> {
         let handle = self.clone().without_timeout();
         Box::pin(async move {
             let (tx, rx) = oneshot::channel();
-            handle.send_op(Box::new(PatchJsonOp::new(patch, if_match, tx))).await?;
+            handle
+                .send_op(Box::new(JsonWriteOp::new(JsonWrite::MergePatch(patch), if_match, tx)))
+                .await?;
             handle.await_reply(rx).await
         })
     }

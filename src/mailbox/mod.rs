@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use crate::{Component, Context, Result, Snapshot};
 
 pub(crate) use cell::{prepare_component, spawn_component, PreparedCell, Shared};
-pub(crate) use ops::{AskOp, BatchOp, CallJsonOp, PatchJsonOp, ReplaceJsonOp, ReplaceOp};
+pub(crate) use ops::{AskOp, BatchOp, CallJsonOp, JsonWrite, JsonWriteOp, ReplaceOp};
 
 /// A unit of work for a component's mailbox.
 pub(crate) trait Operation<C: Component>: Send {

@@ -182,24 +182,33 @@ impl<C: Component> Operation<C> for ReplaceOp<C> {
     }
 }
 
-/// Replaces the state from JSON, validated by deserialising into `C`.
-pub(crate) struct ReplaceJsonOp {
-    value: Option<Value>,
+/// How a [`JsonWriteOp`] builds the new state.
+pub(crate) enum JsonWrite {
+    /// The whole new state.
+    Replace(Value),
+    /// An RFC 7396 merge patch applied to the current state.
+    MergePatch(Value),
+}
+
+/// Replaces or patches the state from JSON; the result is validated by
+/// deserialising it into `C`, and `"***"` keeps an encrypted field's value.
+pub(crate) struct JsonWriteOp {
+    write: Option<JsonWrite>,
     if_match: Option<String>,
     tx: oneshot::Sender<Result<JsonSnapshot>>,
 }
 
-impl ReplaceJsonOp {
+impl JsonWriteOp {
     pub(crate) fn new(
-        value: Value,
+        write: JsonWrite,
         if_match: Option<String>,
         tx: oneshot::Sender<Result<JsonSnapshot>>,
     ) -> Self {
-        ReplaceJsonOp { value: Some(value), if_match, tx }
+        JsonWriteOp { write: Some(write), if_match, tx }
     }
 }
 
-impl<C: Component> Operation<C> for ReplaceJsonOp {
+impl<C: Component> Operation<C> for JsonWriteOp {
     fn conditional(&self) -> bool {
         self.if_match.is_some()
     }
@@ -212,55 +221,20 @@ impl<C: Component> Operation<C> for ReplaceJsonOp {
     ) -> BoxFuture<'a, Result<()>> {
         Box::pin(async move {
             check_if_match(self.if_match.as_deref(), current)?;
-            let mut value = self.value.take().unwrap_or(Value::Null);
-            unredact::<C>(&mut value, state)?;
-            let mut rebuilt = crate::dynamic::from_json::<C>(value)?;
-            rebuilt.restore_skipped(state);
-            *state = rebuilt;
-            Ok(())
-        })
-    }
-
-    fn finish(self: Box<Self>, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>) {
-        let _ = self.tx.send(outcome.and_then(|()| JsonSnapshot::of(snapshot)));
-    }
-}
-
-/// Applies an RFC 7396 JSON merge patch to the state.
-pub(crate) struct PatchJsonOp {
-    patch: Value,
-    if_match: Option<String>,
-    tx: oneshot::Sender<Result<JsonSnapshot>>,
-}
-
-impl PatchJsonOp {
-    pub(crate) fn new(
-        patch: Value,
-        if_match: Option<String>,
-        tx: oneshot::Sender<Result<JsonSnapshot>>,
-    ) -> Self {
-        PatchJsonOp { patch, if_match, tx }
-    }
-}
-
-impl<C: Component> Operation<C> for PatchJsonOp {
-    fn conditional(&self) -> bool {
-        self.if_match.is_some()
-    }
-
-    fn run<'a>(
-        &'a mut self,
-        state: &'a mut C,
-        _ctx: &'a mut Context<C>,
-        current: &'a Snapshot<C>,
-    ) -> BoxFuture<'a, Result<()>> {
-        Box::pin(async move {
-            check_if_match(self.if_match.as_deref(), current)?;
-            let mut value = serde_json::to_value(&*state)
-                .map_err(|e| Error::Invalid(format!("state does not serialise: {e}")))?;
-            let mut patch = std::mem::take(&mut self.patch);
-            unredact::<C>(&mut patch, state)?;
-            json_patch::merge(&mut value, &patch);
+            let value = match self.write.take() {
+                Some(JsonWrite::Replace(mut value)) => {
+                    unredact::<C>(&mut value, state)?;
+                    value
+                }
+                Some(JsonWrite::MergePatch(mut patch)) => {
+                    let mut value = serde_json::to_value(&*state)
+                        .map_err(|e| Error::Invalid(format!("state does not serialise: {e}")))?;
+                    unredact::<C>(&mut patch, state)?;
+                    json_patch::merge(&mut value, &patch);
+                    value
+                }
+                None => return Err(Error::Invalid("write already applied".into())),
+            };
             let mut rebuilt = crate::dynamic::from_json::<C>(value)?;
             rebuilt.restore_skipped(state);
             *state = rebuilt;

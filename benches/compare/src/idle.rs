@@ -1,6 +1,7 @@
 //! Idle actors: spawn 100,000 counter actors one after the other (each
 //! ready to take messages before the next is started), then stop them all
-//! and wait until every one is gone.
+//! and wait until every one is gone. Both run in a task on the runtime (for
+//! actix: on the system arbiter), as an application's own code would.
 //!
 //! Resident memory is read from `/proc/self/statm` just before the first
 //! spawn and after the last (once the runtime settled for 100 ms); the
@@ -8,6 +9,7 @@
 //! the reference the benchmark keeps to it (8–24 bytes) and the actor's
 //! state (a `u64`). Each framework runs in a fresh process.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::frameworks::Framework;
@@ -33,30 +35,36 @@ const SETTLE: Duration = Duration::from_millis(100);
 /// Metrics: `spawn_s`, `stop_s`, `total_s` (spawn + stop), `bytes_per_actor`.
 /// `report` is called with the spawn figures before the stop begins, so a
 /// stop that never ends still leaves them behind.
-pub fn run<F: Framework>(count: usize, report: impl Fn(&Metrics)) -> Metrics {
+pub fn run<F: Framework>(count: usize, report: fn(&Metrics)) -> Metrics {
     F::block_on(async {
-        let fw = F::setup().await;
-        let mut refs = Vec::with_capacity(count);
-        tokio::time::sleep(SETTLE).await;
-        let before = resident_bytes();
-        let started = Instant::now();
-        for i in 0..count {
-            refs.push(fw.start(i, false).await);
-        }
-        let spawn = started.elapsed();
-        tokio::time::sleep(SETTLE).await;
-        let after = resident_bytes();
-        let per_actor = after.saturating_sub(before) as f64 / count as f64;
-        let mut metrics = vec![
-            ("spawn_s".to_owned(), spawn.as_secs_f64()),
-            ("bytes_per_actor".to_owned(), per_actor),
-        ];
-        report(&metrics);
-        let stopping = Instant::now();
-        fw.stop_all(refs).await;
-        let stop = stopping.elapsed();
-        metrics.push(("stop_s".to_owned(), stop.as_secs_f64()));
-        metrics.push(("total_s".to_owned(), (spawn + stop).as_secs_f64()));
-        metrics
+        let fw = Arc::new(F::setup().await);
+        let worker = Arc::clone(&fw);
+        // On a runtime thread, as an application spawning its components.
+        fw.spawn(0, async move {
+            let fw = worker;
+            let mut refs = Vec::with_capacity(count);
+            tokio::time::sleep(SETTLE).await;
+            let before = resident_bytes();
+            let started = Instant::now();
+            for i in 0..count {
+                refs.push(fw.start(i, false).await);
+            }
+            let spawn = started.elapsed();
+            tokio::time::sleep(SETTLE).await;
+            let after = resident_bytes();
+            let per_actor = after.saturating_sub(before) as f64 / count as f64;
+            let mut metrics = vec![
+                ("spawn_s".to_owned(), spawn.as_secs_f64()),
+                ("bytes_per_actor".to_owned(), per_actor),
+            ];
+            report(&metrics);
+            let stopping = Instant::now();
+            fw.stop_all(refs).await;
+            let stop = stopping.elapsed();
+            metrics.push(("stop_s".to_owned(), stop.as_secs_f64()));
+            metrics.push(("total_s".to_owned(), (spawn + stop).as_secs_f64()));
+            metrics
+        })
+        .await
     })
 }

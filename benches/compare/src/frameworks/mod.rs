@@ -62,10 +62,10 @@ pub trait Framework: Sized + Send + Sync + 'static {
     /// Starts counter actor number `index` and waits until it accepts
     /// messages. With `publish`, the actor also publishes its count for
     /// [`Counter::read`] after every change (only raw tokio distinguishes).
-    fn start(&self, index: usize, publish: bool) -> impl Future<Output = Self::Ref>;
+    fn start(&self, index: usize, publish: bool) -> impl Future<Output = Self::Ref> + Send;
 
     /// Stops every actor in `refs` and waits until all are gone.
-    fn stop_all(&self, refs: Vec<Self::Ref>) -> impl Future<Output = ()>;
+    fn stop_all(&self, refs: Vec<Self::Ref>) -> impl Future<Output = ()> + Send;
 }
 
 /// The frameworks of the ask, idle and snapshot workloads, baseline first.
