@@ -69,8 +69,15 @@ pub trait Framework: Sized + Send + Sync + 'static {
 }
 
 /// The frameworks of the ask, idle and snapshot workloads, baseline first.
-pub const ALL: [&str; 6] =
-    [Raw::NAME, Kinesis::NAME, KinesisReadOnly::NAME, Ractor::NAME, Kameo::NAME, Actix::NAME];
+pub const ALL: [&str; 7] = [
+    Raw::NAME,
+    Kinesis::NAME,
+    KinesisNoTimeout::NAME,
+    KinesisReadOnly::NAME,
+    Ractor::NAME,
+    Kameo::NAME,
+    Actix::NAME,
+];
 
 /// Runs `$body` with the type alias `$F` set to the framework called `$name`.
 #[macro_export]
