@@ -289,7 +289,10 @@ impl Container {
 
     pub(crate) fn deregister(&self, name: &str, uri: &str) {
         let mut children = self.children();
-        children.order.retain(|c| c.uri() != uri);
+        // Children stop newest first, so search from the end: O(1) per stop.
+        if let Some(pos) = children.order.iter().rposition(|c| c.uri() == uri) {
+            children.order.remove(pos);
+        }
         children.reserved.remove(name);
     }
 
@@ -388,7 +391,13 @@ impl Container {
                 tracing::warn!(child = child.uri(), error = %e, "child did not stop cleanly");
             }
             child.wait_for_stage(crate::Stage::TornDown).await;
-            self.deregister(child.name(), child.uri());
+            // The child deregisters itself when torn down; only a child that
+            // is somehow still listed is removed here.
+            let mut children = self.children();
+            if children.order.last().is_some_and(|c| Arc::ptr_eq(c, &child)) {
+                children.order.pop();
+                children.reserved.remove(child.name());
+            }
         }
     }
 

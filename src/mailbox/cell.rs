@@ -488,29 +488,25 @@ impl<C: Component> Cell<C> {
         if self.pending.is_empty() {
             return;
         }
-        let ops = std::mem::take(&mut self.pending);
-        match self.commit(false).await {
-            Ok(change) => {
-                for op in ops {
-                    op.finish(Ok(()), &self.current);
-                }
-                if let Some(change) = change {
-                    self.publish(change).await;
-                }
-            }
+        // Taken out and put back, so the allocation is reused.
+        let mut ops = std::mem::take(&mut self.pending);
+        let (outcome, change) = match self.commit(false).await {
+            Ok(change) => (Ok(()), change),
             Err(CommitError::Failed(e)) => {
                 self.rollback();
-                for op in ops {
-                    op.finish(Err(e.clone()), &self.current);
-                }
+                (Err(e), None)
             }
             Err(CommitError::Conflict) => {
                 self.rollback();
-                let e = self.reload_after_conflict().await;
-                for op in ops {
-                    op.finish(Err(e.clone()), &self.current);
-                }
+                (Err(self.reload_after_conflict().await), None)
             }
+        };
+        for op in ops.drain(..) {
+            op.finish(outcome.clone(), &self.current);
+        }
+        self.pending = ops;
+        if let Some(change) = change {
+            self.publish(change).await;
         }
     }
 
