@@ -118,7 +118,7 @@ async fn queued_callers_get_stopping_when_the_component_stops_for_good() {
     let root = Container::root().await.unwrap();
     let c = root.add("c", Counter::default()).await.unwrap();
     // Occupy the mailbox, queue asks and a shutdown, then more asks.
-    c.tell(Sleep(Duration::from_millis(100))).await.unwrap();
+    c.tell(Sleep(Duration::from_millis(600))).await.unwrap();
     let before: Vec<_> = (0..5)
         .map(|_| {
             tokio::spawn({
@@ -127,12 +127,12 @@ async fn queued_callers_get_stopping_when_the_component_stops_for_good() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     let stop = tokio::spawn({
         let c = c.clone();
         async move { c.control(Control::Shutdown).await }
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
     let after: Vec<_> = (0..5)
         .map(|_| {
             tokio::spawn({
@@ -162,9 +162,9 @@ async fn messages_sent_during_a_restart_wait_and_are_handled_after_it() {
     let c = root.add("c", counter(&log)).await.unwrap();
     let restart = tokio::spawn({
         let c = c.clone();
-        async move { c.control(Control::RestartAfter(Duration::from_millis(100))).await }
+        async move { c.control(Control::RestartAfter(Duration::from_millis(500))).await }
     });
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(c.stage(), Stage::Restarting);
     let reply = c.ask(Inc(1)).await.unwrap();
     assert_eq!(reply, 1);
@@ -207,11 +207,11 @@ async fn queued<T: Send + 'static>(
     c: &kinesis::Handle<Counter>,
     ops: Vec<QueuedCall<T>>,
 ) -> Vec<tokio::task::JoinHandle<T>> {
-    c.tell(Sleep(Duration::from_millis(200))).await.unwrap();
+    c.tell(Sleep(Duration::from_millis(500))).await.unwrap();
     let mut out = Vec::new();
     for op in ops {
         out.push(op(c.clone()));
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(30)).await;
     }
     out
 }

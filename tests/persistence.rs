@@ -301,7 +301,7 @@ async fn a_store_failure_fails_every_message_of_the_group_and_keeps_the_state() 
     impl Handler<Hold> for Vault {
         type Reply = ();
         async fn handle(&mut self, _: Hold, _: &mut Context<Self>) -> Result<()> {
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             Ok(())
         }
     }

@@ -42,6 +42,14 @@ impl Component for Worker {
     }
 }
 
+/// Polls `done` every 10 ms for up to 10 s.
+async fn eventually(mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !done() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn quick(policy: RestartPolicy) -> RestartPolicy {
     policy.with_backoff(Duration::from_millis(1), Duration::from_millis(4))
 }
@@ -57,7 +65,9 @@ async fn a_failing_task_restarts_the_component_until_it_runs() {
         ..Default::default()
     };
     let h = root.add("w", w).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(|| starts.load(Ordering::SeqCst) >= 3).await;
+    // Give a wrong extra restart the chance to show.
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(starts.load(Ordering::SeqCst), 3);
     assert_eq!(h.stage(), Stage::Started);
     assert!(root.failures().is_empty());
@@ -111,7 +121,8 @@ async fn always_restarts_after_a_task_ends_normally_and_on_failure_does_not() {
     )
     .await
     .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(|| root.names() == ["calm"]).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(always.load(Ordering::SeqCst), 3, "first run and 2 restarts, then the limit");
     assert_eq!(on_failure.load(Ordering::SeqCst), 1);
     assert_eq!(root.names(), ["calm"]);
@@ -150,10 +161,11 @@ async fn restart_cancels_the_old_runs_tasks() {
     for _ in 0..3 {
         t.restart().await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    eventually(|| live.load(Ordering::SeqCst) == 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(live.load(Ordering::SeqCst), 1, "only the current run's task is alive");
     t.shutdown().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    eventually(|| live.load(Ordering::SeqCst) == 0).await;
     assert_eq!(live.load(Ordering::SeqCst), 0, "stopping cancels the tasks");
     root.shutdown().await.unwrap();
 }
