@@ -225,14 +225,7 @@ impl<C: Component> DynComponent for Handle<C> {
         value: Value,
         if_match: Option<String>,
     ) -> BoxFuture<'static, Result<JsonSnapshot>> {
-        let handle = self.clone().without_timeout();
-        Box::pin(async move {
-            let (tx, rx) = oneshot::channel();
-            handle
-                .send_op(Box::new(JsonWriteOp::new(JsonWrite::Replace(value), if_match, tx)))
-                .await?;
-            handle.await_reply(rx).await
-        })
+        write_json(self, JsonWrite::Replace(value), if_match)
     }
 
     fn merge_patch_json(
@@ -240,14 +233,7 @@ impl<C: Component> DynComponent for Handle<C> {
         patch: Value,
         if_match: Option<String>,
     ) -> BoxFuture<'static, Result<JsonSnapshot>> {
-        let handle = self.clone().without_timeout();
-        Box::pin(async move {
-            let (tx, rx) = oneshot::channel();
-            handle
-                .send_op(Box::new(JsonWriteOp::new(JsonWrite::MergePatch(patch), if_match, tx)))
-                .await?;
-            handle.await_reply(rx).await
-        })
+        write_json(self, JsonWrite::MergePatch(patch), if_match)
     }
 
     fn methods(&self) -> &'static [MethodInfo] {
@@ -319,6 +305,21 @@ impl<C: Component> DynComponent for Handle<C> {
     fn as_container(&self) -> Option<Container> {
         Container::as_any_ref(&self.snapshot().state as &dyn Any)
     }
+}
+
+/// Sends a JSON replace or patch through the mailbox and waits for the
+/// committed snapshot.
+fn write_json<C: Component>(
+    handle: &Handle<C>,
+    write: JsonWrite,
+    if_match: Option<String>,
+) -> BoxFuture<'static, Result<JsonSnapshot>> {
+    let handle = handle.clone().without_timeout();
+    Box::pin(async move {
+        let (tx, rx) = oneshot::channel();
+        handle.send_op(Box::new(JsonWriteOp::new(write, if_match, tx))).await?;
+        handle.await_reply(rx).await
+    })
 }
 
 /// The state as JSON with encrypted fields replaced by `"***"`.

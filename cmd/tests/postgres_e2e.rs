@@ -43,16 +43,16 @@ fn count(k: &Kinesis) -> u64 {
     v["data"]["count"].as_u64().unwrap()
 }
 
-/// Sends increments from `threads` threads until `stop`; returns the number
-/// of 2xx answers and the statuses seen.
+/// Sends increments from `threads` threads until `stop`, counting 2xx
+/// answers in `ok` as they come; returns that count and the other statuses.
 fn hammer(
     k: &Kinesis,
     threads: usize,
     stop: Arc<AtomicBool>,
+    ok: Arc<AtomicU64>,
 ) -> std::thread::JoinHandle<(u64, Vec<u16>)> {
     let url = k.url("/root/counter/increment");
     std::thread::spawn(move || {
-        let ok = Arc::new(AtomicU64::new(0));
         let statuses = Arc::new(std::sync::Mutex::new(Vec::new()));
         let workers: Vec<_> = (0..threads)
             .map(|_| {
@@ -94,9 +94,16 @@ fn two_processes_sharing_postgres_never_lose_an_acknowledged_update() {
     let mut b = spawn(dir.path(), &env);
     let start = count(&a).max(count(&b));
     let stop = Arc::new(AtomicBool::new(false));
-    let ha = hammer(&a, 4, stop.clone());
-    let hb = hammer(&b, 4, stop.clone());
-    std::thread::sleep(Duration::from_secs(3));
+    let (ok_a, ok_b) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let ha = hammer(&a, 4, stop.clone(), ok_a.clone());
+    let hb = hammer(&b, 4, stop.clone(), ok_b.clone());
+    // Race until both processes have 200 acknowledged increments (at most 60 s).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while (ok_a.load(Ordering::SeqCst) < 200 || ok_b.load(Ordering::SeqCst) < 200)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     stop.store(true, Ordering::SeqCst);
     let (ok_a, st_a) = ha.join().unwrap();
     let (ok_b, st_b) = hb.join().unwrap();
@@ -155,8 +162,13 @@ fn postgres_restarted_under_load_loses_nothing_and_kinesis_recovers_by_itself() 
     );
     let start = count(&k);
     let stop = Arc::new(AtomicBool::new(false));
-    let h = hammer(&k, 2, stop.clone());
-    std::thread::sleep(Duration::from_millis(500));
+    let acked = Arc::new(AtomicU64::new(0));
+    let h = hammer(&k, 2, stop.clone(), acked.clone());
+    // Restart once writes are flowing.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.load(Ordering::SeqCst) < 50 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(pg_ctl_restart(), "pg_ctlcluster restart failed");
     // Keep going after the restart until writes succeed again.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -172,7 +184,12 @@ fn postgres_restarted_under_load_loses_nothing_and_kinesis_recovers_by_itself() 
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // Let the writers see the recovered server too.
+    let resumed = acked.load(Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while acked.load(Ordering::SeqCst) < resumed + 20 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     stop.store(true, Ordering::SeqCst);
     let (ok, statuses) = h.join().unwrap();
     assert!(recovered, "writes succeed again without restarting kinesis: {}", k.stderr());

@@ -51,12 +51,7 @@ impl<M: Send + 'static, C: Handler<M>> Operation<C> for AskOp<M, C> {
 
     fn finish(self: Box<Self>, outcome: Result<()>, _snapshot: &Arc<Snapshot<C>>) {
         let this = *self;
-        let reply = match (outcome, this.result) {
-            (Ok(()), Some(r)) => r,
-            (Err(_), Some(Err(handler_err))) => Err(handler_err),
-            (Err(e), _) => Err(e),
-            (Ok(()), None) => Err(Error::Invalid("message was not handled".into())),
-        };
+        let reply = reply_of(outcome, this.result);
         match this.tx {
             Some(tx) => {
                 let _ = tx.send(reply);
@@ -67,6 +62,17 @@ impl<M: Send + 'static, C: Handler<M>> Operation<C> for AskOp<M, C> {
                 }
             }
         }
+    }
+}
+
+/// The reply of an operation that ran a handler: its result when the commit
+/// succeeded; the handler's own error when it failed; else the commit's error.
+fn reply_of<T>(outcome: Result<()>, handled: Option<Result<T>>) -> Result<T> {
+    match (outcome, handled) {
+        (Ok(()), Some(r)) => r,
+        (Err(_), Some(Err(handler_err))) => Err(handler_err),
+        (Err(e), _) => Err(e),
+        (Ok(()), None) => Err(Error::Invalid("the message was not handled".into())),
     }
 }
 
@@ -292,12 +298,6 @@ impl<C: Component> Operation<C> for CallJsonOp {
 
     fn finish(self: Box<Self>, outcome: Result<()>, _snapshot: &Arc<Snapshot<C>>) {
         let this = *self;
-        let reply = match (outcome, this.result) {
-            (Ok(()), Some(r)) => r,
-            (Err(_), Some(Err(e))) => Err(e),
-            (Err(e), _) => Err(e),
-            (Ok(()), None) => Err(Error::Invalid("method was not called".into())),
-        };
-        let _ = this.tx.send(reply);
+        let _ = this.tx.send(reply_of(outcome, this.result));
     }
 }
