@@ -8,18 +8,16 @@
 //!   the component's mailbox, in order (all `Head` callbacks, newest first,
 //!   then all `Tail` callbacks, oldest first), each under a timeout (default
 //!   4 s), before the next message is taken. A callback that times out is cut
-//!   off and logged; the component goes on. Callbacks are removed by their
-//!   [`CallbackId`].
+//!   off and logged; one that panics is removed and logged; either way the
+//!   component goes on. Callbacks are removed by their [`CallbackId`]; a
+//!   callback registered from inside a component (its hooks, handlers or
+//!   spawned tasks) is removed when that component stops or restarts.
 //! * **Subscriptions** ([`Handle::subscribe`](crate::Handle::subscribe)) are
 //!   bounded queues that never block the component: a subscriber that falls
 //!   more than the queue's capacity behind gets [`Lagged`] with the number of
 //!   changes it missed, then continues with the oldest change still queued.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::broadcast;
 
@@ -76,6 +74,16 @@ pub enum Position {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CallbackId(u64);
 
+impl CallbackId {
+    pub(crate) fn new(id: u64) -> Self {
+        CallbackId(id)
+    }
+
+    pub(crate) fn get(self) -> u64 {
+        self.0
+    }
+}
+
 /// The subscriber fell behind and missed this many changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("subscriber lagged behind and missed {missed} changes")]
@@ -111,69 +119,6 @@ impl<C> Subscription<C> {
             Ok(c) => Ok(Some(c)),
             Err(broadcast::error::TryRecvError::Lagged(missed)) => Err(Lagged { missed }),
             Err(_) => Ok(None),
-        }
-    }
-}
-
-type CallbackFn<C> =
-    Arc<dyn Fn(Change<C>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
-
-/// The callbacks of one component, in run order.
-pub(crate) struct Callbacks<C> {
-    list: std::sync::Mutex<Vec<(CallbackId, CallbackFn<C>)>>,
-    next_id: AtomicU64,
-    pub(crate) timeout: Duration,
-    empty: std::sync::atomic::AtomicBool,
-}
-
-impl<C: Send + Sync + 'static> Callbacks<C> {
-    pub(crate) fn new(timeout: Duration) -> Self {
-        Callbacks {
-            list: std::sync::Mutex::new(Vec::new()),
-            next_id: AtomicU64::new(1),
-            timeout,
-            empty: std::sync::atomic::AtomicBool::new(true),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(CallbackId, CallbackFn<C>)>> {
-        self.list.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn add<F, Fut>(&self, position: Position, f: F) -> CallbackId
-    where
-        F: Fn(Change<C>) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let id = CallbackId(self.next_id.fetch_add(1, Ordering::Relaxed));
-        let f: CallbackFn<C> = Arc::new(move |c| Box::pin(f(c)));
-        let mut list = self.lock();
-        match position {
-            Position::Head => list.insert(0, (id, f)),
-            Position::Tail => list.push((id, f)),
-        }
-        self.empty.store(false, Ordering::Release);
-        id
-    }
-
-    pub(crate) fn remove(&self, id: CallbackId) -> bool {
-        let mut list = self.lock();
-        let before = list.len();
-        list.retain(|(i, _)| *i != id);
-        self.empty.store(list.is_empty(), Ordering::Release);
-        list.len() != before
-    }
-
-    /// Runs every callback in order, each under the timeout.
-    pub(crate) async fn run(&self, change: &Change<C>, uri: &str) {
-        if self.empty.load(Ordering::Acquire) {
-            return;
-        }
-        let list: Vec<_> = self.lock().iter().cloned().collect();
-        for (id, f) in list {
-            if tokio::time::timeout(self.timeout, f(change.clone())).await.is_err() {
-                tracing::warn!(uri, callback = id.0, timeout = ?self.timeout, "change callback timed out and was cut off");
-            }
         }
     }
 }

@@ -13,23 +13,16 @@
 //! * A stopped child is gone from its container.
 
 use std::any::Any;
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde::{Deserialize, Serialize};
 
+use crate::cell::{Parent, ACTIVATING};
 use crate::dynamic::DynComponent;
 use crate::persist::Persistence;
 use crate::{Component, Context, Error, Handle, Result};
-
-tokio::task_local! {
-    /// The containers whose activation lock the current task's activation
-    /// chain holds.
-    pub(crate) static ACTIVATING: ActivationSet;
-}
-
-pub(crate) type ActivationSet = Arc<Vec<usize>>;
 
 /// How many escalated failures a container remembers.
 const FAILURE_HISTORY: usize = 100;
@@ -75,10 +68,18 @@ struct Binding {
     handle: OnceLock<Handle<Container>>,
 }
 
+/// The children of a container: in start order, and by name.
 #[derive(Default)]
 struct Children {
     order: Vec<Arc<dyn DynComponent>>,
-    reserved: HashSet<String>,
+    /// Every name in use; `None` while the child is not started yet.
+    by_name: HashMap<String, Option<Arc<dyn DynComponent>>>,
+}
+
+impl Children {
+    fn release(&mut self, name: &str) {
+        self.by_name.remove(name);
+    }
 }
 
 /// A component created in a container but not started yet; see
@@ -87,7 +88,7 @@ pub struct Prepared<C: Component> {
     container: Container,
     name: String,
     handle: Handle<C>,
-    cell: Option<crate::mailbox::PreparedCell<C>>,
+    cell: Option<crate::cell::PreparedCell<C>>,
 }
 
 impl<C: Component> Prepared<C> {
@@ -103,11 +104,11 @@ impl<C: Component> Prepared<C> {
             return Err(Error::Invalid("component already started".into()));
         };
         let container = self.container.clone();
-        let nested = ACTIVATING.try_with(|set| set.contains(&container.id())).unwrap_or(false);
+        let nested = ACTIVATING.try_with(|set| set.contains(&Parent::id(&container))).unwrap_or(false);
         let _turn = if nested { None } else { Some(container.inner.activation.lock().await) };
         let result = cell.launch().await;
         if result.is_err() {
-            container.children().reserved.remove(&self.name);
+            container.children().release(&self.name);
         }
         result
     }
@@ -116,7 +117,7 @@ impl<C: Component> Prepared<C> {
 impl<C: Component> Drop for Prepared<C> {
     fn drop(&mut self) {
         if self.cell.is_some() {
-            self.container.children().reserved.remove(&self.name);
+            self.container.children().release(&self.name);
         }
     }
 }
@@ -160,6 +161,7 @@ impl Component for Container {
     async fn init(&mut self, ctx: &mut Context<Self>) -> Result<()> {
         if self.inner.binding.get().is_none() {
             let persistence = ctx.container().and_then(|c| c.persistence().cloned());
+
             self.bind(ctx.uri().to_owned(), persistence);
         }
         if let Some(b) = self.inner.binding.get() {
@@ -195,8 +197,7 @@ impl Container {
     pub async fn root_with(persistence: Option<Persistence>) -> Result<Container> {
         let root = Container::new();
         root.bind("/root".to_owned(), persistence);
-        crate::mailbox::spawn_component("root", "/root".to_owned(), root.clone(), None, None)
-            .await?;
+        crate::cell::spawn_component("root", "/root".to_owned(), root.clone(), None, None).await?;
         Ok(root)
     }
 
@@ -206,10 +207,6 @@ impl Container {
 
     fn bind(&self, uri: String, persistence: Option<Persistence>) {
         let _ = self.inner.binding.set(Binding { uri, persistence, handle: OnceLock::new() });
-    }
-
-    pub(crate) fn id(&self) -> usize {
-        Arc::as_ptr(&self.inner) as usize
     }
 
     /// The container's URI; empty until it was started.
@@ -249,18 +246,34 @@ impl Container {
         if self.inner.closing.load(Ordering::SeqCst) {
             return Err(Error::Stopping(binding.uri.clone()));
         }
-        if !self.children().reserved.insert(name.to_owned()) {
-            return Err(Error::Invalid(format!(
-                "a component named `{name}` already exists in {}",
-                binding.uri
-            )));
+        if let Some(placed) = (&component as &dyn Any).downcast_ref::<Container>() {
+            // A container that was started has its place in the tree; adding
+            // it again (to itself, below itself, or elsewhere) would make a
+            // cycle or a second parent.
+            if let Some(b) = placed.inner.binding.get() {
+                return Err(Error::Invalid(format!(
+                    "cannot add the container {} to {} as `{name}`: a container has one place in the tree (cycles are refused)",
+                    b.uri, binding.uri
+                )));
+            }
+        }
+        {
+            let mut children = self.children();
+            if children.by_name.contains_key(name) {
+                return Err(Error::Invalid(format!(
+                    "a component named `{name}` already exists in {}",
+                    binding.uri
+                )));
+            }
+            children.by_name.insert(name.to_owned(), None);
         }
         let uri = format!("{}/{name}", binding.uri);
-        match crate::mailbox::prepare_component(
+        let parent: Arc<dyn Parent> = Arc::new(self.clone());
+        match crate::cell::prepare_component(
             name,
             uri,
             component,
-            Some(self.clone()),
+            Some(parent),
             binding.persistence.as_ref(),
         ) {
             Ok(cell) => Ok(Prepared {
@@ -270,7 +283,7 @@ impl Container {
                 cell: Some(cell),
             }),
             Err(e) => {
-                self.children().reserved.remove(name);
+                self.children().release(name);
                 Err(e)
             }
         }
@@ -281,32 +294,6 @@ impl Container {
         let c = Container::new();
         self.add(name, c.clone()).await?;
         Ok(c)
-    }
-
-    pub(crate) fn register(&self, child: Arc<dyn DynComponent>) {
-        self.children().order.push(child);
-    }
-
-    pub(crate) fn deregister(&self, name: &str, uri: &str) {
-        let mut children = self.children();
-        // Children stop newest first, so search from the end: O(1) per stop.
-        if let Some(pos) = children.order.iter().rposition(|c| c.uri() == uri) {
-            children.order.remove(pos);
-        }
-        children.reserved.remove(name);
-    }
-
-    pub(crate) fn child_failed(&self, uri: &str, error: &Error) {
-        tracing::error!(container = self.uri(), child = uri, %error, "child failed for good");
-        let mut failures = self.inner.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if failures.len() >= FAILURE_HISTORY {
-            failures.remove(0);
-        }
-        failures.push(Failure {
-            uri: uri.to_owned(),
-            error: error.to_string(),
-            at: crate::persist::now_rfc3339(),
-        });
     }
 
     /// Children whose failures escalated to this container, oldest first.
@@ -340,10 +327,9 @@ impl Container {
     /// The type-erased child called `name`.
     pub fn get_dyn(&self, name: &str) -> Result<Arc<dyn DynComponent>> {
         self.children()
-            .order
-            .iter()
-            .find(|c| c.name() == name)
-            .cloned()
+            .by_name
+            .get(name)
+            .and_then(Option::clone)
             .ok_or_else(|| Error::NotFound(format!("{}/{name}", self.uri())))
     }
 
@@ -396,7 +382,7 @@ impl Container {
             let mut children = self.children();
             if children.order.last().is_some_and(|c| Arc::ptr_eq(c, &child)) {
                 children.order.pop();
-                children.reserved.remove(child.name());
+                children.release(child.name());
             }
         }
     }
@@ -411,8 +397,49 @@ impl Container {
             }
         }
     }
+}
 
-    pub(crate) fn as_any_ref(value: &dyn Any) -> Option<Container> {
-        value.downcast_ref::<Container>().cloned()
+impl Parent for Container {
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.inner) as usize
+    }
+
+    fn child_started(&self, child: Arc<dyn DynComponent>) {
+        let mut children = self.children();
+        children.by_name.insert(child.name().to_owned(), Some(Arc::clone(&child)));
+        children.order.push(child);
+    }
+
+    fn child_gone(&self, name: &str, uri: &str) {
+        let mut children = self.children();
+        // Children stop newest first, so search from the end: O(1) per stop.
+        if let Some(pos) = children.order.iter().rposition(|c| c.uri() == uri) {
+            children.order.remove(pos);
+        }
+        children.release(name);
+    }
+
+    fn child_failed(&self, uri: &str, error: &Error) {
+        tracing::error!(container = self.uri(), child = uri, %error, "child failed for good");
+        let mut failures = self.inner.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= FAILURE_HISTORY {
+            failures.remove(0);
+        }
+        failures.push(Failure {
+            uri: uri.to_owned(),
+            error: error.to_string(),
+            at: crate::persist::now_rfc3339(),
+        });
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl<C: Component> Context<C> {
+    /// The container this component lives in (`None` only for the roots).
+    pub fn container(&self) -> Option<&Container> {
+        self.parent.as_deref().and_then(|p| p.as_any().downcast_ref::<Container>())
     }
 }

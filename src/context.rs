@@ -1,21 +1,25 @@
 //! [`Context`]: what a component's hooks and handlers get besides `&mut self`.
 
 use std::future::Future;
+use std::sync::Arc;
 
-use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::{Component, Container, Handle, Result};
+use crate::cell::{Parent, OWNER};
+use crate::{Component, Handle, Result};
 
 /// The runtime's side of a component: its name and URI, a handle to itself,
-/// its container, supervised tasks and a cancellation token for the current
-/// run.
+/// its container ([`Context::container`]), supervised tasks and a
+/// cancellation token for the current run.
 pub struct Context<C: Component> {
     pub(crate) handle: Handle<C>,
-    pub(crate) container: Option<Container>,
-    pub(crate) tasks: JoinSet<Result<()>>,
-    pub(crate) run_token: CancellationToken,
+    pub(crate) parent: Option<Arc<dyn Parent>>,
+    /// Created on the first `spawn`: most components never spawn.
+    tasks: Option<JoinSet<Result<()>>>,
+    /// Created when first asked for.
+    run_token: Option<CancellationToken>,
     pub(crate) span: tracing::Span,
 }
 
@@ -26,15 +30,9 @@ impl<C: Component> std::fmt::Debug for Context<C> {
 }
 
 impl<C: Component> Context<C> {
-    pub(crate) fn new(handle: Handle<C>, container: Option<Container>) -> Self {
+    pub(crate) fn new(handle: Handle<C>, parent: Option<Arc<dyn Parent>>) -> Self {
         let span = tracing::info_span!("component", uri = %handle.uri());
-        Context {
-            handle,
-            container,
-            tasks: JoinSet::new(),
-            run_token: CancellationToken::new(),
-            span,
-        }
+        Context { handle, parent, tasks: None, run_token: None, span }
     }
 
     /// The component's name within its container.
@@ -54,11 +52,6 @@ impl<C: Component> Context<C> {
         &self.handle
     }
 
-    /// The container this component lives in (`None` only for the root).
-    pub fn container(&self) -> Option<&Container> {
-        self.container.as_ref()
-    }
-
     /// Spawns a supervised task. It is cancelled when the component stops or
     /// restarts. If it returns an error or panics the component fails and its
     /// restart policy applies; with [`Restart::Always`](crate::Restart::Always)
@@ -67,22 +60,26 @@ impl<C: Component> Context<C> {
     where
         F: Future<Output = Result<()>> + Send + 'static,
     {
-        let token = self.run_token.clone();
-        self.tasks.spawn(
-            async move {
-                tokio::select! {
-                    r = task => r,
-                    () = token.cancelled() => Ok(()),
-                }
+        let token = self.cancellation_token();
+        let owner = OWNER.try_with(Arc::clone).ok();
+        let task = async move {
+            tokio::select! {
+                r = task => r,
+                () = token.cancelled() => Ok(()),
             }
-            .instrument(self.span.clone()),
-        );
+        };
+        let tasks = self.tasks.get_or_insert_with(JoinSet::new);
+        match owner {
+            // Callbacks the task registers belong to the component's run.
+            Some(owner) => tasks.spawn(OWNER.scope(owner, task).instrument(self.span.clone())),
+            None => tasks.spawn(task.instrument(self.span.clone())),
+        };
     }
 
     /// Cancelled when the current run of the component ends (stop or
     /// restart). Long-running loops select on it to exit promptly.
-    pub fn cancellation_token(&self) -> CancellationToken {
-        self.run_token.clone()
+    pub fn cancellation_token(&mut self) -> CancellationToken {
+        self.run_token.get_or_insert_with(CancellationToken::new).clone()
     }
 
     /// The tracing span carrying the component's URI.
@@ -92,9 +89,23 @@ impl<C: Component> Context<C> {
 
     /// Ends the current run: cancels the token and aborts every task.
     pub(crate) fn end_run(&mut self) {
-        self.run_token.cancel();
-        self.tasks.abort_all();
-        self.tasks.detach_all();
-        self.run_token = CancellationToken::new();
+        if let Some(token) = self.run_token.take() {
+            token.cancel();
+        }
+        if let Some(mut tasks) = self.tasks.take() {
+            tasks.abort_all();
+            tasks.detach_all();
+        }
+    }
+
+    /// The end of the next spawned task; never resolves without tasks.
+    pub(crate) async fn join_next_task(&mut self) -> std::result::Result<Result<()>, JoinError> {
+        match self.tasks.as_mut() {
+            Some(tasks) => match tasks.join_next().await {
+                Some(joined) => joined,
+                None => std::future::pending().await,
+            },
+            None => std::future::pending().await,
+        }
     }
 }

@@ -14,40 +14,12 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde::Serialize;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
+use crate::cell::{CallJsonOp, JsonWrite, JsonWriteOp};
 use crate::changes::Lagged;
-use crate::mailbox::{CallJsonOp, JsonWrite, JsonWriteOp};
+pub use crate::json::{from_json, redacted_json, JsonSnapshot};
 use crate::methods::{methods_of, MethodInfo};
-use crate::persist::{schema_of, REDACTED};
-use crate::{
-    Change, Component, Container, Control, ETag, Error, Handle, Result, Snapshot, Stage, State,
-};
-
-/// A snapshot as JSON, encrypted fields redacted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct JsonSnapshot {
-    /// The state.
-    pub data: Value,
-    /// Its ETag.
-    pub etag: ETag,
-    /// Its version.
-    pub version: u64,
-    /// The stage when it was taken.
-    pub stage: Stage,
-}
-
-impl JsonSnapshot {
-    /// The JSON form of a typed snapshot.
-    pub fn of<C: Component>(snapshot: &Snapshot<C>) -> Result<JsonSnapshot> {
-        Ok(JsonSnapshot {
-            data: redacted_json(&snapshot.state)?,
-            etag: snapshot.etag,
-            version: snapshot.version,
-            stage: snapshot.stage,
-        })
-    }
-}
+use crate::{Change, Component, Container, Control, ETag, Error, Handle, Result, Stage, State};
 
 /// What a component is, for listings and the HTTP `meta` object.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -217,7 +189,7 @@ impl<C: Component> DynComponent for Handle<C> {
     }
 
     fn snapshot_json(&self) -> Result<JsonSnapshot> {
-        JsonSnapshot::of(&self.snapshot())
+        JsonSnapshot::of(&self.snapshot(), Handle::stage(self))
     }
 
     fn replace_json(
@@ -259,9 +231,9 @@ impl<C: Component> DynComponent for Handle<C> {
                 let snap = handle.snapshot();
                 return (table.call_ref)(&snap.state, &method, args).await;
             }
-            let (tx, rx) = oneshot::channel();
-            handle.send_op(Box::new(CallJsonOp::new(table, method, args, if_match, tx))).await?;
-            handle.await_reply(rx).await
+            let op = Arc::new(CallJsonOp::new(table, method, args, if_match));
+            handle.send_op(op.clone()).await?;
+            handle.named(op.reply().await)
         })
     }
 
@@ -303,7 +275,7 @@ impl<C: Component> DynComponent for Handle<C> {
     }
 
     fn as_container(&self) -> Option<Container> {
-        Container::as_any_ref(&self.snapshot().state as &dyn Any)
+        (&self.snapshot().state as &dyn Any).downcast_ref::<Container>().cloned()
     }
 }
 
@@ -316,48 +288,10 @@ fn write_json<C: Component>(
 ) -> BoxFuture<'static, Result<JsonSnapshot>> {
     let handle = handle.clone().without_timeout();
     Box::pin(async move {
-        let (tx, rx) = oneshot::channel();
-        handle.send_op(Box::new(JsonWriteOp::new(write, if_match, tx))).await?;
-        handle.await_reply(rx).await
-    })
-}
-
-/// The state as JSON with encrypted fields replaced by `"***"`.
-pub fn redacted_json<C: Component>(state: &C) -> Result<Value> {
-    let mut value = serde_json::to_value(state)
-        .map_err(|e| Error::Invalid(format!("state does not serialise: {e}")))?;
-    if let Some(schema) = schema_of::<C>() {
-        schema.redact(&mut value);
-    }
-    Ok(value)
-}
-
-/// Puts the current values of encrypted fields back where `value` has `"***"`.
-pub(crate) fn unredact<C: Component>(value: &mut Value, current: &C) -> Result<()> {
-    let Some(schema) = schema_of::<C>() else { return Ok(()) };
-    if !schema.has_encrypted() {
-        return Ok(());
-    }
-    let Value::Object(obj) = value else { return Ok(()) };
-    let current = serde_json::to_value(current)
-        .map_err(|e| Error::Invalid(format!("state does not serialise: {e}")))?;
-    for field in schema.fields.iter().filter(|f| f.encrypt) {
-        if obj.get(field.name).and_then(Value::as_str) == Some(REDACTED) {
-            obj.insert(field.name.to_owned(), current.get(field.name).cloned().unwrap_or_default());
-        }
-    }
-    Ok(())
-}
-
-/// Deserialises `value` into `C`; the error names the offending field.
-pub fn from_json<C: serde::de::DeserializeOwned>(value: Value) -> Result<C> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            Error::Invalid(e.into_inner().to_string())
-        } else {
-            Error::Invalid(format!("field `{path}`: {}", e.into_inner()))
-        }
+        let op = Arc::new(JsonWriteOp::<C>::new(write, if_match));
+        handle.send_op(op.clone()).await?;
+        let snapshot = handle.named(op.reply().await)?;
+        JsonSnapshot::of(&snapshot, handle.stage())
     })
 }
 

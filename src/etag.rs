@@ -3,7 +3,8 @@
 //! After every message that may have changed the state, the runtime
 //! serialises it and compares the bytes with the last committed ones. If they
 //! differ it bumps [`Snapshot::version`], computes a new strong [`ETag`] (a
-//! 128-bit XXH3 hash of the serialised state; a keyed BLAKE3 hash when the
+//! 128-bit XXH3 hash of the state's canonical JSON, in which the entries of
+//! every map are sorted by key; a keyed BLAKE3 hash when the
 //! component has encrypted fields, so the tag reveals nothing about them) and publishes a new
 //! `Arc<Snapshot>`. Readers take the latest snapshot without locking and
 //! without queuing behind writes. The same state always gives the same ETag,
@@ -12,7 +13,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use crate::{Error, Stage};
+use crate::Error;
 
 /// A strong entity tag: a 128-bit hash of the serialised state.
 ///
@@ -108,8 +109,6 @@ pub struct Snapshot<C> {
     /// Counts the changes of the state since the component was added,
     /// starting at 1 for the state it was added with.
     pub version: u64,
-    /// The lifecycle stage when this snapshot was taken.
-    pub stage: Stage,
 }
 
 #[cfg(test)]

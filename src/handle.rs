@@ -6,10 +6,13 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::mailbox::{AskOp, BatchOp, Control, Envelope, ReplaceOp, Shared};
+use crate::cell::{
+    AskOp, BatchOp, ControlEnvelope, Deadline, Envelope, Operation, Refused, ReplaceOp, Shared,
+    OWNER,
+};
 use crate::{
-    CallbackId, Change, Component, ETag, Error, Handler, Position, Result, Snapshot, Stage, State,
-    Subscription,
+    CallbackId, Change, Component, Control, ETag, Error, Handler, Position, Result, Snapshot,
+    Stage, State, Subscription,
 };
 
 /// The default time [`Handle::ask`] waits for a reply.
@@ -99,7 +102,7 @@ impl<C: Component> Handle<C> {
 
     /// The current lifecycle stage.
     pub fn stage(&self) -> Stage {
-        *self.shared.stage.borrow()
+        self.shared.stage()
     }
 
     /// The current coarse state.
@@ -123,51 +126,59 @@ impl<C: Component> Handle<C> {
         Arc::ptr_eq(&self.shared, &other.shared)
     }
 
-    async fn send(&self, env: Envelope<C>) -> Result<()> {
-        // Fast path without a timer: the mailbox has room.
-        let env = match self.shared.tx.try_send(env) {
-            Ok(()) => return Ok(()),
-            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
-                return Err(Error::Stopping(self.shared.uri.clone()))
-            }
-            Err(tokio::sync::mpsc::error::TrySendError::Full(env)) => env,
-        };
-        let closed = || Error::Stopping(self.shared.uri.clone());
-        match self.timeout {
-            None => self.shared.tx.send(env).await.map_err(|_| closed()),
-            Some(t) => match self.shared.tx.send_timeout(env, t).await {
-                Ok(()) => Ok(()),
-                Err(tokio::sync::mpsc::error::SendTimeoutError::Closed(_)) => Err(closed()),
-                Err(tokio::sync::mpsc::error::SendTimeoutError::Timeout(_)) => {
-                    Err(Error::Timeout(t))
-                }
-            },
-        }
+    fn stopping(&self) -> Error {
+        Error::Stopping(self.shared.uri.clone())
     }
 
-    async fn reply<T>(&self, rx: oneshot::Receiver<Result<T>>) -> Result<T> {
-        let closed = || Error::Stopping(self.shared.uri.clone());
-        match self.timeout {
-            None => rx.await.unwrap_or_else(|_| Err(closed())),
-            Some(t) => match tokio::time::timeout(t, rx).await {
-                Ok(Ok(r)) => r,
-                Ok(Err(_)) => Err(closed()),
-                Err(_) => Err(Error::Timeout(t)),
+    /// The deadline of a call made now.
+    fn deadline(&self) -> Option<Deadline> {
+        self.timeout.map(Deadline::after)
+    }
+
+    /// Queues `op`; waits for room (at most the handle's timeout) only when
+    /// the mailbox is full.
+    pub(crate) async fn send_op(&self, op: Arc<dyn Operation<C>>) -> Result<()> {
+        let env = match self.shared.mailbox.try_push(Envelope::new(op)) {
+            Ok(()) => return Ok(()),
+            Err(Refused::Closed) => return Err(self.stopping()),
+            Err(Refused::Full(env)) => env,
+        };
+        let push = self.shared.mailbox.push(env);
+        let pushed = match self.timeout {
+            None => push.await,
+            Some(t) => match tokio::time::timeout(t, push).await {
+                Ok(pushed) => pushed,
+                Err(_) => return Err(Error::Timeout(t)),
             },
+        };
+        pushed.map_err(|_| self.stopping())
+    }
+
+    /// Fills in the component's URI of a `Stopping` answered by a mailbox
+    /// whose task ended abnormally.
+    pub(crate) fn named<T>(&self, reply: Result<T>) -> Result<T> {
+        match reply {
+            Err(Error::Stopping(uri)) if uri.is_empty() => Err(self.stopping()),
+            other => other,
         }
     }
 
     /// Sends `msg` and waits for the reply, at most the handle's timeout
     /// (30 s unless set with [`with_timeout`](Handle::with_timeout) or
-    /// removed with [`without_timeout`](Handle::without_timeout)). A message
-    /// that timed out may still be handled later.
+    /// removed with [`without_timeout`](Handle::without_timeout)).
+    ///
+    /// The deadline travels with the message; no timer is armed per ask. A
+    /// message still queued at its deadline is answered [`Error::Timeout`]
+    /// and never handled; one being handled finishes, and its reply is
+    /// dropped. A handler that blocks its thread without awaiting delays the
+    /// timeout until it returns.
     pub async fn ask<M: Send + 'static>(&self, msg: M) -> Result<C::Reply>
     where
         C: Handler<M>,
     {
-        let (tx, rx) = oneshot::channel();
-        self.send(Envelope::Op(Box::new(AskOp::<M, C>::new(msg, Some(tx))))).await?;
-        self.reply(rx).await
+        let op = Arc::new(AskOp::<M, C>::new(msg, self.deadline(), false));
+        self.send_op(op.clone()).await?;
+        self.named(op.reply().await)
     }
 
     /// Sends `msg` without waiting for it to be handled. Waits only while the
@@ -176,7 +187,7 @@ impl<C: Component> Handle<C> {
     where
         C: Handler<M>,
     {
-        self.send(Envelope::Op(Box::new(AskOp::<M, C>::new(msg, None)))).await
+        self.send_op(Arc::new(AskOp::<M, C>::new(msg, None, true))).await
     }
 
     /// Handles `msgs` in order as one unit: if one fails, the state goes back
@@ -186,33 +197,42 @@ impl<C: Component> Handle<C> {
     where
         C: Handler<M>,
     {
-        let (tx, rx) = oneshot::channel();
-        self.send(Envelope::Op(Box::new(BatchOp::<M, C>::new(msgs, tx)))).await?;
-        self.reply(rx).await
+        let op = Arc::new(BatchOp::<M, C>::new(msgs, self.deadline()));
+        self.send_op(op.clone()).await?;
+        self.named(op.reply().await)
     }
 
     /// Replaces the whole state if `if_match` is still the current ETag;
     /// otherwise [`Error::Conflict`] with the current one.
     pub async fn replace(&self, state: C, if_match: &ETag) -> Result<Arc<Snapshot<C>>> {
-        let (tx, rx) = oneshot::channel();
-        let op = ReplaceOp::new(state, Some(if_match.to_string()), tx);
-        self.send(Envelope::Op(Box::new(op))).await?;
-        self.reply(rx).await
+        let op = Arc::new(ReplaceOp::new(state, *if_match, self.deadline()));
+        self.send_op(op.clone()).await?;
+        self.named(op.reply().await)
     }
 
     /// Sends a control message and waits until it was carried out.
-    /// `Shutdown` returns once the component is torn down.
+    ///
+    /// Control messages take a lane of their own, served before queued
+    /// messages: they wait only for the message being handled (and the
+    /// commit of its group). `Shutdown` returns once the component is torn
+    /// down.
     pub async fn control(&self, control: Control) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        self.send(Envelope::Control(control, Some(tx))).await?;
-        match rx.await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Stopping(self.shared.uri.clone())),
+        let envelope = ControlEnvelope { control, reply: Some(tx) };
+        if self.shared.mailbox.push_control(envelope).is_err() {
+            return Err(self.stopping());
         }
+        rx.await.unwrap_or_else(|_| Err(self.stopping()))
     }
 
-    /// Stops the component for good after the messages queued before this
-    /// call; waits until it is torn down. Stopping a stopped component is Ok.
+    /// How many messages and control messages wait in the mailbox.
+    pub fn queued(&self) -> usize {
+        self.shared.mailbox.len()
+    }
+
+    /// Stops the component for good: the message being handled finishes,
+    /// messages still queued are answered [`Error::Stopping`]. Waits until
+    /// it is torn down. Stopping a stopped component is Ok.
     pub async fn shutdown(&self) -> Result<()> {
         match self.control(Control::Shutdown).await {
             Err(Error::Stopping(_)) => {
@@ -231,10 +251,7 @@ impl<C: Component> Handle<C> {
     /// Waits until the component reaches `stage` (or has passed it on its way
     /// to `TornDown`).
     pub fn wait_for_stage(&self, stage: Stage) -> impl Future<Output = ()> + Send + 'static {
-        let mut rx = self.shared.stage.subscribe();
-        async move {
-            let _ = rx.wait_for(|s| *s == stage || *s == Stage::TornDown).await;
-        }
+        Arc::clone(&self.shared).wait_for_stage(stage)
     }
 
     /// Subscribes to the changes from now on. See [`crate::changes`] for the
@@ -252,24 +269,29 @@ impl<C: Component> Handle<C> {
 
     /// Registers a callback run inside the mailbox after every change,
     /// before the next message; see [`crate::changes`].
+    ///
+    /// Registered from inside a component (its hooks, handlers or spawned
+    /// tasks), the callback belongs to that component's current run: it is
+    /// removed when that component stops or restarts.
     pub fn on_change<F, Fut>(&self, position: Position, f: F) -> CallbackId
     where
         F: Fn(Change<C>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        self.shared.callbacks.add(position, f)
+        let id = self.shared.publisher.add(position, f);
+        let target = Arc::downgrade(&self.shared);
+        let _ = OWNER.try_with(|owner| {
+            owner.adopt(Box::new(move || {
+                if let Some(target) = target.upgrade() {
+                    target.publisher.remove(id);
+                }
+            }));
+        });
+        id
     }
 
     /// Removes a callback; `false` if there was none with this id.
     pub fn remove_callback(&self, id: CallbackId) -> bool {
-        self.shared.callbacks.remove(id)
-    }
-
-    pub(crate) async fn send_op(&self, op: Box<dyn crate::mailbox::Operation<C>>) -> Result<()> {
-        self.send(Envelope::Op(op)).await
-    }
-
-    pub(crate) async fn await_reply<T>(&self, rx: oneshot::Receiver<Result<T>>) -> Result<T> {
-        self.reply(rx).await
+        self.shared.publisher.remove(id)
     }
 }

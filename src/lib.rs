@@ -1,16 +1,19 @@
 //! kinesis: event-driven services built from components.
 #![doc = include_str!("../docs/overview.md")]
 
+mod canonical;
+mod cell;
 pub mod changes;
 mod component;
 pub mod config;
 pub mod container;
 mod context;
+mod control;
 pub mod dynamic;
 pub mod error;
 pub mod etag;
 mod handle;
-mod mailbox;
+mod json;
 pub mod methods;
 mod naming;
 pub mod persist;
@@ -157,7 +160,7 @@ pub use kinesis_macros::handlers;
 /// # Ok::<(), kinesis::Error>(()) }).unwrap();
 /// ```
 pub use kinesis_macros::Persist;
-pub use mailbox::Control;
+pub use control::Control;
 pub use naming::{validate_name, MAX_NAME_LEN};
 pub use runtime::{Runtime, ShutdownReport};
 pub use supervisor::{Backoff, Intensity, Restart, RestartPolicy};

@@ -3,9 +3,10 @@
 //!
 //! On the first signal the runtime stops the add-ons (newest first), then the
 //! root container (its children newest first, depth first), all under
-//! `KINESIS_SHUTDOWN_TIMEOUT`. Messages accepted before a component stops are
-//! finished; later ones get [`Error::Stopping`](crate::Error::Stopping). A
-//! second signal exits the process at once with code 130.
+//! `KINESIS_SHUTDOWN_TIMEOUT`. A component finishes the message it is
+//! handling; messages still queued, and later ones, get
+//! [`Error::Stopping`](crate::Error::Stopping). A second signal exits the
+//! process at once with code 130.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -106,8 +107,7 @@ impl RuntimeBuilder {
         let root = Container::root_with(persistence.clone()).await?;
         let addons = Container::new();
         addons_root(&addons, persistence);
-        crate::mailbox::spawn_component("addons", "/addons".into(), addons.clone(), None, None)
-            .await?;
+        crate::cell::spawn_component("addons", "/addons".into(), addons.clone(), None, None).await?;
         Ok(Runtime { root, addons, config })
     }
 }

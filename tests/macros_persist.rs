@@ -116,7 +116,7 @@ async fn encrypted_fields_are_redacted_in_every_json_snapshot() {
         "visits": 7,
     });
     assert_eq!(d.snapshot_json().unwrap().data, expected);
-    assert_eq!(JsonSnapshot::of(&handle.snapshot()).unwrap().data, expected);
+    assert_eq!(JsonSnapshot::of(&handle.snapshot(), handle.stage()).unwrap().data, expected);
     // The typed snapshot keeps the real values.
     assert_eq!(handle.snapshot().state.api_key_value, "s3cret-key");
 

@@ -1,0 +1,171 @@
+//! The commit pipeline: serialise once, compare, hash, store, publish.
+//!
+//! After an operation that may have changed the state the task commits:
+//! the state is serialised into canonical JSON (a per-thread buffer, so an
+//! unchanged state costs no allocation), compared with the bytes of the last
+//! commit, and if it changed hashed into a new [`ETag`], written through to
+//! the store (persisted fields only) and published as a new snapshot. An
+//! operation is answered only after its commit, so an answer that says a
+//! mutation succeeded means it is visible and durable.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use super::persisted::{Persisted, SaveError};
+use crate::persist::{schema_of, Persistence};
+use crate::{Change, Component, ETag, Error, Result, Snapshot};
+
+thread_local! {
+    /// Where states are serialised; one per worker thread, reused.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Why a commit failed.
+pub(crate) enum CommitError {
+    /// Another writer saved first (compare-and-set lost).
+    Conflict,
+    /// Anything else.
+    Failed(Error),
+}
+
+/// One component's committed state and its way to the store.
+pub(crate) struct Committer<C> {
+    /// The snapshot last published; the committer is its only writer.
+    current: Arc<Snapshot<C>>,
+    /// Canonical JSON of `current.state`.
+    last_bytes: Vec<u8>,
+    etag_key: Option<[u8; 32]>,
+    persisted: Option<Box<Persisted>>,
+}
+
+/// Canonical JSON of `state` into `out`.
+fn serialise<C: Component>(state: &C, out: &mut Vec<u8>) -> Result<()> {
+    out.clear();
+    crate::canonical::write(out, state)
+        .map_err(|e| Error::Invalid(format!("state does not serialise: {e}")))
+}
+
+impl<C: Component> Committer<C> {
+    /// The committer of a new component at `uri`, and its first snapshot
+    /// (version 1).
+    pub(crate) fn new(state: &C, uri: &str, persistence: Option<&Persistence>) -> Result<Self> {
+        let persisted = match schema_of::<C>() {
+            Some(s) if !s.fields.is_empty() => Some(Box::new(Persisted::new(s, persistence, uri)?)),
+            _ => None,
+        };
+        let etag_key = persisted.as_ref().and_then(|p| p.etag_key());
+        let mut bytes = Vec::new();
+        serialise(state, &mut bytes)
+            .map_err(|e| Error::Invalid(format!("the state of {uri}: {e}")))?;
+        let current = Arc::new(Snapshot {
+            state: state.clone(),
+            etag: ETag::of(&bytes, etag_key.as_ref()),
+            version: 1,
+        });
+        Ok(Committer { current, last_bytes: bytes, etag_key, persisted })
+    }
+
+    /// The snapshot last published.
+    pub(crate) fn current(&self) -> &Arc<Snapshot<C>> {
+        &self.current
+    }
+
+    /// Puts the last committed state back into `state`.
+    pub(crate) fn rollback(&self, state: &mut C) {
+        *state = self.current.state.clone();
+    }
+
+    /// Loads the persisted fields into `state`; returns whether the stored
+    /// record must be written again (old key, missing fields).
+    pub(crate) async fn load(&mut self, state: &mut C) -> Result<bool> {
+        match self.persisted.as_mut() {
+            None => Ok(false),
+            Some(p) => {
+                p.load(state).await?;
+                Ok(p.needs_rewrite())
+            }
+        }
+    }
+
+    /// Commits `state`: if it changed (or `force_persist`), writes it
+    /// through and publishes a new snapshot into `published`. Returns the
+    /// change to tell subscribers and callbacks about.
+    pub(crate) async fn commit(
+        &mut self,
+        state: &C,
+        published: &ArcSwap<Snapshot<C>>,
+        force_persist: bool,
+    ) -> Result<Option<Change<C>>, CommitError> {
+        let changed = SCRATCH.with(|scratch| -> Result<bool> {
+            let mut scratch = scratch.borrow_mut();
+            serialise(state, &mut scratch)?;
+            if *scratch == self.last_bytes {
+                return Ok(false);
+            }
+            // Both buffers keep their allocations: no copy, no allocation.
+            std::mem::swap(&mut *scratch, &mut self.last_bytes);
+            Ok(true)
+        });
+        let changed = changed.map_err(CommitError::Failed)?;
+        if !changed && !force_persist {
+            return Ok(None);
+        }
+        if let Some(p) = self.persisted.as_mut() {
+            let saved = match p.save(state, force_persist).await {
+                Ok(()) => Ok(()),
+                Err(SaveError::Conflict(e)) => {
+                    tracing::warn!(error = %e, "another writer saved first");
+                    Err(CommitError::Conflict)
+                }
+                Err(SaveError::Failed(e)) => Err(CommitError::Failed(e)),
+            };
+            if let Err(e) = saved {
+                if changed {
+                    // `last_bytes` describes the state that was refused.
+                    let _ = serialise(&self.current.state, &mut self.last_bytes);
+                }
+                return Err(e);
+            }
+        }
+        if !changed {
+            return Ok(None);
+        }
+        let prev = Arc::clone(&self.current);
+        let curr = Arc::new(Snapshot {
+            state: state.clone(),
+            etag: ETag::of(&self.last_bytes, self.etag_key.as_ref()),
+            version: prev.version + 1,
+        });
+        published.store(Arc::clone(&curr));
+        self.current = Arc::clone(&curr);
+        Ok(Some(Change::Updated { prev, curr }))
+    }
+
+    /// After a lost compare-and-set: loads what the other writer stored
+    /// into `state` and commits it. Returns the error for the callers and
+    /// the change to publish, if the reload changed anything.
+    pub(crate) async fn reload_after_conflict(
+        &mut self,
+        state: &mut C,
+        published: &ArcSwap<Snapshot<C>>,
+    ) -> (Error, Option<Change<C>>) {
+        self.rollback(state);
+        let Some(p) = self.persisted.as_mut() else {
+            return (Error::Store("conflict without a store".into()), None);
+        };
+        if let Err(e) = p.load(state).await {
+            self.rollback(state);
+            return (Error::Store(format!("reloading after a conflict failed: {e}")), None);
+        }
+        let change = match self.commit(state, published, false).await {
+            Ok(change) => change,
+            Err(_) => {
+                self.rollback(state);
+                None
+            }
+        };
+        (Error::Conflict { current_etag: self.current.etag.quoted() }, change)
+    }
+}

@@ -1,0 +1,276 @@
+//! The lifecycle driver: moves a component through its stages, runs its
+//! hooks with panics contained, and applies its restart policy.
+//!
+//! Every stage change goes through the transition table of
+//! [`kinesis_fsm`]; an illegal one is a bug of the runtime, logged and
+//! refused, never taken silently.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+
+use super::commit::CommitError;
+use super::{panic_message, Cell};
+use crate::supervisor::Restart;
+use crate::{Change, Component, Error, Result, Stage, State};
+
+/// What to do after a failure.
+pub(crate) enum Decision {
+    Restart(Duration),
+    Stop,
+    Ignore,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Hook {
+    Init,
+    PostInit,
+    PreStart,
+    Start,
+    Stop,
+}
+
+impl<C: Component> Cell<C> {
+    /// `Submitted` to `Started`, or the error that stopped the component
+    /// (which is then torn down).
+    pub(crate) async fn activate(&mut self) -> Result<()> {
+        self.set_stage(Stage::Preinitializing).await;
+        self.set_stage(Stage::Preinitialized).await;
+        self.set_stage(Stage::Initializing).await;
+        if let Err(e) = self.initialize().await {
+            tracing::error!(error = %e, "initialisation failed; aborting");
+            self.set_stage(Stage::Aborting).await;
+            self.teardown().await;
+            return Err(e);
+        }
+        self.set_stage(Stage::Initialized).await;
+        self.set_stage(Stage::Starting).await;
+        let started = match self.hook(Hook::PreStart).await {
+            Ok(()) => self.start_with_retries().await,
+            Err(e) => Err(e),
+        };
+        match started {
+            Ok(()) => {
+                if let Some(p) = &self.ctx.parent {
+                    p.child_started(Arc::new(self.ctx.handle.clone()));
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "start failed; stopping");
+                self.stop_and_teardown().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn initialize(&mut self) -> Result<()> {
+        let rewrite = self.committer.load(&mut self.state).await?;
+        self.commit_now(rewrite).await?;
+        self.hook(Hook::Init).await?;
+        self.hook(Hook::PostInit).await
+    }
+
+    /// Runs `start` until it succeeds or the restart policy gives up.
+    async fn start_with_retries(&mut self) -> Result<()> {
+        loop {
+            match self.hook(Hook::Start).await {
+                Ok(()) => {
+                    self.set_stage(Stage::Started).await;
+                    return Ok(());
+                }
+                Err(e) => {
+                    let Decision::Restart(delay) = self.decide(false) else { return Err(e) };
+                    tracing::warn!(error = %e, ?delay, "start failed; restarting");
+                    self.set_stage(Stage::Restarting).await;
+                    self.stop_run().await;
+                    self.pause(delay).await;
+                    self.set_stage(Stage::Starting).await;
+                }
+            }
+        }
+    }
+
+    /// What the restart policy says about a failure (or, with
+    /// `normal_exit`, about a spawned task that ended without error).
+    pub(crate) fn decide(&mut self, normal_exit: bool) -> Decision {
+        let policy = self.state.restart_policy();
+        match policy.when {
+            Restart::Never if normal_exit => Decision::Ignore,
+            Restart::OnFailure if normal_exit => Decision::Ignore,
+            Restart::Never => Decision::Stop,
+            Restart::OnFailure | Restart::Always => {
+                match self.tracker.next_attempt(&policy.intensity) {
+                    Some(attempt) => Decision::Restart(policy.backoff.delay(attempt)),
+                    None => Decision::Stop,
+                }
+            }
+        }
+    }
+
+    /// Waits `delay`, answering overdue asks meanwhile.
+    async fn pause(&mut self, delay: Duration) {
+        if delay.is_zero() {
+            return;
+        }
+        let Cell { shared, inbox, pending, .. } = self;
+        let watched = Cell::watched(shared, inbox, pending, None);
+        super::watchdog::guard(tokio::time::sleep(delay), watched).await;
+    }
+
+    /// `stop` hook of the current run, then its tasks are cancelled and the
+    /// callbacks it registered elsewhere removed.
+    async fn stop_run(&mut self) {
+        if let Err(e) = self.hook(Hook::Stop).await {
+            tracing::warn!(error = %e, "stop hook failed");
+        }
+        self.ctx.end_run();
+        self.shared.owned.release_all();
+    }
+
+    /// Restarts a started component: `stop`, wait, `start`.
+    pub(crate) async fn restart(&mut self, delay: Duration) {
+        self.set_stage(Stage::Restarting).await;
+        self.stop_run().await;
+        self.pause(delay).await;
+        self.set_stage(Stage::Starting).await;
+        if let Err(e) = self.start_with_retries().await {
+            tracing::error!(error = %e, "restart failed; stopping for good");
+            self.escalate(&e);
+            self.stop_and_teardown().await;
+        }
+    }
+
+    /// A failure while started: restart or stop, as the policy says.
+    pub(crate) async fn fail(&mut self, error: Error, normal_exit: bool) {
+        match self.decide(normal_exit) {
+            Decision::Restart(delay) => {
+                tracing::warn!(%error, ?delay, "component failed; restarting");
+                self.restart(delay).await;
+            }
+            Decision::Ignore => {}
+            Decision::Stop => {
+                tracing::error!(%error, "component failed; stopping for good");
+                self.escalate(&error);
+                self.stop_and_teardown().await;
+            }
+        }
+    }
+
+    fn escalate(&self, error: &Error) {
+        if let Some(p) = &self.ctx.parent {
+            p.child_failed(self.uri(), error);
+        }
+    }
+
+    pub(crate) async fn stop_and_teardown(&mut self) {
+        self.set_stage(Stage::Stopping).await;
+        self.stop_run().await;
+        self.set_stage(Stage::Stopped).await;
+        self.teardown().await;
+    }
+
+    async fn teardown(&mut self) {
+        self.set_stage(Stage::TearingDown).await;
+        self.close_mailbox();
+        self.ctx.end_run();
+        self.shared.owned.release_all();
+        if let Some(p) = &self.ctx.parent {
+            p.child_gone(&self.shared.name, &self.shared.uri);
+        }
+        self.set_stage(Stage::TornDown).await;
+        self.shared.publisher.close();
+        self.done = true;
+        tracing::info!("stopped");
+    }
+
+    /// Runs a hook with panics contained; on failure the state goes back to
+    /// the last snapshot, on success the state is committed.
+    async fn hook(&mut self, hook: Hook) -> Result<()> {
+        let Cell { state, ctx, shared, inbox, pending, .. } = self;
+        let fut: futures::future::BoxFuture<'_, Result<()>> = match hook {
+            Hook::Init => Box::pin(state.init(ctx)),
+            Hook::PostInit => Box::pin(state.post_init(ctx)),
+            Hook::PreStart => Box::pin(state.pre_start(ctx)),
+            Hook::Start => Box::pin(state.start(ctx)),
+            Hook::Stop => Box::pin(state.stop(ctx)),
+        };
+        let watched = Cell::watched(shared, inbox, pending, None);
+        let result = match super::watchdog::guard(AssertUnwindSafe(fut).catch_unwind(), watched).await
+        {
+            Ok(r) => r,
+            Err(panic) => {
+                Err(Error::Panicked(format!("{hook:?} hook: {}", panic_message(&*panic))))
+            }
+        };
+        match result {
+            Ok(()) => self.commit_now(false).await,
+            Err(e) => {
+                self.committer.rollback(&mut self.state);
+                Err(e)
+            }
+        }
+    }
+
+    /// Commits and publishes; on failure rolls back and says why.
+    pub(crate) async fn commit_now(&mut self, force_persist: bool) -> Result<()> {
+        let (outcome, change) = self.commit(force_persist).await;
+        if let Some(change) = change {
+            self.publish(change).await;
+        }
+        outcome
+    }
+
+    /// Commits; returns the outcome for the operations it covers and the
+    /// change to publish once they are answered.
+    pub(crate) async fn commit(&mut self, force_persist: bool) -> (Result<()>, Option<Change<C>>) {
+        let Cell { committer, state, shared, inbox, pending, .. } = self;
+        let shared = &**shared;
+        let commit = committer.commit(state, &shared.snapshot, force_persist);
+        let watched = Cell::watched(shared, inbox, pending, None);
+        match super::watchdog::guard(Box::pin(commit), watched).await {
+            Ok(change) => (Ok(()), change),
+            Err(CommitError::Failed(e)) => {
+                self.committer.rollback(&mut self.state);
+                (Err(e), None)
+            }
+            Err(CommitError::Conflict) => {
+                let Cell { committer, state, shared, .. } = self;
+                let (e, change) = committer.reload_after_conflict(state, &shared.snapshot).await;
+                (Err(e), change)
+            }
+        }
+    }
+
+    /// Tells subscribers and callbacks about `change`.
+    pub(crate) async fn publish(&mut self, change: Change<C>) {
+        self.shared.publisher.broadcast(&change);
+        if !self.shared.publisher.has_callbacks() {
+            return;
+        }
+        let Cell { shared, inbox, pending, .. } = self;
+        let shared = &**shared;
+        let run = Box::pin(shared.publisher.run_callbacks(&change, &shared.uri));
+        let watched = Cell::watched(shared, inbox, pending, None);
+        super::watchdog::guard(run, watched).await;
+    }
+
+    pub(crate) async fn set_stage(&mut self, next: Stage) {
+        let prev = self.shared.stage();
+        if let Err(e) = prev.transition(next) {
+            // A bug in the runtime: report loudly, never move silently.
+            tracing::error!(error = %e, "refusing illegal lifecycle transition");
+            debug_assert!(false, "{e}");
+            return;
+        }
+        self.shared.store_stage(next);
+        tracing::debug!(%prev, %next, "stage");
+        self.publish(Change::Stage { prev, curr: next }).await;
+        let (ps, ns): (State, State) = (prev.state(), next.state());
+        if ps != ns {
+            self.publish(Change::State { prev: ps, curr: ns }).await;
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The mailbox: two lanes into a component's task.
+//!
+//! * The **message lane** carries operations, in the order they were
+//!   accepted, and holds at most [`MAILBOX_CAPACITY`] of them; a sender
+//!   waits for room beyond that.
+//! * The **control lane** carries control messages (stop, restart, …). It
+//!   is served first: a `Shutdown` overtakes every queued message.
+//!
+//! Both lanes are `VecDeque`s behind one mutex, allocated on the first
+//! message (an idle component's mailbox costs no heap memory), and the task
+//! takes every queued message in one lock. tokio's `mpsc` allocates its
+//! first block of slots eagerly and has no priority lane, hence this small
+//! queue built from tokio's `Notify` and `Semaphore`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use tokio::sync::{oneshot, Notify, Semaphore, TryAcquireError};
+
+use super::ops::Envelope;
+use crate::{Component, Control, Result};
+
+/// How many messages a mailbox queues before senders wait.
+pub(crate) const MAILBOX_CAPACITY: usize = 1024;
+
+/// A control message and who waits for it to be carried out.
+pub(crate) struct ControlEnvelope {
+    pub(crate) control: Control,
+    pub(crate) reply: Option<oneshot::Sender<Result<()>>>,
+}
+
+struct Lanes<C: Component> {
+    control: VecDeque<ControlEnvelope>,
+    messages: VecDeque<Envelope<C>>,
+    closed: bool,
+}
+
+/// Why a message was not queued.
+pub(crate) enum Refused<C: Component> {
+    /// The mailbox is full; the envelope comes back.
+    Full(Envelope<C>),
+    /// The component stopped.
+    Closed,
+}
+
+/// The two lanes of one component.
+pub(crate) struct Mailbox<C: Component> {
+    lanes: Mutex<Lanes<C>>,
+    /// Wakes the task when something arrives.
+    arrived: Notify,
+    /// Room in the message lane.
+    room: Semaphore,
+    /// Set while the control lane is not empty, so the task checks it
+    /// between messages without taking the lock.
+    control_pending: AtomicBool,
+}
+
+impl<C: Component> Mailbox<C> {
+    pub(crate) fn new() -> Self {
+        Mailbox {
+            lanes: Mutex::new(Lanes {
+                control: VecDeque::new(),
+                messages: VecDeque::new(),
+                closed: false,
+            }),
+            arrived: Notify::new(),
+            room: Semaphore::new(MAILBOX_CAPACITY),
+            control_pending: AtomicBool::new(false),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lanes<C>> {
+        self.lanes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `env` if there is room.
+    pub(crate) fn try_push(&self, env: Envelope<C>) -> Result<(), Refused<C>> {
+        match self.room.try_acquire() {
+            Ok(permit) => permit.forget(),
+            Err(TryAcquireError::NoPermits) => return Err(Refused::Full(env)),
+            Err(TryAcquireError::Closed) => return Err(Refused::Closed),
+        }
+        self.push_with_room(env)
+    }
+
+    /// Waits for room, then queues `env`.
+    pub(crate) async fn push(&self, env: Envelope<C>) -> Result<(), Refused<C>> {
+        match self.room.acquire().await {
+            Ok(permit) => permit.forget(),
+            Err(_) => return Err(Refused::Closed),
+        }
+        self.push_with_room(env)
+    }
+
+    fn push_with_room(&self, env: Envelope<C>) -> Result<(), Refused<C>> {
+        {
+            let mut lanes = self.lock();
+            if lanes.closed {
+                drop(lanes);
+                self.room.add_permits(1);
+                return Err(Refused::Closed);
+            }
+            lanes.messages.push_back(env);
+        }
+        self.arrived.notify_one();
+        Ok(())
+    }
+
+    /// Queues a control message ahead of every queued message.
+    pub(crate) fn push_control(&self, env: ControlEnvelope) -> Result<(), ControlEnvelope> {
+        {
+            let mut lanes = self.lock();
+            if lanes.closed {
+                return Err(env);
+            }
+            lanes.control.push_back(env);
+            self.control_pending.store(true, Ordering::Release);
+        }
+        self.arrived.notify_one();
+        Ok(())
+    }
+
+    /// Whether a control message waits.
+    pub(crate) fn control_pending(&self) -> bool {
+        self.control_pending.load(Ordering::Acquire)
+    }
+
+    /// The next control message, if any.
+    pub(crate) fn take_control(&self) -> Option<ControlEnvelope> {
+        if !self.control_pending() {
+            return None;
+        }
+        let mut lanes = self.lock();
+        let next = lanes.control.pop_front();
+        self.control_pending.store(!lanes.control.is_empty(), Ordering::Release);
+        next
+    }
+
+    /// Moves every queued message to the end of `into`; returns how many.
+    pub(crate) fn take_messages(&self, into: &mut VecDeque<Envelope<C>>) -> usize {
+        let taken = {
+            let mut lanes = self.lock();
+            let n = lanes.messages.len();
+            if n == 0 {
+                return 0;
+            }
+            if into.is_empty() {
+                // Swap: no copying, and both allocations are reused.
+                std::mem::swap(into, &mut lanes.messages);
+            } else {
+                into.extend(lanes.messages.drain(..));
+            }
+            n
+        };
+        self.room.add_permits(taken);
+        taken
+    }
+
+    /// Messages and control messages waiting.
+    pub(crate) fn len(&self) -> usize {
+        let lanes = self.lock();
+        lanes.messages.len() + lanes.control.len()
+    }
+
+    /// Waits until something may have arrived (a message, a control message
+    /// or a close); returns at once if something arrived since the last wait.
+    pub(crate) async fn arrived(&self) {
+        self.arrived.notified().await;
+    }
+
+    /// Refuses everything from now on and hands back what was queued.
+    pub(crate) fn close(&self) -> (Vec<ControlEnvelope>, VecDeque<Envelope<C>>) {
+        let (control, messages) = {
+            let mut lanes = self.lock();
+            lanes.closed = true;
+            self.control_pending.store(false, Ordering::Release);
+            (lanes.control.drain(..).collect(), std::mem::take(&mut lanes.messages))
+        };
+        self.room.close();
+        (control, messages)
+    }
+}
+
+impl<C: Component> Mailbox<C> {
+    /// The earliest deadline of the queued messages.
+    pub(crate) fn earliest_deadline(&self) -> Option<tokio::time::Instant> {
+        let lanes = self.lock();
+        let unanswered = lanes.messages.iter().map(Envelope::op).filter(|op| !op.answered());
+        unanswered.filter_map(|op| op.deadline()).map(|d| d.at).min()
+    }
+
+    /// Answers every queued message whose deadline passed with a timeout;
+    /// they stay queued and are skipped when their turn comes.
+    pub(crate) fn expire(&self, now: tokio::time::Instant) {
+        let lanes = self.lock();
+        for env in &lanes.messages {
+            if let Some(d) = env.op().deadline().filter(|d| d.at <= now) {
+                env.op().fail(&d.error());
+            }
+        }
+    }
+}

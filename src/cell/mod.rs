@@ -1,0 +1,281 @@
+//! The cell: everything that runs one component.
+//!
+//! A component's state lives in its *cell*, driven by one tokio task. The
+//! parts, each in its own module with one job:
+//!
+//! * [`mailbox`]: two lanes into the task, control first, messages in order.
+//! * [`ops`] and [`slot`]: the operations (ask, tell, batch, replace, JSON
+//!   writes and calls), each in one allocation with its reply slot.
+//! * [`watchdog`]: ask deadlines without a timer per ask.
+//! * [`commit`]: serialise once (canonical JSON), compare, hash, store,
+//!   publish a new snapshot.
+//! * [`publish`]: subscribers and callbacks, panics contained.
+//! * [`lifecycle`]: stages, hooks and supervision decisions.
+//! * [`serve`]: the message loop and group commit.
+//!
+//! The lifecycle up to `Started` runs in the task that adds the component
+//! (`Container::add` returns once it is started, so nothing is gained by a
+//! hand-off); the message loop then runs in a task of its own. A cell talks
+//! to its container only through [`Parent`].
+
+mod commit;
+mod lifecycle;
+mod mailbox;
+mod ops;
+mod persisted;
+mod publish;
+mod serve;
+mod slot;
+mod watchdog;
+
+use std::any::Any;
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+pub(crate) use self::mailbox::{ControlEnvelope, Mailbox, Refused};
+pub(crate) use self::ops::{
+    AskOp, BatchOp, CallJsonOp, Envelope, JsonWrite, JsonWriteOp, Operation, ReplaceOp,
+};
+pub(crate) use self::publish::{panic_message, CallbackOwner, Publisher, OWNER};
+pub(crate) use self::slot::Deadline;
+use self::commit::Committer;
+use self::publish::Owned;
+use crate::dynamic::DynComponent;
+use crate::persist::Persistence;
+use crate::supervisor::RestartTracker;
+use crate::{Component, Context, Error, Handle, Result, Snapshot, Stage};
+
+/// The most mutations committed together.
+pub(crate) const GROUP_LIMIT: usize = 128;
+
+tokio::task_local! {
+    /// The containers whose activation lock the current task's activation
+    /// chain holds (so a component may add siblings from `pre_start`).
+    pub(crate) static ACTIVATING: ActivationSet;
+}
+
+/// Ids of containers, see [`ACTIVATING`].
+pub(crate) type ActivationSet = Arc<Vec<usize>>;
+
+/// What a cell needs from the container it lives in.
+pub(crate) trait Parent: Send + Sync + 'static {
+    /// Identifies the container (for [`ACTIVATING`]).
+    fn id(&self) -> usize;
+    /// The child reached `Started` for the first time: list it.
+    fn child_started(&self, child: Arc<dyn DynComponent>);
+    /// The child is torn down: forget it and free its name.
+    fn child_gone(&self, name: &str, uri: &str);
+    /// The child failed for good (its restart policy gave up).
+    fn child_failed(&self, uri: &str, error: &Error);
+    /// The container itself, for downcasting.
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// What every handle of a component shares with its cell.
+pub(crate) struct Shared<C: Component> {
+    pub(crate) name: String,
+    pub(crate) uri: String,
+    pub(crate) mailbox: Mailbox<C>,
+    pub(crate) snapshot: ArcSwap<Snapshot<C>>,
+    stage: AtomicU8,
+    stage_changed: Notify,
+    pub(crate) publisher: Publisher<C>,
+    /// Callbacks this component registered during its current run.
+    owned: Owned,
+}
+
+fn stage_index(stage: Stage) -> u8 {
+    Stage::ALL.iter().position(|s| *s == stage).map_or(0, |i| i as u8)
+}
+
+impl<C: Component> Shared<C> {
+    /// The current stage.
+    pub(crate) fn stage(&self) -> Stage {
+        Stage::ALL[usize::from(self.stage.load(Ordering::Acquire))]
+    }
+
+    fn store_stage(&self, stage: Stage) {
+        self.stage.store(stage_index(stage), Ordering::Release);
+        self.stage_changed.notify_waiters();
+    }
+
+    /// Resolves when the component is at `stage` or torn down.
+    pub(crate) fn wait_for_stage(
+        self: Arc<Self>,
+        stage: Stage,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        async move {
+            loop {
+                let changed = self.stage_changed.notified();
+                let mut changed = std::pin::pin!(changed);
+                changed.as_mut().enable();
+                let now = self.stage();
+                if now == stage || now == Stage::TornDown {
+                    return;
+                }
+                changed.await;
+            }
+        }
+    }
+
+    /// A receiver of future changes; `None` once the component is torn down.
+    pub(crate) fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<crate::Change<C>>> {
+        self.publisher.subscribe(self.stage() == Stage::TornDown)
+    }
+}
+
+impl<C: Component> CallbackOwner for Shared<C> {
+    fn adopt(&self, removal: Box<dyn FnOnce() + Send>) {
+        self.owned.push(removal);
+    }
+}
+
+/// A cell that exists (its handle works, changes can be subscribed to) but
+/// has not started: the component is `Submitted`.
+pub(crate) struct PreparedCell<C: Component> {
+    handle: Handle<C>,
+    cell: Cell<C>,
+}
+
+/// Creates a component's cell without starting it.
+pub(crate) fn prepare_component<C: Component>(
+    name: &str,
+    uri: String,
+    state: C,
+    parent: Option<Arc<dyn Parent>>,
+    persistence: Option<&Persistence>,
+) -> Result<PreparedCell<C>> {
+    let committer = Committer::new(&state, &uri, persistence)?;
+    let shared = Arc::new(Shared {
+        name: name.to_owned(),
+        uri,
+        mailbox: Mailbox::new(),
+        snapshot: ArcSwap::new(Arc::clone(committer.current())),
+        stage: AtomicU8::new(stage_index(Stage::Submitted)),
+        stage_changed: Notify::new(),
+        publisher: Publisher::new(),
+        owned: Owned::default(),
+    });
+    let handle = Handle::from_shared(Arc::clone(&shared));
+    let ctx = Context::new(handle.clone(), parent);
+    let cell = Cell {
+        shared,
+        state,
+        ctx,
+        committer,
+        tracker: RestartTracker::default(),
+        pending: Vec::new(),
+        inbox: VecDeque::new(),
+        done: false,
+    };
+    Ok(PreparedCell { handle, cell })
+}
+
+/// Creates a component's cell and runs it to `Started`.
+pub(crate) async fn spawn_component<C: Component>(
+    name: &str,
+    uri: String,
+    state: C,
+    parent: Option<Arc<dyn Parent>>,
+    persistence: Option<&Persistence>,
+) -> Result<Handle<C>> {
+    prepare_component(name, uri, state, parent, persistence)?.launch().await
+}
+
+impl<C: Component> PreparedCell<C> {
+    pub(crate) fn handle(&self) -> &Handle<C> {
+        &self.handle
+    }
+
+    /// Runs the lifecycle to `Started` in the calling task, then spawns the
+    /// message loop. Returns the error that stopped the component on the way.
+    pub(crate) async fn launch(self) -> Result<Handle<C>> {
+        let PreparedCell { handle, mut cell } = self;
+        let mut activating: ActivationSet = ACTIVATING.try_with(Clone::clone).unwrap_or_default();
+        if let Some(p) = &cell.ctx.parent {
+            Arc::make_mut(&mut activating).push(p.id());
+        }
+        let span = cell.ctx.span.clone();
+        let owner: Arc<dyn CallbackOwner> = cell.shared.clone();
+        let activation = Box::pin(cell.activate());
+        let activated = OWNER
+            .scope(Arc::clone(&owner), ACTIVATING.scope(activating, activation))
+            .instrument(span.clone())
+            .await;
+        activated?;
+        tokio::spawn(OWNER.scope(owner, async move { cell.serve().await }).instrument(span));
+        Ok(handle)
+    }
+}
+
+/// The task-side state of one component.
+pub(crate) struct Cell<C: Component> {
+    pub(crate) shared: Arc<Shared<C>>,
+    pub(crate) state: C,
+    pub(crate) ctx: Context<C>,
+    pub(crate) committer: Committer<C>,
+    pub(crate) tracker: RestartTracker,
+    /// Mutations handled but not yet committed and answered.
+    pub(crate) pending: Vec<Envelope<C>>,
+    /// Messages taken from the mailbox, not yet handled.
+    pub(crate) inbox: VecDeque<Envelope<C>>,
+    /// Torn down: the loop ends.
+    pub(crate) done: bool,
+}
+
+impl<C: Component> Cell<C> {
+    pub(crate) fn uri(&self) -> &str {
+        &self.shared.uri
+    }
+
+    /// What the watchdog watches while the task waits for something.
+    pub(crate) fn watched<'a>(
+        shared: &'a Shared<C>,
+        inbox: &'a mut VecDeque<Envelope<C>>,
+        pending: &'a [Envelope<C>],
+        running: Option<&'a dyn Operation<C>>,
+    ) -> watchdog::Watched<'a, C> {
+        watchdog::Watched { mailbox: &shared.mailbox, inbox, pending, running }
+    }
+
+    /// Answers everything queued with `Stopping` and refuses what comes.
+    pub(crate) fn close_mailbox(&mut self) {
+        let stopping = Error::Stopping(self.shared.uri.clone());
+        let (controls, messages) = self.shared.mailbox.close();
+        for c in controls {
+            if let Some(tx) = c.reply {
+                let _ = tx.send(Err(stopping.clone()));
+            }
+        }
+        for env in self.pending.drain(..).chain(self.inbox.drain(..)).chain(messages) {
+            env.op().fail(&stopping);
+        }
+    }
+}
+
+impl<C: Component> Drop for Cell<C> {
+    /// A cell dropped before it was torn down: its task panicked in the
+    /// runtime's own code, or the future adding it was dropped. Nobody may
+    /// be left waiting: callers get `Stopping`, the stage becomes
+    /// `TornDown`, and the container forgets the component.
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        tracing::error!(uri = %self.shared.uri, stage = %self.shared.stage(), "component dropped before it was torn down");
+        self.close_mailbox();
+        self.ctx.end_run();
+        self.shared.owned.release_all();
+        if let Some(p) = &self.ctx.parent {
+            p.child_gone(&self.shared.name, &self.shared.uri);
+        }
+        self.shared.store_stage(Stage::TornDown);
+        self.shared.publisher.close();
+    }
+}

@@ -1,0 +1,388 @@
+//! The operations a mailbox runs, each with its reply slot in one
+//! allocation.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::slot::{Deadline, Run, Slot};
+use crate::json::{from_json, unredact};
+use crate::methods::MethodTable;
+use crate::{Component, Context, ETag, Error, Handler, Result, Snapshot};
+
+/// A unit of work for a component's mailbox.
+pub(crate) trait Operation<C: Component>: Send + Sync {
+    /// Runs against the state. `Err` rolls the state back.
+    fn run<'a>(
+        &'a self,
+        state: &'a mut C,
+        ctx: &'a mut Context<C>,
+        current: &'a Snapshot<C>,
+    ) -> Run<'a>;
+
+    /// Whether `run` may have changed the state.
+    fn mutates(&self) -> bool {
+        true
+    }
+
+    /// Whether `run` checks an `If-Match` ETag, and so must see the state
+    /// as committed.
+    fn conditional(&self) -> bool {
+        false
+    }
+
+    /// When the caller stops waiting.
+    fn deadline(&self) -> Option<Deadline>;
+
+    /// Answers the caller: `outcome` is the result of run and commit together.
+    fn finish(&self, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>);
+
+    /// Answers `error` unless answered already; an operation that is still
+    /// queued then never runs.
+    fn fail(&self, error: &Error);
+
+    /// Whether the caller was answered (it may not have collected it yet).
+    fn answered(&self) -> bool;
+}
+
+/// A queued operation. Dropping it unanswered (the component's task ended)
+/// answers `Stopping`, so no caller ever waits for a mailbox that is gone.
+pub(crate) struct Envelope<C: Component> {
+    op: Arc<dyn Operation<C>>,
+}
+
+impl<C: Component> Envelope<C> {
+    pub(crate) fn new(op: Arc<dyn Operation<C>>) -> Self {
+        Envelope { op }
+    }
+
+    pub(crate) fn op(&self) -> &dyn Operation<C> {
+        &*self.op
+    }
+}
+
+impl<C: Component> Drop for Envelope<C> {
+    fn drop(&mut self) {
+        // Normal paths answered already (then this does nothing) or failed
+        // the operation with the component's URI; this is the last resort.
+        self.op.fail(&Error::Stopping(String::new()));
+    }
+}
+
+/// The reply of an operation that ran a handler: its result when the commit
+/// succeeded; the handler's own error when it failed; else the commit's error.
+fn reply_of<T>(outcome: Result<()>, handled: Option<Result<T>>) -> Result<T> {
+    match (outcome, handled) {
+        (Ok(()), Some(r)) => r,
+        (Err(_), Some(Err(handler_err))) => Err(handler_err),
+        (Err(e), _) => Err(e),
+        (Ok(()), None) => Err(Error::Invalid("the message was not handled".into())),
+    }
+}
+
+/// A typed message (`ask` or `tell`).
+pub(crate) struct AskOp<M, C: Handler<M>>
+where
+    M: Send + 'static,
+{
+    slot: Slot<M, C::Reply>,
+    /// A `tell`: nobody waits, errors are logged.
+    told: bool,
+}
+
+impl<M: Send + 'static, C: Handler<M>> AskOp<M, C> {
+    pub(crate) fn new(msg: M, deadline: Option<Deadline>, told: bool) -> Self {
+        AskOp { slot: Slot::new(msg, deadline), told }
+    }
+
+    pub(crate) async fn reply(&self) -> Result<C::Reply> {
+        self.slot.wait().await
+    }
+}
+
+impl<M: Send + 'static, C: Handler<M>> Operation<C> for AskOp<M, C> {
+    fn run<'a>(&'a self, state: &'a mut C, ctx: &'a mut Context<C>, _: &'a Snapshot<C>) -> Run<'a> {
+        Box::pin(async move {
+            let Some(msg) = self.slot.take_input() else { return Ok(()) };
+            let r = state.handle(msg, ctx).await;
+            let outcome = r.as_ref().map(|_| ()).map_err(Clone::clone);
+            self.slot.set_ran(r);
+            outcome
+        })
+    }
+
+    fn mutates(&self) -> bool {
+        C::MUTATES
+    }
+
+    fn deadline(&self) -> Option<Deadline> {
+        self.slot.deadline()
+    }
+
+    fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {
+        if self.told {
+            if let Err(e) = &outcome {
+                tracing::warn!(error = %e, "told message failed");
+            }
+        }
+        self.slot.answer_with(|ran| reply_of(outcome, ran));
+    }
+
+    fn fail(&self, error: &Error) {
+        self.slot.answer_with(|_| Err(error.clone()));
+    }
+
+    fn answered(&self) -> bool {
+        self.slot.answered()
+    }
+}
+
+/// Messages handled in order as one unit: all or nothing.
+pub(crate) struct BatchOp<M, C: Handler<M>>
+where
+    M: Send + 'static,
+{
+    slot: Slot<Vec<M>, Vec<C::Reply>>,
+}
+
+impl<M: Send + 'static, C: Handler<M>> BatchOp<M, C> {
+    pub(crate) fn new(msgs: Vec<M>, deadline: Option<Deadline>) -> Self {
+        BatchOp { slot: Slot::new(msgs, deadline) }
+    }
+
+    pub(crate) async fn reply(&self) -> Result<Vec<C::Reply>> {
+        self.slot.wait().await
+    }
+}
+
+impl<M: Send + 'static, C: Handler<M>> Operation<C> for BatchOp<M, C> {
+    fn run<'a>(&'a self, state: &'a mut C, ctx: &'a mut Context<C>, _: &'a Snapshot<C>) -> Run<'a> {
+        Box::pin(async move {
+            let Some(msgs) = self.slot.take_input() else { return Ok(()) };
+            let mut replies = Vec::with_capacity(msgs.len());
+            for (index, msg) in msgs.into_iter().enumerate() {
+                match state.handle(msg, ctx).await {
+                    Ok(r) => replies.push(r),
+                    Err(e) => {
+                        let e = batch_error(index, e);
+                        self.slot.set_ran(Err(e.clone()));
+                        return Err(e);
+                    }
+                }
+            }
+            self.slot.set_ran(Ok(replies));
+            Ok(())
+        })
+    }
+
+    fn deadline(&self) -> Option<Deadline> {
+        self.slot.deadline()
+    }
+
+    fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {
+        self.slot.answer_with(|ran| reply_of(outcome, ran));
+    }
+
+    fn fail(&self, error: &Error) {
+        self.slot.answer_with(|_| Err(error.clone()));
+    }
+
+    fn answered(&self) -> bool {
+        self.slot.answered()
+    }
+}
+
+fn batch_error(index: usize, e: Error) -> Error {
+    let prefix = format!("batch message {index} failed, batch rolled back: ");
+    match e {
+        Error::Handler(m) => Error::Handler(prefix + &m),
+        Error::Invalid(m) => Error::Invalid(prefix + &m),
+        other => other,
+    }
+}
+
+/// Checks an optional `If-Match` value against the current ETag.
+pub(crate) fn check_if_match<C>(if_match: Option<&str>, current: &Snapshot<C>) -> Result<()> {
+    match if_match {
+        None => Ok(()),
+        Some(tag) if tag.trim() == "*" => Ok(()),
+        Some(tag) if tag.split(',').any(|t| current.etag.matches(t)) => Ok(()),
+        Some(_) => Err(Error::Conflict { current_etag: current.etag.quoted() }),
+    }
+}
+
+/// Replaces the whole state if the ETag is current.
+pub(crate) struct ReplaceOp<C: Component> {
+    slot: Slot<C, Arc<Snapshot<C>>>,
+    if_match: ETag,
+}
+
+impl<C: Component> ReplaceOp<C> {
+    pub(crate) fn new(new_state: C, if_match: ETag, deadline: Option<Deadline>) -> Self {
+        ReplaceOp { slot: Slot::new(new_state, deadline), if_match }
+    }
+
+    pub(crate) async fn reply(&self) -> Result<Arc<Snapshot<C>>> {
+        self.slot.wait().await
+    }
+}
+
+impl<C: Component> Operation<C> for ReplaceOp<C> {
+    fn conditional(&self) -> bool {
+        true
+    }
+
+    fn run<'a>(&'a self, state: &'a mut C, _: &'a mut Context<C>, current: &'a Snapshot<C>) -> Run<'a> {
+        Box::pin(async move {
+            if current.etag != self.if_match {
+                return Err(Error::Conflict { current_etag: current.etag.quoted() });
+            }
+            if let Some(new_state) = self.slot.take_input() {
+                *state = new_state;
+            }
+            Ok(())
+        })
+    }
+
+    fn deadline(&self) -> Option<Deadline> {
+        self.slot.deadline()
+    }
+
+    fn finish(&self, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>) {
+        self.slot.answer(outcome.map(|()| Arc::clone(snapshot)));
+    }
+
+    fn fail(&self, error: &Error) {
+        self.slot.answer_with(|_| Err(error.clone()));
+    }
+
+    fn answered(&self) -> bool {
+        self.slot.answered()
+    }
+}
+
+/// How a [`JsonWriteOp`] builds the new state.
+pub(crate) enum JsonWrite {
+    /// The whole new state.
+    Replace(Value),
+    /// An RFC 7396 merge patch applied to the current state.
+    MergePatch(Value),
+}
+
+/// Replaces or patches the state from JSON; the result is validated by
+/// deserialising it into `C`, and `"***"` keeps an encrypted field's value.
+pub(crate) struct JsonWriteOp<C> {
+    slot: Slot<JsonWrite, Arc<Snapshot<C>>>,
+    if_match: Option<String>,
+}
+
+impl<C: Component> JsonWriteOp<C> {
+    pub(crate) fn new(write: JsonWrite, if_match: Option<String>) -> Self {
+        JsonWriteOp { slot: Slot::new(write, None), if_match }
+    }
+
+    pub(crate) async fn reply(&self) -> Result<Arc<Snapshot<C>>> {
+        self.slot.wait().await
+    }
+}
+
+impl<C: Component> Operation<C> for JsonWriteOp<C> {
+    fn conditional(&self) -> bool {
+        self.if_match.is_some()
+    }
+
+    fn run<'a>(&'a self, state: &'a mut C, _: &'a mut Context<C>, current: &'a Snapshot<C>) -> Run<'a> {
+        Box::pin(async move {
+            check_if_match(self.if_match.as_deref(), current)?;
+            let value = match self.slot.take_input() {
+                Some(JsonWrite::Replace(mut value)) => {
+                    unredact::<C>(&mut value, state)?;
+                    value
+                }
+                Some(JsonWrite::MergePatch(mut patch)) => {
+                    let mut value = serde_json::to_value(&*state)
+                        .map_err(|e| Error::Invalid(format!("state does not serialise: {e}")))?;
+                    unredact::<C>(&mut patch, state)?;
+                    json_patch::merge(&mut value, &patch);
+                    value
+                }
+                None => return Ok(()),
+            };
+            let mut rebuilt = from_json::<C>(value)?;
+            rebuilt.restore_skipped(state);
+            *state = rebuilt;
+            Ok(())
+        })
+    }
+
+    fn deadline(&self) -> Option<Deadline> {
+        self.slot.deadline()
+    }
+
+    fn finish(&self, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>) {
+        self.slot.answer(outcome.map(|()| Arc::clone(snapshot)));
+    }
+
+    fn fail(&self, error: &Error) {
+        self.slot.answer_with(|_| Err(error.clone()));
+    }
+
+    fn answered(&self) -> bool {
+        self.slot.answered()
+    }
+}
+
+/// Calls a mutating method by name with JSON arguments.
+pub(crate) struct CallJsonOp {
+    slot: Slot<(String, Value), Value>,
+    table: &'static MethodTable,
+    if_match: Option<String>,
+}
+
+impl CallJsonOp {
+    pub(crate) fn new(
+        table: &'static MethodTable,
+        method: String,
+        args: Value,
+        if_match: Option<String>,
+    ) -> Self {
+        CallJsonOp { slot: Slot::new((method, args), None), table, if_match }
+    }
+
+    pub(crate) async fn reply(&self) -> Result<Value> {
+        self.slot.wait().await
+    }
+}
+
+impl<C: Component> Operation<C> for CallJsonOp {
+    fn conditional(&self) -> bool {
+        self.if_match.is_some()
+    }
+
+    fn run<'a>(&'a self, state: &'a mut C, ctx: &'a mut Context<C>, current: &'a Snapshot<C>) -> Run<'a> {
+        Box::pin(async move {
+            check_if_match(self.if_match.as_deref(), current)?;
+            let Some((method, args)) = self.slot.take_input() else { return Ok(()) };
+            let r = (self.table.call_mut)(state, ctx, &method, args).await;
+            let outcome = r.as_ref().map(|_| ()).map_err(Clone::clone);
+            self.slot.set_ran(r);
+            outcome
+        })
+    }
+
+    fn deadline(&self) -> Option<Deadline> {
+        self.slot.deadline()
+    }
+
+    fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {
+        self.slot.answer_with(|ran| reply_of(outcome, ran));
+    }
+
+    fn fail(&self, error: &Error) {
+        self.slot.answer_with(|_| Err(error.clone()));
+    }
+
+    fn answered(&self) -> bool {
+        self.slot.answered()
+    }
+}

@@ -1,0 +1,199 @@
+//! The publisher: tells subscribers and callbacks about a change, and
+//! survives whatever they do.
+//!
+//! * Subscribers get the change through a bounded broadcast queue, created
+//!   on the first subscription; nobody watching costs one atomic load.
+//! * Callbacks run in order, each under a timeout and under
+//!   `catch_unwind`: a callback that panics (while building its future or
+//!   while running it) is removed and logged, and the component goes on.
+//! * A callback registered from inside a component (one of its hooks,
+//!   handlers or spawned tasks) belongs to that component's current run and
+//!   is removed when the run ends (stop or restart), so it never outlives
+//!   the component that registered it and restarts do not pile it up.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::FutureExt;
+use tokio::sync::broadcast;
+
+use crate::{CallbackId, Change, Position};
+
+/// How many changes a subscriber may fall behind before it lags.
+pub(crate) const SUBSCRIPTION_CAPACITY: usize = 256;
+/// Default time a callback may take.
+pub(crate) const CALLBACK_TIMEOUT: Duration = Duration::from_secs(4);
+
+type CallbackFn<C> =
+    Arc<dyn Fn(Change<C>) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+tokio::task_local! {
+    /// The component whose task (or spawned task) is running, if any.
+    pub(crate) static OWNER: Arc<dyn CallbackOwner>;
+}
+
+/// A component that keeps track of the callbacks it registered elsewhere.
+pub(crate) trait CallbackOwner: Send + Sync {
+    /// Remembers how to remove a callback registered during the current run.
+    fn adopt(&self, removal: Box<dyn FnOnce() + Send>);
+}
+
+/// The registrations a component made during its current run.
+#[derive(Default)]
+pub(crate) struct Owned(Mutex<Vec<Box<dyn FnOnce() + Send>>>);
+
+impl Owned {
+    pub(crate) fn push(&self, removal: Box<dyn FnOnce() + Send>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).push(removal);
+    }
+
+    /// Removes every callback registered during the run that ends.
+    pub(crate) fn release_all(&self) {
+        let removals = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for remove in removals {
+            remove();
+        }
+    }
+}
+
+/// Everything a component's changes go out to.
+pub(crate) struct Publisher<C> {
+    changes: Mutex<Option<broadcast::Sender<Change<C>>>>,
+    /// Set on the first subscription, so components nobody watches skip the lock.
+    watched: AtomicBool,
+    callbacks: Mutex<Vec<(CallbackId, CallbackFn<C>)>>,
+    no_callbacks: AtomicBool,
+    next_id: AtomicU64,
+    timeout: Duration,
+}
+
+impl<C: Send + Sync + 'static> Publisher<C> {
+    pub(crate) fn new() -> Self {
+        Publisher {
+            changes: Mutex::new(None),
+            watched: AtomicBool::new(false),
+            callbacks: Mutex::new(Vec::new()),
+            no_callbacks: AtomicBool::new(true),
+            next_id: AtomicU64::new(1),
+            timeout: CALLBACK_TIMEOUT,
+        }
+    }
+
+    /// A receiver of future changes; `None` once the publisher is closed.
+    pub(crate) fn subscribe(&self, closed: bool) -> Option<broadcast::Receiver<Change<C>>> {
+        let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        if closed {
+            return None;
+        }
+        let tx = guard.get_or_insert_with(|| broadcast::channel(SUBSCRIPTION_CAPACITY).0);
+        self.watched.store(true, Ordering::Release);
+        Some(tx.subscribe())
+    }
+
+    /// Ends every subscription once its queued changes are received.
+    pub(crate) fn close(&self) {
+        self.changes.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
+
+    fn callbacks(&self) -> std::sync::MutexGuard<'_, Vec<(CallbackId, CallbackFn<C>)>> {
+        self.callbacks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers a callback; see the module docs for ownership.
+    pub(crate) fn add<F, Fut>(&self, position: Position, f: F) -> CallbackId
+    where
+        F: Fn(Change<C>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let id = CallbackId::new(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let f: CallbackFn<C> = Arc::new(move |c| Box::pin(f(c)));
+        {
+            let mut list = self.callbacks();
+            match position {
+                Position::Head => list.insert(0, (id, f)),
+                Position::Tail => list.push((id, f)),
+            }
+            self.no_callbacks.store(false, Ordering::Release);
+        }
+        id
+    }
+
+    /// Removes a callback; `false` if there was none with this id.
+    pub(crate) fn remove(&self, id: CallbackId) -> bool {
+        let mut list = self.callbacks();
+        let before = list.len();
+        list.retain(|(i, _)| *i != id);
+        self.no_callbacks.store(list.is_empty(), Ordering::Release);
+        list.len() != before
+    }
+
+    /// Whether publishing `change` has callbacks to run (and so may wait).
+    pub(crate) fn has_callbacks(&self) -> bool {
+        !self.no_callbacks.load(Ordering::Acquire)
+    }
+
+    /// Sends `change` to the subscribers. Never waits.
+    pub(crate) fn broadcast(&self, change: &Change<C>) {
+        if !self.watched.load(Ordering::Acquire) {
+            return;
+        }
+        let guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(tx) = guard.as_ref() {
+            if tx.receiver_count() > 0 {
+                let _ = tx.send(change.clone());
+            }
+        }
+    }
+
+    /// Runs every callback in order, each under the timeout, panics contained.
+    pub(crate) async fn run_callbacks(&self, change: &Change<C>, uri: &str) {
+        if !self.has_callbacks() {
+            return;
+        }
+        let list: Vec<_> = self.callbacks().iter().cloned().collect();
+        for (id, f) in list {
+            let fut = match std::panic::catch_unwind(AssertUnwindSafe(|| f(change.clone()))) {
+                Ok(fut) => fut,
+                Err(panic) => {
+                    self.remove_panicked(id, uri, &*panic);
+                    continue;
+                }
+            };
+            match AssertUnwindSafe(tokio::time::timeout(self.timeout, fut)).catch_unwind().await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => tracing::warn!(
+                    uri,
+                    callback = id.get(),
+                    timeout = ?self.timeout,
+                    "change callback timed out and was cut off"
+                ),
+                Err(panic) => self.remove_panicked(id, uri, &*panic),
+            }
+        }
+    }
+
+    fn remove_panicked(&self, id: CallbackId, uri: &str, panic: &(dyn std::any::Any + Send)) {
+        self.remove(id);
+        tracing::error!(
+            uri,
+            callback = id.get(),
+            panic = %panic_message(panic),
+            "change callback panicked and was removed"
+        );
+    }
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panic with a non-string payload".to_owned()
+    }
+}

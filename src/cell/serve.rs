@@ -1,0 +1,183 @@
+//! The message loop: control messages first, then operations in order,
+//! with group commit.
+//!
+//! Group commit: a successful mutation joins the pending group instead of
+//! being committed at once. The group is committed (one serialisation, one
+//! store write, one new version) and answered when the inbox and the
+//! mailbox are both empty, when it holds [`GROUP_LIMIT`] operations, or
+//! before anything that must see committed state (a read, an `If-Match`
+//! check, a control message). A mutation that fails is undone from a copy
+//! of the state taken just before it; the rest of the group is unaffected.
+//! If the commit fails, every operation of the group gets the error and the
+//! state goes back to before the group.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::FutureExt;
+
+use super::mailbox::ControlEnvelope;
+use super::ops::Envelope;
+use super::watchdog::guard;
+use super::{panic_message, Cell, GROUP_LIMIT};
+use crate::{Change, Component, Control, Error, Result};
+
+impl<C: Component> Cell<C> {
+    /// Serves the mailbox until the component is torn down.
+    pub(crate) async fn serve(&mut self) {
+        while !self.done {
+            if let Some(control) = self.shared.mailbox.take_control() {
+                self.flush().await;
+                self.handle_control(control).await;
+                continue;
+            }
+            if self.inbox.is_empty() && self.take_messages() == 0 {
+                if !self.pending.is_empty() {
+                    self.flush().await;
+                    continue;
+                }
+                self.wait().await;
+                continue;
+            }
+            if let Some(env) = self.inbox.pop_front() {
+                self.handle_op(env).await;
+            }
+        }
+    }
+
+    /// Takes what the mailbox holds; answers the overdue ones right away.
+    fn take_messages(&mut self) -> usize {
+        let taken = self.shared.mailbox.take_messages(&mut self.inbox);
+        if taken > 1 {
+            let now = tokio::time::Instant::now();
+            for env in self.inbox.iter() {
+                if let Some(d) = env.op().deadline().filter(|d| d.at <= now) {
+                    env.op().fail(&d.error());
+                }
+            }
+        }
+        taken
+    }
+
+    /// Waits for a message, a control message, or the end of a spawned task.
+    async fn wait(&mut self) {
+        let ended = {
+            let arrived = self.shared.mailbox.arrived();
+            let tasks = self.ctx.join_next_task();
+            tokio::select! {
+                biased;
+                () = arrived => None,
+                joined = tasks => Some(joined),
+            }
+        };
+        let Some(joined) = ended else { return };
+        match joined {
+            Ok(Ok(())) => self.fail(Error::Handler("task ended".into()), true).await,
+            Ok(Err(e)) => self.fail(e, false).await,
+            Err(e) if e.is_panic() => {
+                let msg = panic_message(&*e.into_panic());
+                self.fail(Error::Panicked(format!("task: {msg}")), false).await;
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Runs one operation; see the module docs for when it is committed.
+    async fn handle_op(&mut self, env: Envelope<C>) {
+        if env.op().answered() {
+            // Timed out while queued: never run.
+            return;
+        }
+        let mutates = env.op().mutates();
+        if !mutates || env.op().conditional() {
+            // Reads and If-Match checks see only committed state.
+            self.flush().await;
+        }
+        let checkpoint = (mutates && !self.pending.is_empty()).then(|| self.state.clone());
+        let current = Arc::clone(self.committer.current());
+        let run = {
+            let Cell { state, ctx, shared, inbox, pending, .. } = self;
+            let op = env.op();
+            let fut = AssertUnwindSafe(op.run(state, ctx, &current)).catch_unwind();
+            guard(fut, Cell::watched(shared, inbox, pending, Some(op))).await
+        };
+        match run {
+            Ok(Ok(())) if !mutates => env.op().finish(Ok(()), &current),
+            Ok(Ok(())) => {
+                self.pending.push(env);
+                if self.pending.len() >= GROUP_LIMIT {
+                    self.flush().await;
+                }
+            }
+            Ok(Err(e)) => {
+                if mutates {
+                    self.restore(checkpoint);
+                }
+                env.op().finish(Err(e), &current);
+            }
+            Err(panic) => {
+                self.restore(checkpoint);
+                let e = Error::Panicked(panic_message(&*panic));
+                tracing::error!(error = %e, "handler panicked; state restored");
+                env.op().finish(Err(e.clone()), &current);
+                self.flush().await;
+                self.fail(e, false).await;
+            }
+        }
+    }
+
+    /// Goes back to `checkpoint`, or to the last committed state.
+    fn restore(&mut self, checkpoint: Option<C>) {
+        match checkpoint {
+            Some(state) => self.state = state,
+            None => self.committer.rollback(&mut self.state),
+        }
+    }
+
+    /// Commits the pending group and answers its operations.
+    pub(crate) async fn flush(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let (outcome, change) = self.commit(false).await;
+        let current = Arc::clone(self.committer.current());
+        for env in self.pending.drain(..) {
+            env.op().finish(outcome.clone(), &current);
+        }
+        if let Some(change) = change {
+            self.publish(change).await;
+        }
+    }
+
+    async fn handle_control(&mut self, envelope: ControlEnvelope) {
+        let ControlEnvelope { control, reply } = envelope;
+        let result = self.control(control).await;
+        if let Some(tx) = reply {
+            let _ = tx.send(result);
+        }
+    }
+
+    async fn control(&mut self, control: Control) -> Result<()> {
+        match control {
+            Control::Shutdown => {
+                Box::pin(self.stop_and_teardown()).await;
+                Ok(())
+            }
+            Control::Restart => {
+                Box::pin(self.restart(Duration::ZERO)).await;
+                Ok(())
+            }
+            Control::RestartAfter(d) => {
+                Box::pin(self.restart(d)).await;
+                Ok(())
+            }
+            Control::Persist => Box::pin(self.commit_now(true)).await,
+            Control::NotifyPeers => {
+                let curr = Arc::clone(self.committer.current());
+                self.publish(Change::Updated { prev: curr.clone(), curr }).await;
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The watchdog: ask deadlines without a timer per ask.
+//!
+//! A caller's deadline travels in its envelope; the caller itself arms no
+//! timer. Most handlers finish on their first poll, and then nothing else
+//! happens. Only when the task has to wait (a handler that awaits, a store
+//! write, a slow callback, a hook, a restart backoff) does the watchdog arm
+//! one timer, for the earliest deadline among the operation running, the
+//! group waiting for its commit and the queued messages. When it fires,
+//! every overdue operation is answered with [`Error::Timeout`]: one still
+//! queued is then skipped, one running finishes and its answer is dropped.
+//! While it waits, the watchdog also takes new messages into the task's
+//! inbox (up to the mailbox's capacity), so their deadlines count too.
+//!
+//! [`Error::Timeout`]: crate::Error::Timeout
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::task::Poll;
+
+use tokio::time::Instant;
+
+use super::mailbox::{Mailbox, MAILBOX_CAPACITY};
+use super::ops::{Envelope, Operation};
+use crate::Component;
+
+/// What the watchdog keeps an eye on while the task waits.
+pub(crate) struct Watched<'a, C: Component> {
+    pub(crate) mailbox: &'a Mailbox<C>,
+    pub(crate) inbox: &'a mut VecDeque<Envelope<C>>,
+    pub(crate) pending: &'a [Envelope<C>],
+    pub(crate) running: Option<&'a dyn Operation<C>>,
+}
+
+impl<C: Component> Watched<'_, C> {
+    fn ops(&self) -> impl Iterator<Item = &dyn Operation<C>> {
+        self.running
+            .into_iter()
+            .chain(self.pending.iter().map(Envelope::op))
+            .chain(self.inbox.iter().map(Envelope::op))
+    }
+
+    fn earliest(&self) -> Option<Instant> {
+        let local = self.ops().filter(|op| !op.answered()).filter_map(|op| op.deadline());
+        let local = local.map(|d| d.at).min();
+        match (local, self.mailbox.earliest_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn expire(&self, now: Instant) {
+        for op in self.ops() {
+            if let Some(d) = op.deadline().filter(|d| d.at <= now) {
+                op.fail(&d.error());
+            }
+        }
+        self.mailbox.expire(now);
+    }
+}
+
+/// Runs `fut` to completion, answering overdue operations meanwhile.
+pub(crate) async fn guard<F: Future, C>(fut: F, watched: Watched<'_, C>) -> F::Output
+where
+    C: Component,
+{
+    let mut fut = std::pin::pin!(fut);
+    if let Poll::Ready(out) = futures::poll!(fut.as_mut()) {
+        return out;
+    }
+    // The slow path, boxed so it does not weigh on every task.
+    Box::pin(watch(fut, watched)).await
+}
+
+async fn watch<F: Future, C: Component>(
+    mut fut: std::pin::Pin<&mut F>,
+    watched: Watched<'_, C>,
+) -> F::Output {
+    let mut next = watched.earliest();
+    loop {
+        let alarm = async {
+            match next {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let room = watched.inbox.len() < MAILBOX_CAPACITY;
+        tokio::select! {
+            biased;
+            out = fut.as_mut() => return out,
+            () = watched.mailbox.arrived(), if room => {
+                let before = watched.inbox.len();
+                watched.mailbox.take_messages(watched.inbox);
+                let arrived = watched.inbox.range(before..).filter_map(|e| e.op().deadline());
+                if let Some(at) = arrived.map(|d| d.at).min() {
+                    next = Some(next.map_or(at, |n| n.min(at)));
+                }
+            }
+            () = alarm => {
+                watched.expire(Instant::now());
+                next = watched.earliest();
+            }
+        }
+    }
+}
