@@ -417,7 +417,10 @@ async fn a_store_failure_fails_every_message_of_the_group_and_keeps_the_state() 
     gate.release();
     for a in asks {
         let reply = a.await.unwrap();
-        assert!(matches!(&reply, Err(Error::Store(m)) if m.contains("/root/tally")), "{reply:?}");
+        assert!(
+            matches!(&reply, Err(Error::Store(m)) if m.contains("/root/tally")),
+            "every message of the failed group gets the store error, not {reply:?}"
+        );
     }
 
     let messages = 1 + QUEUED;
