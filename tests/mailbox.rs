@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use support::{settled, within, Gate};
 
+/// 1,000 concurrent asks from 50 tasks on 2 threads all get distinct replies
+/// and are all counted; at most one new version per message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_asks_all_answered_and_counted() {
     let root = Container::root().await.unwrap();
@@ -48,6 +50,7 @@ async fn thousand_concurrent_asks_all_answered_and_counted() {
     root.shutdown().await.unwrap();
 }
 
+/// Messages from one sender are handled in the order they were sent.
 #[tokio::test]
 async fn messages_from_one_sender_are_handled_in_order() {
     let root = Container::root().await.unwrap();
@@ -60,6 +63,7 @@ async fn messages_from_one_sender_are_handled_in_order() {
     root.shutdown().await.unwrap();
 }
 
+/// A handler error leaves state, version and ETag as before the message.
 #[tokio::test]
 async fn a_failing_handler_rolls_back_and_publishes_nothing() {
     let root = Container::root().await.unwrap();
@@ -74,6 +78,8 @@ async fn a_failing_handler_rolls_back_and_publishes_nothing() {
     root.shutdown().await.unwrap();
 }
 
+/// A batch is one unit: one new version on success; on failure nothing is
+/// kept or published and the error names the failing message.
 #[tokio::test]
 async fn batch_is_all_or_nothing() {
     let root = Container::root().await.unwrap();
@@ -112,6 +118,8 @@ async fn a_panicking_handler_is_contained_and_the_state_is_the_last_good_one() {
     root.shutdown().await.unwrap();
 }
 
+/// With the default policy a panic stops the component for good and reports
+/// the failure to its container.
 #[tokio::test]
 async fn a_panic_with_the_default_policy_stops_the_component_and_escalates() {
     let root = Container::root().await.unwrap();
@@ -195,6 +203,8 @@ async fn messages_sent_during_a_restart_wait_and_are_handled_after_it() {
     root.shutdown().await.unwrap();
 }
 
+/// An ask behind a (virtual) 10 s handler answers `Timeout` after the
+/// handle's 50 ms.
 #[tokio::test(start_paused = true)]
 async fn ask_times_out() {
     let root = Container::root().await.unwrap();
@@ -205,6 +215,8 @@ async fn ask_times_out() {
     root.shutdown().await.unwrap();
 }
 
+/// A handle taken before a restart still reaches the component, whose state
+/// survives; a handle of the wrong type is refused.
 #[tokio::test]
 async fn handles_stay_valid_across_restarts() {
     let root = Container::root().await.unwrap();

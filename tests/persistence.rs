@@ -69,6 +69,8 @@ async fn record(store: &MemoryStore, uri: &str) -> Option<kinesis::persist::Reco
     store.load(uri).await.unwrap()
 }
 
+/// Persisted fields are written through (the secret encrypted, the scratch
+/// field not at all) and loaded again before `init`.
 #[tokio::test]
 async fn fields_round_trip_and_are_loaded_before_init() {
     let store = Arc::new(MemoryStore::new());
@@ -98,6 +100,8 @@ async fn fields_round_trip_and_are_loaded_before_init() {
     root.shutdown().await.unwrap();
 }
 
+/// A change to unpersisted fields writes nothing; `Control::Persist` forces
+/// a write.
 #[tokio::test]
 async fn unchanged_persisted_fields_are_not_rewritten_and_persist_forces_a_write() {
     let store = Arc::new(MemoryStore::new());
@@ -114,6 +118,8 @@ async fn unchanged_persisted_fields_are_not_rewritten_and_persist_forces_a_write
     root.shutdown().await.unwrap();
 }
 
+/// A failing store fails the mutation with `Error::Store` and keeps the
+/// state, version and ETag; it works again once the store is back.
 #[tokio::test]
 async fn a_failing_store_fails_the_mutation_and_keeps_the_state() {
     let store = Arc::new(MemoryStore::new());
@@ -155,6 +161,8 @@ async fn add_fails(store: &Arc<MemoryStore>, p: Option<Persistence>) -> Error {
     err
 }
 
+/// Tampered or moved ciphertext, a wrong or missing key and a missing store
+/// refuse the component with a clear error and overwrite nothing.
 #[tokio::test]
 async fn tampered_moved_missing_and_wrong_keys_fail_loudly_and_overwrite_nothing() {
     let key = Cipher::generate_key();
@@ -217,6 +225,8 @@ async fn tampered_moved_missing_and_wrong_keys_fail_loudly_and_overwrite_nothing
     root.shutdown().await.unwrap();
 }
 
+/// A record written under a previous key is read with it and rewritten
+/// under the current key.
 #[tokio::test]
 async fn key_rotation_reads_with_the_previous_key_and_rewrites_under_the_current() {
     let store = Arc::new(MemoryStore::new());
@@ -251,6 +261,9 @@ async fn key_rotation_reads_with_the_previous_key_and_rewrites_under_the_current
     root.shutdown().await.unwrap();
 }
 
+/// Two runtimes on one store: the second writer loses the compare-and-set,
+/// gets `Conflict` with the current ETag, reloads, and its retry builds on
+/// the first write.
 #[tokio::test]
 async fn two_runtimes_sharing_a_store_never_lose_an_acknowledged_write() {
     let store = Arc::new(MemoryStore::new());
