@@ -1,13 +1,26 @@
-//! Mailbox: ordering, ask/tell/batch, rollback, panics, queued callers.
+//! Mailbox: ordering, ask/tell/batch, rollback, panics, queued callers,
+//! reads that never queue.
+//!
+//! No test waits on the wall clock to order events: tests that need a busy
+//! mailbox hold it with a gate or run on paused time (where a handler's
+//! `Sleep` is virtual and [`settled`] lets spawned callers reach the mailbox).
 
 mod common;
+mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use common::{counter, Counter, Get, Inc, IncThenFail, IncThenPanic, Log, Sleep};
-use kinesis::{Container, Control, Error, RestartPolicy, Stage};
+use kinesis::{
+    Component, Container, Context, Control, Error, Handler, RestartPolicy, Result, Stage,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use support::{settled, within, Gate};
 
+/// 1,000 concurrent asks from 50 tasks on 2 threads all get distinct replies
+/// and are all counted; at most one new version per message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousand_concurrent_asks_all_answered_and_counted() {
     let root = Container::root().await.unwrap();
@@ -37,6 +50,7 @@ async fn thousand_concurrent_asks_all_answered_and_counted() {
     root.shutdown().await.unwrap();
 }
 
+/// Messages from one sender are handled in the order they were sent.
 #[tokio::test]
 async fn messages_from_one_sender_are_handled_in_order() {
     let root = Container::root().await.unwrap();
@@ -49,6 +63,7 @@ async fn messages_from_one_sender_are_handled_in_order() {
     root.shutdown().await.unwrap();
 }
 
+/// A handler error leaves state, version and ETag as before the message.
 #[tokio::test]
 async fn a_failing_handler_rolls_back_and_publishes_nothing() {
     let root = Container::root().await.unwrap();
@@ -63,6 +78,8 @@ async fn a_failing_handler_rolls_back_and_publishes_nothing() {
     root.shutdown().await.unwrap();
 }
 
+/// A batch is one unit: one new version on success; on failure nothing is
+/// kept or published and the error names the failing message.
 #[tokio::test]
 async fn batch_is_all_or_nothing() {
     let root = Container::root().await.unwrap();
@@ -79,7 +96,9 @@ async fn batch_is_all_or_nothing() {
     root.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+/// A panic answers `Panicked`, restores the last committed state, and the
+/// restart policy restarts the component (its backoff passes on paused time).
+#[tokio::test(start_paused = true)]
 async fn a_panicking_handler_is_contained_and_the_state_is_the_last_good_one() {
     let root = Container::root().await.unwrap();
     let log = Log::default();
@@ -99,6 +118,8 @@ async fn a_panicking_handler_is_contained_and_the_state_is_the_last_good_one() {
     root.shutdown().await.unwrap();
 }
 
+/// With the default policy a panic stops the component for good and reports
+/// the failure to its container.
 #[tokio::test]
 async fn a_panic_with_the_default_policy_stops_the_component_and_escalates() {
     let root = Container::root().await.unwrap();
@@ -113,7 +134,11 @@ async fn a_panic_with_the_default_policy_stops_the_component_and_escalates() {
     root.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+/// Callers queued before a `Shutdown` are answered; those after it get
+/// `Stopping`. On paused time: the `Sleep` holding the mailbox is virtual, and
+/// [`settled`] makes sure each group of callers has reached the mailbox
+/// before the next is sent.
+#[tokio::test(start_paused = true)]
 async fn queued_callers_get_stopping_when_the_component_stops_for_good() {
     let root = Container::root().await.unwrap();
     let c = root.add("c", Counter::default()).await.unwrap();
@@ -127,12 +152,13 @@ async fn queued_callers_get_stopping_when_the_component_stops_for_good() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    settled().await;
     let stop = tokio::spawn({
         let c = c.clone();
         async move { c.control(Control::Shutdown).await }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    settled().await;
+    assert!(!stop.is_finished(), "the shutdown is queued behind the held mailbox");
     let after: Vec<_> = (0..5)
         .map(|_| {
             tokio::spawn({
@@ -159,7 +185,10 @@ async fn queued_callers_get_stopping_when_the_component_stops_for_good() {
     root.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+/// Messages sent while a component restarts wait for the restart and are
+/// handled after it. On paused time: the restart's 500 ms wait is virtual,
+/// and the test waits for the `Restarting` stage instead of sleeping.
+#[tokio::test(start_paused = true)]
 async fn messages_sent_during_a_restart_wait_and_are_handled_after_it() {
     let root = Container::root().await.unwrap();
     let log = Log::default();
@@ -168,7 +197,7 @@ async fn messages_sent_during_a_restart_wait_and_are_handled_after_it() {
         let c = c.clone();
         async move { c.control(Control::RestartAfter(Duration::from_millis(500))).await }
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    within("the restart to begin", c.wait_for_stage(Stage::Restarting)).await;
     assert_eq!(c.stage(), Stage::Restarting);
     let reply = c.ask(Inc(1)).await.unwrap();
     assert_eq!(reply, 1);
@@ -178,6 +207,8 @@ async fn messages_sent_during_a_restart_wait_and_are_handled_after_it() {
     root.shutdown().await.unwrap();
 }
 
+/// An ask behind a (virtual) 10 s handler answers `Timeout` after the
+/// handle's 50 ms.
 #[tokio::test(start_paused = true)]
 async fn ask_times_out() {
     let root = Container::root().await.unwrap();
@@ -188,6 +219,8 @@ async fn ask_times_out() {
     root.shutdown().await.unwrap();
 }
 
+/// A handle taken before a restart still reaches the component, whose state
+/// survives; a handle of the wrong type is refused.
 #[tokio::test]
 async fn handles_stay_valid_across_restarts() {
     let root = Container::root().await.unwrap();
@@ -205,8 +238,9 @@ async fn handles_stay_valid_across_restarts() {
 /// Starts one queued call on a handle.
 type QueuedCall<T> = Box<dyn FnOnce(kinesis::Handle<Counter>) -> tokio::task::JoinHandle<T>>;
 
-/// Queues `n` operations behind a blocked mailbox, in order, and returns
-/// their join handles.
+/// Queues operations behind a mailbox held by a (virtual) 500 ms `Sleep`, in
+/// order, and returns their join handles. Needs paused time: each operation
+/// has reached the mailbox before the next is started.
 async fn queued<T: Send + 'static>(
     c: &kinesis::Handle<Counter>,
     ops: Vec<QueuedCall<T>>,
@@ -215,12 +249,15 @@ async fn queued<T: Send + 'static>(
     let mut out = Vec::new();
     for op in ops {
         out.push(op(c.clone()));
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        settled().await;
     }
+    assert!(out.iter().all(|t| !t.is_finished()), "the operations wait behind the sleep");
     out
 }
 
-#[tokio::test]
+/// In a group of queued mutations, a failing one is undone alone; the group
+/// is committed once.
+#[tokio::test(start_paused = true)]
 async fn group_commit_undoes_only_the_failing_message_of_a_group() {
     let root = Container::root().await.unwrap();
     let c = root.add("c", Counter::default()).await.unwrap();
@@ -246,7 +283,9 @@ async fn group_commit_undoes_only_the_failing_message_of_a_group() {
     root.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+/// Two queued replaces read at the same ETag: the first wins, the second
+/// gets `Conflict`.
+#[tokio::test(start_paused = true)]
 async fn conditional_replaces_in_a_busy_mailbox_never_lose_an_update() {
     let root = Container::root().await.unwrap();
     let c = root.add("c", Counter::default()).await.unwrap();
@@ -272,5 +311,87 @@ async fn conditional_replaces_in_a_busy_mailbox_never_lose_an_update() {
     assert!(results[0].is_ok());
     assert!(matches!(results[1], Err(Error::Conflict { .. })), "{results:?}");
     assert_eq!(c.snapshot().state.count, 10);
+    root.shutdown().await.unwrap();
+}
+
+/// A component whose handler can hold the mailbox, with a read-only method.
+#[derive(Clone, Default, Serialize, Deserialize)]
+struct Board {
+    entries: Vec<u64>,
+    #[serde(skip)]
+    gate: Gate,
+}
+
+impl Component for Board {}
+
+#[kinesis::handlers]
+impl Board {
+    /// The entries (read-only: runs on the latest snapshot).
+    pub fn entries(&self) -> Vec<u64> {
+        self.entries.clone()
+    }
+}
+
+/// Appends a number; answers the number of entries.
+struct Push(u64);
+impl Handler<Push> for Board {
+    type Reply = usize;
+    async fn handle(&mut self, Push(n): Push, _: &mut Context<Self>) -> Result<usize> {
+        self.entries.push(n);
+        Ok(self.entries.len())
+    }
+}
+
+/// Holds the mailbox until the test opens the gate.
+struct Hold;
+impl Handler<Hold> for Board {
+    type Reply = ();
+    async fn handle(&mut self, _: Hold, _: &mut Context<Self>) -> Result<()> {
+        self.gate.hold().await;
+        Ok(())
+    }
+}
+
+/// Reads never queue behind messages: while a handler holds the mailbox and
+/// more messages wait behind it, `snapshot()`, a read-only `&self` method and
+/// the same method called as JSON through `DynComponent` all answer, with
+/// the last committed state, before the handler is let go.
+#[tokio::test]
+async fn snapshot_reads_do_not_queue_behind_messages() {
+    let root = Container::root().await.unwrap();
+    let gate = Gate::default();
+    let b = root.add("board", Board { gate: gate.clone(), ..Board::default() }).await.unwrap();
+    assert_eq!(b.ask(Push(1)).await.unwrap(), 1);
+    let committed = b.snapshot();
+
+    // Hold the mailbox, then queue messages behind the held handler.
+    b.tell(Hold).await.unwrap();
+    gate.entered().await;
+    for n in 2..=5 {
+        b.tell(Push(n)).await.unwrap();
+    }
+
+    // Each read must answer while the handler is held: the gate opens only
+    // after all of them, so a read that waited for the mailbox times out.
+    // `snapshot()` is synchronous, so it runs on a blocking thread: a
+    // snapshot that waited for the mailbox fails the bound instead of
+    // hanging the runtime.
+    let reader = b.clone();
+    let snap =
+        within("snapshot()", tokio::task::spawn_blocking(move || reader.snapshot())).await.unwrap();
+    assert_eq!(snap.state.entries, [1]);
+    assert_eq!((snap.version, snap.etag), (committed.version, committed.etag));
+    let typed = within("the read-only method", b.entries()).await.unwrap();
+    assert_eq!(typed, [1]);
+    let d = root.get_dyn("board").unwrap();
+    let json = within("the read-only method as JSON", d.call_json("entries", json!({}), None))
+        .await
+        .unwrap();
+    assert_eq!(json, json!([1]));
+
+    // Let go: the queued messages run, in order, after the held handler.
+    gate.release();
+    assert_eq!(b.ask(Push(6)).await.unwrap(), 6);
+    assert_eq!(b.snapshot().state.entries, [1, 2, 3, 4, 5, 6]);
     root.shutdown().await.unwrap();
 }

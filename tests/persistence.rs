@@ -1,5 +1,8 @@
 //! Persistence through the runtime: load before init, write-through,
-//! rollback on store failure, encryption, key rotation, conflicts.
+//! rollback on store failure, encryption, key rotation, conflicts, group
+//! commit counted in store writes.
+
+mod support;
 
 use std::sync::{Arc, Mutex};
 
@@ -7,6 +10,7 @@ use kinesis::persist::{Cipher, MemoryStore, Persistence, Store, ENCRYPTED_MARKER
 use kinesis::{Component, Container, Context, Control, Error, Handler, Persist, Result, Stage};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use support::{counting, settled, CountingStore, Gate};
 
 #[derive(Clone, Default, Debug, Serialize, Deserialize, Persist)]
 struct Vault {
@@ -65,6 +69,8 @@ async fn record(store: &MemoryStore, uri: &str) -> Option<kinesis::persist::Reco
     store.load(uri).await.unwrap()
 }
 
+/// Persisted fields are written through (the secret encrypted, the scratch
+/// field not at all) and loaded again before `init`.
 #[tokio::test]
 async fn fields_round_trip_and_are_loaded_before_init() {
     let store = Arc::new(MemoryStore::new());
@@ -94,6 +100,8 @@ async fn fields_round_trip_and_are_loaded_before_init() {
     root.shutdown().await.unwrap();
 }
 
+/// A change to unpersisted fields writes nothing; `Control::Persist` forces
+/// a write.
 #[tokio::test]
 async fn unchanged_persisted_fields_are_not_rewritten_and_persist_forces_a_write() {
     let store = Arc::new(MemoryStore::new());
@@ -110,6 +118,8 @@ async fn unchanged_persisted_fields_are_not_rewritten_and_persist_forces_a_write
     root.shutdown().await.unwrap();
 }
 
+/// A failing store fails the mutation with `Error::Store` and keeps the
+/// state, version and ETag; it works again once the store is back.
 #[tokio::test]
 async fn a_failing_store_fails_the_mutation_and_keeps_the_state() {
     let store = Arc::new(MemoryStore::new());
@@ -151,6 +161,8 @@ async fn add_fails(store: &Arc<MemoryStore>, p: Option<Persistence>) -> Error {
     err
 }
 
+/// Tampered or moved ciphertext, a wrong or missing key and a missing store
+/// refuse the component with a clear error and overwrite nothing.
 #[tokio::test]
 async fn tampered_moved_missing_and_wrong_keys_fail_loudly_and_overwrite_nothing() {
     let key = Cipher::generate_key();
@@ -213,6 +225,8 @@ async fn tampered_moved_missing_and_wrong_keys_fail_loudly_and_overwrite_nothing
     root.shutdown().await.unwrap();
 }
 
+/// A record written under a previous key is read with it and rewritten
+/// under the current key.
 #[tokio::test]
 async fn key_rotation_reads_with_the_previous_key_and_rewrites_under_the_current() {
     let store = Arc::new(MemoryStore::new());
@@ -247,6 +261,9 @@ async fn key_rotation_reads_with_the_previous_key_and_rewrites_under_the_current
     root.shutdown().await.unwrap();
 }
 
+/// Two runtimes on one store: the second writer loses the compare-and-set,
+/// gets `Conflict` with the current ETag, reloads, and its retry builds on
+/// the first write.
 #[tokio::test]
 async fn two_runtimes_sharing_a_store_never_lose_an_acknowledged_write() {
     let store = Arc::new(MemoryStore::new());
@@ -269,55 +286,170 @@ async fn two_runtimes_sharing_a_store_never_lose_an_acknowledged_write() {
     two.shutdown().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_mutations_share_store_writes_and_all_are_durable() {
-    let store = Arc::new(MemoryStore::new());
-    let root =
-        Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
-    let v = root.add("vault", Vault::default()).await.unwrap();
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let v = v.clone();
-            tokio::spawn(async move { v.ask(Bump).await })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap().unwrap();
+/// A persisted counter whose `Hold` handler can hold the mailbox.
+#[derive(Clone, Default, Debug, Serialize, Deserialize, Persist)]
+struct Tally {
+    #[persist]
+    count: u64,
+    #[serde(skip)]
+    gate: Gate,
+}
+
+impl Component for Tally {}
+
+/// Adds one; answers the new count.
+struct Add;
+impl Handler<Add> for Tally {
+    type Reply = u64;
+    async fn handle(&mut self, _: Add, _: &mut Context<Self>) -> Result<u64> {
+        self.count += 1;
+        Ok(self.count)
     }
-    let rec = record(&store, "/root/vault").await.unwrap();
-    assert_eq!(rec.fields["count"], json!(64), "every acknowledged bump is stored");
-    assert!(rec.version <= 64, "at most one write per message: {}", rec.version);
+}
+
+/// Adds one, then holds the mailbox until the test opens the gate; answers
+/// the new count.
+struct Hold;
+impl Handler<Hold> for Tally {
+    type Reply = u64;
+    async fn handle(&mut self, _: Hold, _: &mut Context<Self>) -> Result<u64> {
+        self.count += 1;
+        self.gate.hold().await;
+        Ok(self.count)
+    }
+}
+
+/// How many mutations a test queues behind the held one.
+const QUEUED: usize = 8;
+
+type Ask = tokio::task::JoinHandle<Result<u64>>;
+
+/// Forces a group: sends `Hold` and waits until its handler holds the
+/// mailbox, then queues [`QUEUED`] `Add` asks behind it, each in the mailbox
+/// before the next is sent (paused time). Returns the asks, `Hold` first; the
+/// caller opens the gate.
+async fn held_group(t: &kinesis::Handle<Tally>, gate: &Gate) -> Vec<Ask> {
+    let ask = |t: &kinesis::Handle<Tally>, hold: bool| {
+        let t = t.clone();
+        tokio::spawn(async move {
+            if hold {
+                t.ask(Hold).await
+            } else {
+                t.ask(Add).await
+            }
+        })
+    };
+    let mut asks = vec![ask(t, true)];
+    gate.entered().await;
+    for _ in 0..QUEUED {
+        asks.push(ask(t, false));
+        settled().await;
+    }
+    assert!(asks.iter().all(|a| !a.is_finished()), "every ask waits behind the held one");
+    asks
+}
+
+/// Mutations queued behind a busy mailbox share one store write: with
+/// `1 + QUEUED` mutating asks forced into one group there are at most 2
+/// writes and 2 new versions (not one per message), every ask still gets its
+/// own reply, and every acknowledged mutation is in the store.
+#[tokio::test(start_paused = true)]
+async fn concurrent_mutations_share_store_writes_and_all_are_durable() {
+    let store = Arc::new(CountingStore::default());
+    let root = Container::root_with(counting(&store)).await.unwrap();
+    let gate = Gate::default();
+    let t = root.add("tally", Tally { gate: gate.clone(), ..Tally::default() }).await.unwrap();
+    let (saves, version) = (store.saves(), t.snapshot().version);
+
+    let asks = held_group(&t, &gate).await;
+    assert_eq!(store.saves(), saves, "nothing is written while the mailbox is held");
+    gate.release();
+    let mut replies = Vec::new();
+    for a in asks {
+        replies.push(a.await.unwrap().unwrap());
+    }
+
+    let messages = 1 + QUEUED;
+    assert_eq!(replies, (1..=messages as u64).collect::<Vec<_>>(), "each ask, its own reply");
+    let writes = store.saves() - saves;
+    assert!(writes <= 2, "{writes} store writes for {messages} queued mutations: no group commit");
+    let versions = t.snapshot().version - version;
+    assert!(versions <= 2, "{versions} new versions for {messages} queued mutations");
+    let rec = store.record("/root/tally").await.unwrap();
+    assert_eq!(rec.fields["count"], json!(messages), "every acknowledged mutation is stored");
+    assert_eq!(t.snapshot().state.count, messages as u64);
     root.shutdown().await.unwrap();
 }
 
-#[tokio::test]
-async fn a_store_failure_fails_every_message_of_the_group_and_keeps_the_state() {
-    let store = Arc::new(MemoryStore::new());
-    let root =
-        Container::root_with(persistence(&store, &Cipher::generate_key(), &[])).await.unwrap();
-    let v = root.add("vault", Vault::default()).await.unwrap();
-    v.ask(Bump).await.unwrap();
-    struct Hold;
-    impl Handler<Hold> for Vault {
-        type Reply = ();
-        async fn handle(&mut self, _: Hold, _: &mut Context<Self>) -> Result<()> {
-            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            Ok(())
-        }
-    }
-    v.tell(Hold).await.unwrap();
-    store.set_failing(true);
-    let tasks: Vec<_> = (0..5)
+/// Under real concurrency (64 callers on 2 threads) every acknowledged
+/// mutation is stored, with at most one store write per message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_asks_on_threads_are_all_durable_with_at_most_one_write_each() {
+    let store = Arc::new(CountingStore::default());
+    let root = Container::root_with(counting(&store)).await.unwrap();
+    let t = root.add("tally", Tally::default()).await.unwrap();
+    let saves = store.saves();
+    let tasks: Vec<_> = (0..64)
         .map(|_| {
-            let v = v.clone();
-            tokio::spawn(async move { v.ask(Bump).await })
+            let t = t.clone();
+            tokio::spawn(async move { t.ask(Add).await })
         })
         .collect();
-    for t in tasks {
-        assert!(matches!(t.await.unwrap(), Err(Error::Store(_))));
+    let mut replies = Vec::new();
+    for task in tasks {
+        replies.push(task.await.unwrap().unwrap());
     }
-    assert_eq!(v.snapshot().state.count, 1);
+    replies.sort_unstable();
+    assert_eq!(replies, (1..=64).collect::<Vec<u64>>(), "every reply is a distinct count");
+    let rec = store.record("/root/tally").await.unwrap();
+    assert_eq!(rec.fields["count"], json!(64), "every acknowledged mutation is stored");
+    let writes = store.saves() - saves;
+    assert!((1..=64).contains(&writes), "{writes} store writes for 64 messages");
+    assert!(rec.version <= 64, "at most one stored version per message: {}", rec.version);
+    root.shutdown().await.unwrap();
+}
+
+/// When the one store write of a group fails, every message of the group
+/// fails with the store error and nothing of the group survives: not in the
+/// state, the snapshot, its version and ETag, the subscribers or the store.
+/// One failing write for `1 + QUEUED` messages shows a group really formed.
+#[tokio::test(start_paused = true)]
+async fn a_store_failure_fails_every_message_of_the_group_and_keeps_the_state() {
+    let store = Arc::new(CountingStore::default());
+    let root = Container::root_with(counting(&store)).await.unwrap();
+    let gate = Gate::default();
+    let t = root.add("tally", Tally { gate: gate.clone(), ..Tally::default() }).await.unwrap();
+    assert_eq!(t.ask(Add).await.unwrap(), 1);
+    let before = t.snapshot();
+    let stored = store.record("/root/tally").await.unwrap();
+    let mut sub = t.subscribe();
+
+    store.set_failing(true);
+    let (saves, failed) = (store.saves(), store.failed_saves());
+    let asks = held_group(&t, &gate).await;
+    gate.release();
+    for a in asks {
+        let reply = a.await.unwrap();
+        assert!(
+            matches!(&reply, Err(Error::Store(m)) if m.contains("/root/tally")),
+            "every message of the failed group gets the store error, not {reply:?}"
+        );
+    }
+
+    let messages = 1 + QUEUED;
+    assert_eq!(
+        (store.saves() - saves, store.failed_saves() - failed),
+        (1, 1),
+        "one failing write for the {messages} messages of the group"
+    );
+    let after = t.snapshot();
+    assert_eq!((after.state.count, after.version, after.etag), (1, before.version, before.etag));
+    assert_eq!(store.record("/root/tally").await.unwrap(), stored, "nothing persisted");
+    while let Ok(Some(change)) = sub.try_recv() {
+        assert!(!matches!(change, kinesis::Change::Updated { .. }), "nothing published");
+    }
+
     store.set_failing(false);
-    assert_eq!(v.ask(Bump).await.unwrap(), 2);
+    assert_eq!(t.ask(Add).await.unwrap(), 2, "the state inside is the one from before the group");
     root.shutdown().await.unwrap();
 }

@@ -1,4 +1,9 @@
 //! Supervision: restarts of failing tasks, the intensity limit, escalation.
+//!
+//! Every test runs on paused time: backoffs and the tasks' working time are
+//! virtual, and the clock moves only when nothing else can run, so "nothing
+//! more happens within a second" is checked deterministically, not by
+//! hoping the wall clock was long enough.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -42,7 +47,7 @@ impl Component for Worker {
     }
 }
 
-/// Polls `done` every 10 ms for up to 10 s.
+/// Polls `done` every 10 ms for up to 10 s (of paused time).
 async fn eventually(mut done: impl FnMut() -> bool) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !done() && tokio::time::Instant::now() < deadline {
@@ -50,11 +55,20 @@ async fn eventually(mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Lets a second of paused time pass: everything due in it (backoffs of at
+/// most 4 ms, tasks that fail after 5 ms) runs before this returns, so a
+/// wrong extra restart would show.
+async fn a_second_passes() {
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
 fn quick(policy: RestartPolicy) -> RestartPolicy {
     policy.with_backoff(Duration::from_millis(1), Duration::from_millis(4))
 }
 
-#[tokio::test]
+/// A task that fails twice restarts its component twice (`OnFailure`); once
+/// a run works, no further restart happens and nothing escalates.
+#[tokio::test(start_paused = true)]
 async fn a_failing_task_restarts_the_component_until_it_runs() {
     let root = Container::root().await.unwrap();
     let starts = Arc::new(AtomicU32::new(0));
@@ -67,14 +81,16 @@ async fn a_failing_task_restarts_the_component_until_it_runs() {
     let h = root.add("w", w).await.unwrap();
     eventually(|| starts.load(Ordering::SeqCst) >= 3).await;
     // Give a wrong extra restart the chance to show.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    a_second_passes().await;
     assert_eq!(starts.load(Ordering::SeqCst), 3);
     assert_eq!(h.stage(), Stage::Started);
     assert!(root.failures().is_empty());
     root.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+/// Past its intensity limit (3 restarts in 60 s) a failing component stops
+/// for good and its last failure is reported to its container.
+#[tokio::test(start_paused = true)]
 async fn a_component_that_fails_forever_stops_after_the_intensity_limit_and_escalates() {
     let root = Container::root().await.unwrap();
     let starts = Arc::new(AtomicU32::new(0));
@@ -94,7 +110,9 @@ async fn a_component_that_fails_forever_stops_after_the_intensity_limit_and_esca
     root.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+/// `Always` restarts after a task ends normally (up to its limit);
+/// `OnFailure` does not.
+#[tokio::test(start_paused = true)]
 async fn always_restarts_after_a_task_ends_normally_and_on_failure_does_not() {
     let root = Container::root().await.unwrap();
     let always = Arc::new(AtomicU32::new(0));
@@ -122,14 +140,16 @@ async fn always_restarts_after_a_task_ends_normally_and_on_failure_does_not() {
     .await
     .unwrap();
     eventually(|| root.names() == ["calm"]).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    a_second_passes().await;
     assert_eq!(always.load(Ordering::SeqCst), 3, "first run and 2 restarts, then the limit");
     assert_eq!(on_failure.load(Ordering::SeqCst), 1);
     assert_eq!(root.names(), ["calm"]);
     root.shutdown().await.unwrap();
 }
 
-#[tokio::test]
+/// A restart cancels the old run's tasks, and stopping cancels the current
+/// run's.
+#[tokio::test(start_paused = true)]
 async fn restart_cancels_the_old_runs_tasks() {
     #[derive(Clone, Default, Serialize, Deserialize)]
     struct Ticker {
@@ -157,12 +177,13 @@ async fn restart_cancels_the_old_runs_tasks() {
     let root = Container::root().await.unwrap();
     let live = Arc::new(AtomicU32::new(0));
     let t = root.add("t", Ticker { live: live.clone() }).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    eventually(|| live.load(Ordering::SeqCst) == 1).await;
+    assert_eq!(live.load(Ordering::SeqCst), 1, "the first run's task is alive");
     for _ in 0..3 {
         t.restart().await.unwrap();
     }
     eventually(|| live.load(Ordering::SeqCst) == 1).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    a_second_passes().await;
     assert_eq!(live.load(Ordering::SeqCst), 1, "only the current run's task is alive");
     t.shutdown().await.unwrap();
     eventually(|| live.load(Ordering::SeqCst) == 0).await;
