@@ -46,19 +46,6 @@ async fn the_same_state_gives_the_same_etag_and_no_new_version() {
 }
 
 #[tokio::test]
-async fn snapshot_reads_do_not_queue_behind_messages() {
-    let root = Container::root().await.unwrap();
-    let c = root.add("c", Counter::default()).await.unwrap();
-    c.tell(common::Sleep(Duration::from_millis(300))).await.unwrap();
-    let t = Instant::now();
-    for _ in 0..1000 {
-        assert_eq!(c.snapshot().state.count, 0);
-    }
-    assert!(t.elapsed() < Duration::from_millis(250), "snapshot waited for the mailbox");
-    root.shutdown().await.unwrap();
-}
-
-#[tokio::test]
 async fn callbacks_run_head_before_tail_and_are_removed_by_id() {
     let root = Container::root().await.unwrap();
     let c = root.add("c", Counter::default()).await.unwrap();

@@ -13,7 +13,7 @@
 //! queue built from tokio's `Notify` and `Semaphore`.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::{oneshot, Notify, Semaphore, TryAcquireError};
@@ -54,6 +54,8 @@ pub(crate) struct Mailbox<C: Component> {
     /// Set while the control lane is not empty, so the task checks it
     /// between messages without taking the lock.
     control_pending: AtomicBool,
+    /// Messages the task took out of the lanes but has not handled yet.
+    in_task: AtomicUsize,
 }
 
 impl<C: Component> Mailbox<C> {
@@ -67,6 +69,7 @@ impl<C: Component> Mailbox<C> {
             arrived: Notify::new(),
             room: Semaphore::new(MAILBOX_CAPACITY),
             control_pending: AtomicBool::new(false),
+            in_task: AtomicUsize::new(0),
         }
     }
 
@@ -157,10 +160,15 @@ impl<C: Component> Mailbox<C> {
         taken
     }
 
-    /// Messages and control messages waiting.
+    /// Messages and control messages waiting, in the lanes and in the task.
     pub(crate) fn len(&self) -> usize {
         let lanes = self.lock();
-        lanes.messages.len() + lanes.control.len()
+        lanes.messages.len() + lanes.control.len() + self.in_task.load(Ordering::Relaxed)
+    }
+
+    /// The task says how many messages it holds, not yet handled.
+    pub(crate) fn set_in_task(&self, n: usize) {
+        self.in_task.store(n, Ordering::Relaxed);
     }
 
     /// Waits until something may have arrived (a message, a control message

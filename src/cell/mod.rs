@@ -256,6 +256,7 @@ impl<C: Component> Cell<C> {
         for env in self.pending.drain(..).chain(self.inbox.drain(..)).chain(messages) {
             env.op().fail(&stopping);
         }
+        self.shared.mailbox.set_in_task(0);
     }
 }
 

@@ -41,6 +41,7 @@ impl<C: Component> Cell<C> {
                 continue;
             }
             if let Some(env) = self.inbox.pop_front() {
+                self.shared.mailbox.set_in_task(self.inbox.len());
                 self.handle_op(env).await;
             }
         }
@@ -49,6 +50,7 @@ impl<C: Component> Cell<C> {
     /// Takes what the mailbox holds; answers the overdue ones right away.
     fn take_messages(&mut self) -> usize {
         let taken = self.shared.mailbox.take_messages(&mut self.inbox);
+        self.shared.mailbox.set_in_task(self.inbox.len());
         if taken > 1 {
             let now = tokio::time::Instant::now();
             for env in self.inbox.iter() {

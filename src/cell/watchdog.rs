@@ -90,6 +90,7 @@ async fn watch<F: Future, C: Component>(
             () = watched.mailbox.arrived(), if room => {
                 let before = watched.inbox.len();
                 watched.mailbox.take_messages(watched.inbox);
+                watched.mailbox.set_in_task(watched.inbox.len());
                 let arrived = watched.inbox.range(before..).filter_map(|e| e.op().deadline());
                 if let Some(at) = arrived.map(|d| d.at).min() {
                     next = Some(next.map_or(at, |n| n.min(at)));
