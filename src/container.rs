@@ -104,7 +104,8 @@ impl<C: Component> Prepared<C> {
             return Err(Error::Invalid("component already started".into()));
         };
         let container = self.container.clone();
-        let nested = ACTIVATING.try_with(|set| set.contains(&Parent::id(&container))).unwrap_or(false);
+        let nested =
+            ACTIVATING.try_with(|set| set.contains(&Parent::id(&container))).unwrap_or(false);
         let _turn = if nested { None } else { Some(container.inner.activation.lock().await) };
         let result = cell.launch().await;
         if result.is_err() {

@@ -92,7 +92,7 @@ impl<C: Component> Handle<C> {
 
     /// The component's name within its container.
     pub fn name(&self) -> &str {
-        &self.shared.name
+        self.shared.name()
     }
 
     /// The component's path from the root.

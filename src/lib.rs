@@ -25,6 +25,7 @@ pub use component::{Component, Handler};
 pub use config::Config;
 pub use container::{Container, Failure, Prepared};
 pub use context::Context;
+pub use control::Control;
 pub use dynamic::{DynComponent, JsonChange, JsonSnapshot, Meta};
 pub use error::{Error, ErrorKind, Result};
 pub use etag::{ETag, Snapshot};
@@ -160,7 +161,6 @@ pub use kinesis_macros::handlers;
 /// # Ok::<(), kinesis::Error>(()) }).unwrap();
 /// ```
 pub use kinesis_macros::Persist;
-pub use control::Control;
 pub use naming::{validate_name, MAX_NAME_LEN};
 pub use runtime::{Runtime, ShutdownReport};
 pub use supervisor::{Backoff, Intensity, Restart, RestartPolicy};

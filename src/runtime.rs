@@ -107,7 +107,8 @@ impl RuntimeBuilder {
         let root = Container::root_with(persistence.clone()).await?;
         let addons = Container::new();
         addons_root(&addons, persistence);
-        crate::cell::spawn_component("addons", "/addons".into(), addons.clone(), None, None).await?;
+        crate::cell::spawn_component("addons", "/addons".into(), addons.clone(), None, None)
+            .await?;
         Ok(Runtime { root, addons, config })
     }
 }

@@ -157,7 +157,11 @@ async fn callbacks_registered_by_a_component_end_with_its_run() {
 struct Block(Arc<Notify>, Arc<Notify>);
 impl Handler<Block> for Counter {
     type Reply = ();
-    async fn handle(&mut self, Block(entered, release): Block, _: &mut Context<Self>) -> Result<()> {
+    async fn handle(
+        &mut self,
+        Block(entered, release): Block,
+        _: &mut Context<Self>,
+    ) -> Result<()> {
         entered.notify_one();
         release.notified().await;
         Ok(())
@@ -204,4 +208,52 @@ async fn shutdown_overtakes_queued_messages() {
     }
     assert_eq!(c.snapshot().state.count, 0, "no queued message ran");
     bounded("root", root.shutdown()).await.unwrap();
+}
+
+/// Counts how often it ran.
+struct Counted(Arc<AtomicUsize>);
+impl Handler<Counted> for Counter {
+    type Reply = ();
+    async fn handle(&mut self, Counted(n): Counted, _: &mut Context<Self>) -> Result<()> {
+        n.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn ask_deadlines_fire_while_the_component_waits_and_overdue_messages_never_run() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let blocked = c.clone().with_timeout(Duration::from_millis(100));
+    let running = tokio::spawn({
+        let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
+        async move { blocked.ask(Block(entered, release)).await }
+    });
+    bounded("block", entered.notified()).await;
+
+    // Queued behind the blocked handler, with a later and an earlier deadline.
+    let ran = Arc::new(AtomicUsize::new(0));
+    let late = tokio::spawn({
+        let c = c.clone().with_timeout(Duration::from_secs(60));
+        let ran = Arc::clone(&ran);
+        async move { c.ask(Counted(ran)).await }
+    });
+    let early = tokio::spawn({
+        let c = c.clone().with_timeout(Duration::from_millis(50));
+        let ran = Arc::clone(&ran);
+        async move { c.ask(Counted(ran)).await }
+    });
+    let started = tokio::time::Instant::now();
+    let reply = bounded("early ask", early).await.unwrap();
+    assert!(matches!(reply, Err(Error::Timeout(d)) if d == Duration::from_millis(50)), "{reply:?}");
+    assert!(started.elapsed() < Duration::from_millis(100), "answered at its own deadline");
+    let reply = bounded("running ask", running).await.unwrap();
+    assert!(matches!(reply, Err(Error::Timeout(_))), "the running ask times out too: {reply:?}");
+    assert!(!late.is_finished(), "a later deadline is not due yet");
+
+    release.notify_one();
+    bounded("late ask", late).await.unwrap().unwrap();
+    assert_eq!(ran.load(Ordering::SeqCst), 1, "the overdue message never ran");
+    bounded("shutdown", root.shutdown()).await.unwrap();
 }

@@ -89,16 +89,16 @@ impl<C: Component> Committer<C> {
         }
     }
 
-    /// Commits `state`: if it changed (or `force_persist`), writes it
-    /// through and publishes a new snapshot into `published`. Returns the
-    /// change to tell subscribers and callbacks about.
-    pub(crate) async fn commit(
-        &mut self,
-        state: &C,
-        published: &ArcSwap<Snapshot<C>>,
-        force_persist: bool,
-    ) -> Result<Option<Change<C>>, CommitError> {
-        let changed = SCRATCH.with(|scratch| -> Result<bool> {
+    /// Whether persisted fields are written through to a store.
+    pub(crate) fn persists(&self) -> bool {
+        self.persisted.is_some()
+    }
+
+    /// Step 1: serialises `state` and compares it with the last commit.
+    /// Returns whether it changed; then `last_bytes` holds the new bytes
+    /// until [`publish`](Committer::publish) or [`refused`](Committer::refused).
+    pub(crate) fn examine(&mut self, state: &C) -> Result<bool> {
+        SCRATCH.with(|scratch| {
             let mut scratch = scratch.borrow_mut();
             serialise(state, &mut scratch)?;
             if *scratch == self.last_bytes {
@@ -107,31 +107,31 @@ impl<C: Component> Committer<C> {
             // Both buffers keep their allocations: no copy, no allocation.
             std::mem::swap(&mut *scratch, &mut self.last_bytes);
             Ok(true)
-        });
-        let changed = changed.map_err(CommitError::Failed)?;
-        if !changed && !force_persist {
-            return Ok(None);
-        }
-        if let Some(p) = self.persisted.as_mut() {
-            let saved = match p.save(state, force_persist).await {
-                Ok(()) => Ok(()),
-                Err(SaveError::Conflict(e)) => {
-                    tracing::warn!(error = %e, "another writer saved first");
-                    Err(CommitError::Conflict)
-                }
-                Err(SaveError::Failed(e)) => Err(CommitError::Failed(e)),
-            };
-            if let Err(e) = saved {
-                if changed {
-                    // `last_bytes` describes the state that was refused.
-                    let _ = serialise(&self.current.state, &mut self.last_bytes);
-                }
-                return Err(e);
+        })
+    }
+
+    /// Step 2 (with a store): writes the persisted fields of `state`.
+    pub(crate) async fn save(&mut self, state: &C, force: bool) -> Result<(), CommitError> {
+        let Some(p) = self.persisted.as_mut() else { return Ok(()) };
+        match p.save(state, force).await {
+            Ok(()) => Ok(()),
+            Err(SaveError::Conflict(e)) => {
+                tracing::warn!(error = %e, "another writer saved first");
+                Err(CommitError::Conflict)
             }
+            Err(SaveError::Failed(e)) => Err(CommitError::Failed(e)),
         }
-        if !changed {
-            return Ok(None);
-        }
+    }
+
+    /// After a failed step 2 of a changed state: `last_bytes` describes the
+    /// committed state again.
+    pub(crate) fn refused(&mut self) {
+        let _ = serialise(&self.current.state, &mut self.last_bytes);
+    }
+
+    /// Step 3: publishes `state` (examined as changed) as a new snapshot
+    /// into `published`; returns the change to tell about.
+    pub(crate) fn publish(&mut self, state: &C, published: &ArcSwap<Snapshot<C>>) -> Change<C> {
         let prev = Arc::clone(&self.current);
         let curr = Arc::new(Snapshot {
             state: state.clone(),
@@ -140,7 +140,23 @@ impl<C: Component> Committer<C> {
         });
         published.store(Arc::clone(&curr));
         self.current = Arc::clone(&curr);
-        Ok(Some(Change::Updated { prev, curr }))
+        Change::Updated { prev, curr }
+    }
+
+    /// The three steps in one, for the reload after a conflict.
+    async fn commit(
+        &mut self,
+        state: &C,
+        published: &ArcSwap<Snapshot<C>>,
+    ) -> Result<Option<Change<C>>, CommitError> {
+        if !self.examine(state).map_err(CommitError::Failed)? {
+            return Ok(None);
+        }
+        if let Err(e) = self.save(state, false).await {
+            self.refused();
+            return Err(e);
+        }
+        Ok(Some(self.publish(state, published)))
     }
 
     /// After a lost compare-and-set: loads what the other writer stored
@@ -159,7 +175,7 @@ impl<C: Component> Committer<C> {
             self.rollback(state);
             return (Error::Store(format!("reloading after a conflict failed: {e}")), None);
         }
-        let change = match self.commit(state, published, false).await {
+        let change = match self.commit(state, published).await {
             Ok(change) => change,
             Err(_) => {
                 self.rollback(state);

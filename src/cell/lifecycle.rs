@@ -178,7 +178,7 @@ impl<C: Component> Cell<C> {
         self.ctx.end_run();
         self.shared.owned.release_all();
         if let Some(p) = &self.ctx.parent {
-            p.child_gone(&self.shared.name, &self.shared.uri);
+            p.child_gone(self.shared.name(), &self.shared.uri);
         }
         self.set_stage(Stage::TornDown).await;
         self.shared.publisher.close();
@@ -198,13 +198,13 @@ impl<C: Component> Cell<C> {
             Hook::Stop => Box::pin(state.stop(ctx)),
         };
         let watched = Cell::watched(shared, inbox, pending, None);
-        let result = match super::watchdog::guard(AssertUnwindSafe(fut).catch_unwind(), watched).await
-        {
-            Ok(r) => r,
-            Err(panic) => {
-                Err(Error::Panicked(format!("{hook:?} hook: {}", panic_message(&*panic))))
-            }
-        };
+        let result =
+            match super::watchdog::guard(AssertUnwindSafe(fut).catch_unwind(), watched).await {
+                Ok(r) => r,
+                Err(panic) => {
+                    Err(Error::Panicked(format!("{hook:?} hook: {}", panic_message(&*panic))))
+                }
+            };
         match result {
             Ok(()) => self.commit_now(false).await,
             Err(e) => {
@@ -226,22 +226,44 @@ impl<C: Component> Cell<C> {
     /// Commits; returns the outcome for the operations it covers and the
     /// change to publish once they are answered.
     pub(crate) async fn commit(&mut self, force_persist: bool) -> (Result<()>, Option<Change<C>>) {
-        let Cell { committer, state, shared, inbox, pending, .. } = self;
-        let shared = &**shared;
-        let commit = committer.commit(state, &shared.snapshot, force_persist);
-        let watched = Cell::watched(shared, inbox, pending, None);
-        match super::watchdog::guard(Box::pin(commit), watched).await {
-            Ok(change) => (Ok(()), change),
-            Err(CommitError::Failed(e)) => {
+        let changed = match self.committer.examine(&self.state) {
+            Ok(changed) => changed,
+            Err(e) => {
                 self.committer.rollback(&mut self.state);
-                (Err(e), None)
+                return (Err(e), None);
             }
-            Err(CommitError::Conflict) => {
-                let Cell { committer, state, shared, .. } = self;
-                let (e, change) = committer.reload_after_conflict(state, &shared.snapshot).await;
-                (Err(e), change)
+        };
+        if !changed && !force_persist {
+            return (Ok(()), None);
+        }
+        if self.committer.persists() {
+            let Cell { committer, state, shared, inbox, pending, .. } = self;
+            let save = Box::pin(committer.save(state, force_persist));
+            let saved = super::watchdog::guard(save, Cell::watched(shared, inbox, pending, None));
+            match saved.await {
+                Ok(()) => {}
+                Err(CommitError::Failed(e)) => {
+                    if changed {
+                        self.committer.refused();
+                    }
+                    self.committer.rollback(&mut self.state);
+                    return (Err(e), None);
+                }
+                Err(CommitError::Conflict) => {
+                    if changed {
+                        self.committer.refused();
+                    }
+                    let Cell { committer, state, shared, .. } = self;
+                    let (e, change) =
+                        Box::pin(committer.reload_after_conflict(state, &shared.snapshot)).await;
+                    return (Err(e), change);
+                }
             }
         }
+        if !changed {
+            return (Ok(()), None);
+        }
+        (Ok(()), Some(self.committer.publish(&self.state, &self.shared.snapshot)))
     }
 
     /// Tells subscribers and callbacks about `change`.

@@ -38,14 +38,14 @@ use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
+use self::commit::Committer;
 pub(crate) use self::mailbox::{ControlEnvelope, Mailbox, Refused};
 pub(crate) use self::ops::{
     AskOp, BatchOp, CallJsonOp, Envelope, JsonWrite, JsonWriteOp, Operation, ReplaceOp,
 };
+use self::publish::Owned;
 pub(crate) use self::publish::{panic_message, CallbackOwner, Publisher, OWNER};
 pub(crate) use self::slot::Deadline;
-use self::commit::Committer;
-use self::publish::Owned;
 use crate::dynamic::DynComponent;
 use crate::persist::Persistence;
 use crate::supervisor::RestartTracker;
@@ -79,7 +79,7 @@ pub(crate) trait Parent: Send + Sync + 'static {
 
 /// What every handle of a component shares with its cell.
 pub(crate) struct Shared<C: Component> {
-    pub(crate) name: String,
+    /// The path from the root; the name is its last segment.
     pub(crate) uri: String,
     pub(crate) mailbox: Mailbox<C>,
     pub(crate) snapshot: ArcSwap<Snapshot<C>>,
@@ -95,6 +95,11 @@ fn stage_index(stage: Stage) -> u8 {
 }
 
 impl<C: Component> Shared<C> {
+    /// The name within the container: the last segment of the URI.
+    pub(crate) fn name(&self) -> &str {
+        self.uri.rsplit('/').next().unwrap_or_default()
+    }
+
     /// The current stage.
     pub(crate) fn stage(&self) -> Stage {
         Stage::ALL[usize::from(self.stage.load(Ordering::Acquire))]
@@ -152,8 +157,8 @@ pub(crate) fn prepare_component<C: Component>(
     persistence: Option<&Persistence>,
 ) -> Result<PreparedCell<C>> {
     let committer = Committer::new(&state, &uri, persistence)?;
+    debug_assert_eq!(uri.rsplit('/').next(), Some(name), "the name is the URI's last segment");
     let shared = Arc::new(Shared {
-        name: name.to_owned(),
         uri,
         mailbox: Mailbox::new(),
         snapshot: ArcSwap::new(Arc::clone(committer.current())),
@@ -274,7 +279,7 @@ impl<C: Component> Drop for Cell<C> {
         self.ctx.end_run();
         self.shared.owned.release_all();
         if let Some(p) = &self.ctx.parent {
-            p.child_gone(&self.shared.name, &self.shared.uri);
+            p.child_gone(self.shared.name(), &self.shared.uri);
         }
         self.shared.store_stage(Stage::TornDown);
         self.shared.publisher.close();

@@ -48,24 +48,38 @@ pub(crate) trait Operation<C: Component>: Send + Sync {
 /// A queued operation. Dropping it unanswered (the component's task ended)
 /// answers `Stopping`, so no caller ever waits for a mailbox that is gone.
 pub(crate) struct Envelope<C: Component> {
-    op: Arc<dyn Operation<C>>,
+    /// `None` once answered.
+    op: Option<Arc<dyn Operation<C>>>,
 }
 
 impl<C: Component> Envelope<C> {
     pub(crate) fn new(op: Arc<dyn Operation<C>>) -> Self {
-        Envelope { op }
+        Envelope { op: Some(op) }
     }
 
     pub(crate) fn op(&self) -> &dyn Operation<C> {
-        &*self.op
+        match &self.op {
+            Some(op) => &**op,
+            None => unreachable!("an envelope is used only until it is answered"),
+        }
+    }
+
+    /// Answers with `outcome` (see [`Operation::finish`]) and consumes the
+    /// envelope.
+    pub(crate) fn finish(mut self, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>) {
+        if let Some(op) = self.op.take() {
+            op.finish(outcome, snapshot);
+        }
     }
 }
 
 impl<C: Component> Drop for Envelope<C> {
     fn drop(&mut self) {
-        // Normal paths answered already (then this does nothing) or failed
-        // the operation with the component's URI; this is the last resort.
-        self.op.fail(&Error::Stopping(String::new()));
+        // Normal paths answered through `finish` or failed the operation with
+        // the component's URI; this is the last resort (the task ended).
+        if let Some(op) = self.op.take() {
+            op.fail(&Error::Stopping(String::new()));
+        }
     }
 }
 
@@ -232,7 +246,12 @@ impl<C: Component> Operation<C> for ReplaceOp<C> {
         true
     }
 
-    fn run<'a>(&'a self, state: &'a mut C, _: &'a mut Context<C>, current: &'a Snapshot<C>) -> Run<'a> {
+    fn run<'a>(
+        &'a self,
+        state: &'a mut C,
+        _: &'a mut Context<C>,
+        current: &'a Snapshot<C>,
+    ) -> Run<'a> {
         Box::pin(async move {
             if current.etag != self.if_match {
                 return Err(Error::Conflict { current_etag: current.etag.quoted() });
@@ -291,7 +310,12 @@ impl<C: Component> Operation<C> for JsonWriteOp<C> {
         self.if_match.is_some()
     }
 
-    fn run<'a>(&'a self, state: &'a mut C, _: &'a mut Context<C>, current: &'a Snapshot<C>) -> Run<'a> {
+    fn run<'a>(
+        &'a self,
+        state: &'a mut C,
+        _: &'a mut Context<C>,
+        current: &'a Snapshot<C>,
+    ) -> Run<'a> {
         Box::pin(async move {
             check_if_match(self.if_match.as_deref(), current)?;
             let value = match self.slot.take_input() {
@@ -359,7 +383,12 @@ impl<C: Component> Operation<C> for CallJsonOp {
         self.if_match.is_some()
     }
 
-    fn run<'a>(&'a self, state: &'a mut C, ctx: &'a mut Context<C>, current: &'a Snapshot<C>) -> Run<'a> {
+    fn run<'a>(
+        &'a self,
+        state: &'a mut C,
+        ctx: &'a mut Context<C>,
+        current: &'a Snapshot<C>,
+    ) -> Run<'a> {
         Box::pin(async move {
             check_if_match(self.if_match.as_deref(), current)?;
             let Some((method, args)) = self.slot.take_input() else { return Ok(()) };

@@ -74,15 +74,15 @@ impl<C: Component> Cell<C> {
             }
         };
         let Some(joined) = ended else { return };
-        match joined {
-            Ok(Ok(())) => self.fail(Error::Handler("task ended".into()), true).await,
-            Ok(Err(e)) => self.fail(e, false).await,
+        let failure = match joined {
+            Ok(Ok(())) => (Error::Handler("task ended".into()), true),
+            Ok(Err(e)) => (e, false),
             Err(e) if e.is_panic() => {
-                let msg = panic_message(&*e.into_panic());
-                self.fail(Error::Panicked(format!("task: {msg}")), false).await;
+                (Error::Panicked(format!("task: {}", panic_message(&*e.into_panic()))), false)
             }
-            Err(_) => {}
-        }
+            Err(_) => return,
+        };
+        Box::pin(self.fail(failure.0, failure.1)).await;
     }
 
     /// Runs one operation; see the module docs for when it is committed.
@@ -105,7 +105,7 @@ impl<C: Component> Cell<C> {
             guard(fut, Cell::watched(shared, inbox, pending, Some(op))).await
         };
         match run {
-            Ok(Ok(())) if !mutates => env.op().finish(Ok(()), &current),
+            Ok(Ok(())) if !mutates => env.finish(Ok(()), &current),
             Ok(Ok(())) => {
                 self.pending.push(env);
                 if self.pending.len() >= GROUP_LIMIT {
@@ -116,15 +116,15 @@ impl<C: Component> Cell<C> {
                 if mutates {
                     self.restore(checkpoint);
                 }
-                env.op().finish(Err(e), &current);
+                env.finish(Err(e), &current);
             }
             Err(panic) => {
                 self.restore(checkpoint);
                 let e = Error::Panicked(panic_message(&*panic));
                 tracing::error!(error = %e, "handler panicked; state restored");
-                env.op().finish(Err(e.clone()), &current);
+                env.finish(Err(e.clone()), &current);
                 self.flush().await;
-                self.fail(e, false).await;
+                Box::pin(self.fail(e, false)).await;
             }
         }
     }
@@ -145,7 +145,7 @@ impl<C: Component> Cell<C> {
         let (outcome, change) = self.commit(false).await;
         let current = Arc::clone(self.committer.current());
         for env in self.pending.drain(..) {
-            env.op().finish(outcome.clone(), &current);
+            env.finish(outcome.clone(), &current);
         }
         if let Some(change) = change {
             self.publish(change).await;
