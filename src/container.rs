@@ -108,8 +108,10 @@ impl<C: Component> Prepared<C> {
             ACTIVATING.try_with(|set| set.contains(&Parent::id(&container))).unwrap_or(false);
         let _turn = if nested { None } else { Some(container.inner.activation.lock().await) };
         let result = cell.launch().await;
-        if result.is_err() {
-            container.children().release(&self.name);
+        match &result {
+            // Listed once started, so children stay in start order.
+            Ok(handle) => container.child_started(Arc::new(handle.clone())),
+            Err(_) => container.children().release(&self.name),
         }
         result
     }
@@ -400,15 +402,22 @@ impl Container {
     }
 }
 
+impl Container {
+    /// Lists a child that reached `Started`, unless it is gone already (it
+    /// stopped before its `add` returned, which freed its name).
+    fn child_started(&self, child: Arc<dyn DynComponent>) {
+        let mut children = self.children();
+        match children.by_name.get_mut(child.name()) {
+            Some(slot @ None) => *slot = Some(Arc::clone(&child)),
+            _ => return,
+        }
+        children.order.push(child);
+    }
+}
+
 impl Parent for Container {
     fn id(&self) -> usize {
         Arc::as_ptr(&self.inner) as usize
-    }
-
-    fn child_started(&self, child: Arc<dyn DynComponent>) {
-        let mut children = self.children();
-        children.by_name.insert(child.name().to_owned(), Some(Arc::clone(&child)));
-        children.order.push(child);
     }
 
     fn child_gone(&self, name: &str, uri: &str) {

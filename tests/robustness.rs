@@ -257,3 +257,30 @@ async fn ask_deadlines_fire_while_the_component_waits_and_overdue_messages_never
     assert_eq!(ran.load(Ordering::SeqCst), 1, "the overdue message never ran");
     bounded("shutdown", root.shutdown()).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_full_mailbox_makes_senders_wait_and_loses_nothing() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    let (entered, release) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    c.tell(Block(Arc::clone(&entered), Arc::clone(&release))).await.unwrap();
+    bounded("block", entered.notified()).await;
+
+    // The blocked handler's watchdog takes nothing (no deadlines): the lane
+    // fills up to its capacity of 1,024.
+    for _ in 0..1024 {
+        bounded("tell with room", c.tell(Inc(1))).await.unwrap();
+    }
+    let mut waiting = tokio::spawn({
+        let c = c.clone();
+        async move { c.tell(Inc(1)).await }
+    });
+    // The 1,025th waits for room while the handler is blocked.
+    let early = tokio::time::timeout(Duration::from_millis(50), &mut waiting).await;
+    assert!(early.is_err(), "a full mailbox took one more message");
+
+    release.notify_one();
+    bounded("tell after room", waiting).await.unwrap().unwrap();
+    assert_eq!(bounded("ask", c.ask(Inc(0))).await.unwrap(), 1025, "every message ran once");
+    bounded("shutdown", root.shutdown()).await.unwrap();
+}

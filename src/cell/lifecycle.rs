@@ -6,7 +6,6 @@
 //! refused, never taken silently.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
@@ -52,12 +51,7 @@ impl<C: Component> Cell<C> {
             Err(e) => Err(e),
         };
         match started {
-            Ok(()) => {
-                if let Some(p) = &self.ctx.parent {
-                    p.child_started(Arc::new(self.ctx.handle.clone()));
-                }
-                Ok(())
-            }
+            Ok(()) => Ok(()),
             Err(e) => {
                 tracing::error!(error = %e, "start failed; stopping");
                 self.stop_and_teardown().await;

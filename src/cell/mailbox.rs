@@ -10,13 +10,14 @@
 //! message (an idle component's mailbox costs no heap memory), and the task
 //! takes every queued message in one lock. tokio's `mpsc` allocates its
 //! first block of slots eagerly and has no priority lane, hence this small
-//! queue built from tokio's `Notify` and `Semaphore`.
+//! queue built from two tokio `Notify`s.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use tokio::sync::{oneshot, Notify, Semaphore, TryAcquireError};
+use tokio::sync::{oneshot, Notify};
+use tokio::time::Instant;
 
 use super::ops::Envelope;
 use crate::{Component, Control, Result};
@@ -33,6 +34,8 @@ pub(crate) struct ControlEnvelope {
 struct Lanes<C: Component> {
     control: VecDeque<ControlEnvelope>,
     messages: VecDeque<Envelope<C>>,
+    /// The earliest deadline of an unanswered message in `messages`.
+    earliest: Option<Instant>,
     closed: bool,
 }
 
@@ -49,8 +52,8 @@ pub(crate) struct Mailbox<C: Component> {
     lanes: Mutex<Lanes<C>>,
     /// Wakes the task when something arrives.
     arrived: Notify,
-    /// Room in the message lane.
-    room: Semaphore,
+    /// Wakes senders waiting for room in a full message lane.
+    room: Notify,
     /// Set while the control lane is not empty, so the task checks it
     /// between messages without taking the lock.
     control_pending: AtomicBool,
@@ -64,10 +67,11 @@ impl<C: Component> Mailbox<C> {
             lanes: Mutex::new(Lanes {
                 control: VecDeque::new(),
                 messages: VecDeque::new(),
+                earliest: None,
                 closed: false,
             }),
             arrived: Notify::new(),
-            room: Semaphore::new(MAILBOX_CAPACITY),
+            room: Notify::new(),
             control_pending: AtomicBool::new(false),
             in_task: AtomicUsize::new(0),
         }
@@ -79,35 +83,36 @@ impl<C: Component> Mailbox<C> {
 
     /// Queues `env` if there is room.
     pub(crate) fn try_push(&self, env: Envelope<C>) -> Result<(), Refused<C>> {
-        match self.room.try_acquire() {
-            Ok(permit) => permit.forget(),
-            Err(TryAcquireError::NoPermits) => return Err(Refused::Full(env)),
-            Err(TryAcquireError::Closed) => return Err(Refused::Closed),
-        }
-        self.push_with_room(env)
-    }
-
-    /// Waits for room, then queues `env`.
-    pub(crate) async fn push(&self, env: Envelope<C>) -> Result<(), Refused<C>> {
-        match self.room.acquire().await {
-            Ok(permit) => permit.forget(),
-            Err(_) => return Err(Refused::Closed),
-        }
-        self.push_with_room(env)
-    }
-
-    fn push_with_room(&self, env: Envelope<C>) -> Result<(), Refused<C>> {
         {
             let mut lanes = self.lock();
             if lanes.closed {
-                drop(lanes);
-                self.room.add_permits(1);
                 return Err(Refused::Closed);
+            }
+            if lanes.messages.len() >= MAILBOX_CAPACITY {
+                return Err(Refused::Full(env));
+            }
+            if let Some(d) = env.op().deadline() {
+                lanes.earliest = Some(lanes.earliest.map_or(d.at, |e| e.min(d.at)));
             }
             lanes.messages.push_back(env);
         }
         self.arrived.notify_one();
         Ok(())
+    }
+
+    /// Waits for room, then queues `env`.
+    pub(crate) async fn push(&self, mut env: Envelope<C>) -> Result<(), Refused<C>> {
+        loop {
+            // Listening before looking, so room made in between is not missed.
+            let room = self.room.notified();
+            let mut room = std::pin::pin!(room);
+            room.as_mut().enable();
+            match self.try_push(env) {
+                Err(Refused::Full(back)) => env = back,
+                other => return other,
+            }
+            room.await;
+        }
     }
 
     /// Queues a control message ahead of every queued message.
@@ -148,6 +153,7 @@ impl<C: Component> Mailbox<C> {
             if n == 0 {
                 return 0;
             }
+            lanes.earliest = None;
             if into.is_empty() {
                 // Swap: no copying, and both allocations are reused.
                 std::mem::swap(into, &mut lanes.messages);
@@ -156,7 +162,10 @@ impl<C: Component> Mailbox<C> {
             }
             n
         };
-        self.room.add_permits(taken);
+        if taken >= MAILBOX_CAPACITY {
+            // Only a full lane has senders waiting for room.
+            self.room.notify_waiters();
+        }
         taken
     }
 
@@ -185,27 +194,33 @@ impl<C: Component> Mailbox<C> {
             self.control_pending.store(false, Ordering::Release);
             (lanes.control.drain(..).collect(), std::mem::take(&mut lanes.messages))
         };
-        self.room.close();
+        // Senders waiting for room look again and find the mailbox closed.
+        self.room.notify_waiters();
         (control, messages)
     }
 }
 
 impl<C: Component> Mailbox<C> {
-    /// The earliest deadline of the queued messages.
-    pub(crate) fn earliest_deadline(&self) -> Option<tokio::time::Instant> {
-        let lanes = self.lock();
-        let unanswered = lanes.messages.iter().map(Envelope::op).filter(|op| !op.answered());
-        unanswered.filter_map(|op| op.deadline()).map(|d| d.at).min()
+    /// The earliest deadline of the queued, unanswered messages.
+    pub(crate) fn earliest_deadline(&self) -> Option<Instant> {
+        self.lock().earliest
     }
 
     /// Answers every queued message whose deadline passed with a timeout;
-    /// they stay queued and are skipped when their turn comes.
-    pub(crate) fn expire(&self, now: tokio::time::Instant) {
-        let lanes = self.lock();
+    /// they stay queued and do nothing when their turn comes.
+    pub(crate) fn expire(&self, now: Instant) {
+        let mut lanes = self.lock();
+        let mut earliest: Option<Instant> = None;
         for env in &lanes.messages {
-            if let Some(d) = env.op().deadline().filter(|d| d.at <= now) {
-                env.op().fail(&d.error());
+            let op = env.op();
+            match op.deadline() {
+                Some(d) if d.at <= now => op.fail(&d.error()),
+                Some(d) if !op.answered() => {
+                    earliest = Some(earliest.map_or(d.at, |e| e.min(d.at)));
+                }
+                _ => {}
             }
         }
+        lanes.earliest = earliest;
     }
 }

@@ -30,7 +30,6 @@ mod watchdog;
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::future::Future;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -46,7 +45,6 @@ pub(crate) use self::ops::{
 use self::publish::Owned;
 pub(crate) use self::publish::{panic_message, CallbackOwner, Publisher, OWNER};
 pub(crate) use self::slot::Deadline;
-use crate::dynamic::DynComponent;
 use crate::persist::Persistence;
 use crate::supervisor::RestartTracker;
 use crate::{Component, Context, Error, Handle, Result, Snapshot, Stage};
@@ -67,8 +65,6 @@ pub(crate) type ActivationSet = Arc<Vec<usize>>;
 pub(crate) trait Parent: Send + Sync + 'static {
     /// Identifies the container (for [`ACTIVATING`]).
     fn id(&self) -> usize;
-    /// The child reached `Started` for the first time: list it.
-    fn child_started(&self, child: Arc<dyn DynComponent>);
     /// The child is torn down: forget it and free its name.
     fn child_gone(&self, name: &str, uri: &str);
     /// The child failed for good (its restart policy gave up).
@@ -111,21 +107,16 @@ impl<C: Component> Shared<C> {
     }
 
     /// Resolves when the component is at `stage` or torn down.
-    pub(crate) fn wait_for_stage(
-        self: Arc<Self>,
-        stage: Stage,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        async move {
-            loop {
-                let changed = self.stage_changed.notified();
-                let mut changed = std::pin::pin!(changed);
-                changed.as_mut().enable();
-                let now = self.stage();
-                if now == stage || now == Stage::TornDown {
-                    return;
-                }
-                changed.await;
+    pub(crate) async fn wait_for_stage(self: Arc<Self>, stage: Stage) {
+        loop {
+            let changed = self.stage_changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            let now = self.stage();
+            if now == stage || now == Stage::TornDown {
+                return;
             }
+            changed.await;
         }
     }
 
@@ -242,7 +233,7 @@ impl<C: Component> Cell<C> {
     /// What the watchdog watches while the task waits for something.
     pub(crate) fn watched<'a>(
         shared: &'a Shared<C>,
-        inbox: &'a mut VecDeque<Envelope<C>>,
+        inbox: &'a VecDeque<Envelope<C>>,
         pending: &'a [Envelope<C>],
         running: Option<&'a dyn Operation<C>>,
     ) -> watchdog::Watched<'a, C> {

@@ -87,25 +87,25 @@ impl<C: Component> Cell<C> {
 
     /// Runs one operation; see the module docs for when it is committed.
     async fn handle_op(&mut self, env: Envelope<C>) {
-        if env.op().answered() {
-            // Timed out while queued: never run.
-            return;
-        }
+        // An operation answered while queued (it timed out) does nothing
+        // when run: its input is gone.
         let mutates = env.op().mutates();
         if !mutates || env.op().conditional() {
             // Reads and If-Match checks see only committed state.
             self.flush().await;
         }
         let checkpoint = (mutates && !self.pending.is_empty()).then(|| self.state.clone());
-        let current = Arc::clone(self.committer.current());
         let run = {
-            let Cell { state, ctx, shared, inbox, pending, .. } = self;
+            let Cell { state, ctx, shared, inbox, pending, committer, .. } = self;
             let op = env.op();
-            let fut = AssertUnwindSafe(op.run(state, ctx, &current)).catch_unwind();
+            let fut = AssertUnwindSafe(op.run(state, ctx, committer.current())).catch_unwind();
             guard(fut, Cell::watched(shared, inbox, pending, Some(op))).await
         };
+        // Nothing was committed meanwhile: this is the snapshot the
+        // operation ran against.
+        let current = self.committer.current();
         match run {
-            Ok(Ok(())) if !mutates => env.finish(Ok(()), &current),
+            Ok(Ok(())) if !mutates => env.finish(Ok(()), current),
             Ok(Ok(())) => {
                 self.pending.push(env);
                 if self.pending.len() >= GROUP_LIMIT {
@@ -113,16 +113,16 @@ impl<C: Component> Cell<C> {
                 }
             }
             Ok(Err(e)) => {
+                env.finish(Err(e), current);
                 if mutates {
                     self.restore(checkpoint);
                 }
-                env.finish(Err(e), &current);
             }
             Err(panic) => {
-                self.restore(checkpoint);
                 let e = Error::Panicked(panic_message(&*panic));
+                env.finish(Err(e.clone()), current);
+                self.restore(checkpoint);
                 tracing::error!(error = %e, "handler panicked; state restored");
-                env.finish(Err(e.clone()), &current);
                 self.flush().await;
                 Box::pin(self.fail(e, false)).await;
             }

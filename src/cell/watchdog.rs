@@ -8,8 +8,8 @@
 //! group waiting for its commit and the queued messages. When it fires,
 //! every overdue operation is answered with [`Error::Timeout`]: one still
 //! queued is then skipped, one running finishes and its answer is dropped.
-//! While it waits, the watchdog also takes new messages into the task's
-//! inbox (up to the mailbox's capacity), so their deadlines count too.
+//! The mailbox keeps the earliest deadline of its queued messages up to
+//! date, so messages that arrive while the task waits count too.
 //!
 //! [`Error::Timeout`]: crate::Error::Timeout
 
@@ -19,14 +19,14 @@ use std::task::Poll;
 
 use tokio::time::Instant;
 
-use super::mailbox::{Mailbox, MAILBOX_CAPACITY};
+use super::mailbox::Mailbox;
 use super::ops::{Envelope, Operation};
 use crate::Component;
 
 /// What the watchdog keeps an eye on while the task waits.
 pub(crate) struct Watched<'a, C: Component> {
     pub(crate) mailbox: &'a Mailbox<C>,
-    pub(crate) inbox: &'a mut VecDeque<Envelope<C>>,
+    pub(crate) inbox: &'a VecDeque<Envelope<C>>,
     pub(crate) pending: &'a [Envelope<C>],
     pub(crate) running: Option<&'a dyn Operation<C>>,
 }
@@ -83,16 +83,13 @@ async fn watch<F: Future, C: Component>(
                 None => std::future::pending().await,
             }
         };
-        let room = watched.inbox.len() < MAILBOX_CAPACITY;
         tokio::select! {
             biased;
             out = fut.as_mut() => return out,
-            () = watched.mailbox.arrived(), if room => {
-                let before = watched.inbox.len();
-                watched.mailbox.take_messages(watched.inbox);
-                watched.mailbox.set_in_task(watched.inbox.len());
-                let arrived = watched.inbox.range(before..).filter_map(|e| e.op().deadline());
-                if let Some(at) = arrived.map(|d| d.at).min() {
+            () = watched.mailbox.arrived() => {
+                // Taken the wake-up meant for the loop: it looks at the lanes
+                // anyway before it waits again.
+                if let Some(at) = watched.mailbox.earliest_deadline() {
                     next = Some(next.map_or(at, |n| n.min(at)));
                 }
             }
