@@ -105,7 +105,7 @@ impl<C: Component> Prepared<C> {
         };
         let container = self.container.clone();
         let nested =
-            ACTIVATING.try_with(|set| set.contains(&Parent::id(&container))).unwrap_or(false);
+            ACTIVATING.try_with(|set| set.contains(&container.inner.id())).unwrap_or(false);
         let _turn = if nested { None } else { Some(container.inner.activation.lock().await) };
         let result = cell.launch().await;
         match &result {
@@ -228,7 +228,7 @@ impl Container {
     }
 
     fn children(&self) -> std::sync::MutexGuard<'_, Children> {
-        self.inner.children.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.children()
     }
 
     /// Adds `component` under `name` and runs it to `Started`. Fails with
@@ -271,7 +271,7 @@ impl Container {
             children.by_name.insert(name.to_owned(), None);
         }
         let uri = format!("{}/{name}", binding.uri);
-        let parent: Arc<dyn Parent> = Arc::new(self.clone());
+        let parent: Arc<dyn Parent> = self.inner.clone();
         match crate::cell::prepare_component(
             name,
             uri,
@@ -415,9 +415,21 @@ impl Container {
     }
 }
 
-impl Parent for Container {
+impl Inner {
+    fn children(&self) -> std::sync::MutexGuard<'_, Children> {
+        self.children.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn uri(&self) -> &str {
+        self.binding.get().map_or("", |b| b.uri.as_str())
+    }
+}
+
+/// The container's side of its children's cells. Implemented by the shared
+/// part, so handing it to a child costs no allocation.
+impl Parent for Inner {
     fn id(&self) -> usize {
-        Arc::as_ptr(&self.inner) as usize
+        self as *const Inner as usize
     }
 
     fn child_gone(&self, name: &str, uri: &str) {
@@ -431,7 +443,7 @@ impl Parent for Container {
 
     fn child_failed(&self, uri: &str, error: &Error) {
         tracing::error!(container = self.uri(), child = uri, %error, "child failed for good");
-        let mut failures = self.inner.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
         if failures.len() >= FAILURE_HISTORY {
             failures.remove(0);
         }
@@ -442,14 +454,15 @@ impl Parent for Container {
         });
     }
 
-    fn as_any(&self) -> &dyn Any {
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
 }
 
 impl<C: Component> Context<C> {
     /// The container this component lives in (`None` only for the roots).
-    pub fn container(&self) -> Option<&Container> {
-        self.parent.as_deref().and_then(|p| p.as_any().downcast_ref::<Container>())
+    pub fn container(&self) -> Option<Container> {
+        let inner = self.parent.clone()?.into_any().downcast::<Inner>().ok()?;
+        Some(Container { inner })
     }
 }

@@ -98,6 +98,11 @@ impl<C: Component> Context<C> {
         }
     }
 
+    /// Whether tasks were spawned in this run.
+    pub(crate) fn has_tasks(&self) -> bool {
+        self.tasks.is_some()
+    }
+
     /// The end of the next spawned task; never resolves without tasks.
     pub(crate) async fn join_next_task(&mut self) -> std::result::Result<Result<()>, JoinError> {
         match self.tasks.as_mut() {

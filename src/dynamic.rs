@@ -100,7 +100,7 @@ impl JsonChange {
 
 /// Object-safe, type-erased access to a component. Every `Handle<C>` is one.
 ///
-/// Calls through this trait wait without a timer of their own (see
+/// Calls through this trait wait without a deadline of their own (see
 /// [`Handle::without_timeout`]): callers bound them, as the HTTP add-on does
 /// with its request timeout.
 pub trait DynComponent: Send + Sync + 'static {

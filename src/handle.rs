@@ -51,7 +51,7 @@ pub const DEFAULT_ASK_TIMEOUT: Duration = Duration::from_secs(30);
 /// ```
 pub struct Handle<C: Component> {
     pub(crate) shared: Arc<Shared<C>>,
-    /// `None`: wait as long as it takes (no timer on the hot path).
+    /// `None`: wait as long as it takes.
     timeout: Option<Duration>,
 }
 
@@ -82,9 +82,9 @@ impl<C: Component> Handle<C> {
     }
 
     /// The same handle without a timeout: calls wait until the component
-    /// answers or stops. Saves arming a timer per call (about a third of the
-    /// cost of an `ask` round trip); use it where something else bounds the
-    /// wait, such as an HTTP request timeout.
+    /// answers or stops. Use it where something else bounds the wait, such as
+    /// an HTTP request timeout. (A timeout costs no timer per call either
+    /// way: the deadline travels with the message.)
     pub fn without_timeout(mut self) -> Self {
         self.timeout = None;
         self

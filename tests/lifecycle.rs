@@ -198,7 +198,7 @@ struct NeedsSibling {
 
 impl Component for NeedsSibling {
     async fn pre_start(&mut self, ctx: &mut Context<Self>) -> Result<()> {
-        let container = ctx.container().expect("has a container").clone();
+        let container = ctx.container().expect("has a container");
         container.add("dependency", counter(&self.log)).await?;
         Ok(())
     }

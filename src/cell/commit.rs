@@ -36,7 +36,6 @@ pub(crate) struct Committer<C> {
     current: Arc<Snapshot<C>>,
     /// Canonical JSON of `current.state`.
     last_bytes: Vec<u8>,
-    etag_key: Option<[u8; 32]>,
     persisted: Option<Box<Persisted>>,
 }
 
@@ -64,7 +63,13 @@ impl<C: Component> Committer<C> {
             etag: ETag::of(&bytes, etag_key.as_ref()),
             version: 1,
         });
-        Ok(Committer { current, last_bytes: bytes, etag_key, persisted })
+        Ok(Committer { current, last_bytes: bytes, persisted })
+    }
+
+    /// The key ETags are hashed with: only components with encrypted fields
+    /// have one.
+    fn etag_key(&self) -> Option<[u8; 32]> {
+        self.persisted.as_ref().and_then(|p| p.etag_key())
     }
 
     /// The snapshot last published.
@@ -135,7 +140,7 @@ impl<C: Component> Committer<C> {
         let prev = Arc::clone(&self.current);
         let curr = Arc::new(Snapshot {
             state: state.clone(),
-            etag: ETag::of(&self.last_bytes, self.etag_key.as_ref()),
+            etag: ETag::of(&self.last_bytes, self.etag_key().as_ref()),
             version: prev.version + 1,
         });
         published.store(Arc::clone(&curr));

@@ -111,7 +111,7 @@ impl<C: Component> Cell<C> {
         }
         let Cell { shared, inbox, pending, .. } = self;
         let watched = Cell::watched(shared, inbox, pending, None);
-        super::watchdog::guard(tokio::time::sleep(delay), watched).await;
+        super::watchdog::guard(Box::pin(tokio::time::sleep(delay)), watched).await;
     }
 
     /// `stop` hook of the current run, then its tasks are cancelled and the

@@ -70,7 +70,7 @@ pub(crate) trait Parent: Send + Sync + 'static {
     /// The child failed for good (its restart policy gave up).
     fn child_failed(&self, uri: &str, error: &Error);
     /// The container itself, for downcasting.
-    fn as_any(&self) -> &dyn Any;
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
 /// What every handle of a component shares with its cell.
@@ -205,7 +205,7 @@ impl<C: Component> PreparedCell<C> {
             .instrument(span.clone())
             .await;
         activated?;
-        tokio::spawn(OWNER.scope(owner, async move { cell.serve().await }).instrument(span));
+        tokio::spawn(OWNER.scope(owner, cell.serve()).instrument(span));
         Ok(handle)
     }
 }
@@ -274,5 +274,71 @@ impl<C: Component> Drop for Cell<C> {
         }
         self.shared.store_stage(Stage::TornDown);
         self.shared.publisher.close();
+    }
+}
+
+#[cfg(test)]
+mod size_probe {
+    use super::*;
+
+    #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+    struct Count {
+        count: u64,
+    }
+    impl Component for Count {}
+    impl crate::Handler<u8> for Count {
+        type Reply = ();
+        async fn handle(&mut self, _: u8, _: &mut Context<Self>) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        let prepared =
+            prepare_component("c", "/root/c".into(), Count::default(), None, None).unwrap();
+        let PreparedCell { handle, cell } = prepared;
+        eprintln!("Shared {}", std::mem::size_of::<Shared<Count>>());
+        eprintln!("Cell {}", std::mem::size_of::<Cell<Count>>());
+        eprintln!("Context {}", std::mem::size_of::<Context<Count>>());
+        eprintln!("Committer {}", std::mem::size_of::<Committer<Count>>());
+        eprintln!("Mailbox {}", std::mem::size_of::<Mailbox<Count>>());
+        eprintln!("Publisher {}", std::mem::size_of::<Publisher<Count>>());
+        eprintln!("Notify {}", std::mem::size_of::<Notify>());
+        eprintln!("RestartTracker {}", std::mem::size_of::<RestartTracker>());
+        eprintln!("Span {}", std::mem::size_of::<tracing::Span>());
+        let mut cell = cell;
+        {
+            let f = cell.flush();
+            eprintln!("flush {}", std::mem::size_of_val(&f));
+        }
+        {
+            let f = cell.commit(false);
+            eprintln!("commit {}", std::mem::size_of_val(&f));
+        }
+        {
+            let f =
+                cell.publish(crate::Change::Stage { prev: Stage::Started, curr: Stage::Started });
+            eprintln!("publish {}", std::mem::size_of_val(&f));
+        }
+        {
+            let f = cell.wait_probe();
+            eprintln!("wait {}", std::mem::size_of_val(&f));
+        }
+        {
+            let f = cell.flush_group_probe();
+            eprintln!("flush_group {}", std::mem::size_of_val(&f));
+        }
+        {
+            let op = Arc::new(AskOp::<u8, Count>::new(1, None, true));
+            let f = cell.handle_op_probe(Envelope::new(op));
+            eprintln!("handle_op {}", std::mem::size_of_val(&f));
+        }
+        let owner: Arc<dyn CallbackOwner> = cell.shared.clone();
+        let serve = cell.serve();
+        eprintln!("serve {}", std::mem::size_of_val(&serve));
+        let task = OWNER.scope(owner, serve).instrument(tracing::Span::none());
+        eprintln!("task future {}", std::mem::size_of_val(&task));
+        drop(handle);
     }
 }

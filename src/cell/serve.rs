@@ -24,17 +24,26 @@ use super::{panic_message, Cell, GROUP_LIMIT};
 use crate::{Change, Component, Control, Error, Result};
 
 impl<C: Component> Cell<C> {
-    /// Serves the mailbox until the component is torn down.
-    pub(crate) async fn serve(&mut self) {
+    /// Serves the mailbox until the component is torn down. The task's
+    /// future holds the cell once (an `async fn` taking `self` would hold it
+    /// twice: as its argument and as its local).
+    pub(crate) fn serve(mut self) -> impl std::future::Future<Output = ()> + Send {
+        async move { self.serve_loop().await }
+    }
+
+    async fn serve_loop(&mut self) {
         while !self.done {
             if let Some(control) = self.shared.mailbox.take_control() {
-                self.flush().await;
-                self.handle_control(control).await;
+                Box::pin(async {
+                    self.flush().await;
+                    self.handle_control(control).await;
+                })
+                .await;
                 continue;
             }
             if self.inbox.is_empty() && self.take_messages() == 0 {
                 if !self.pending.is_empty() {
-                    self.flush().await;
+                    self.flush_group().await;
                     continue;
                 }
                 self.wait().await;
@@ -45,6 +54,24 @@ impl<C: Component> Cell<C> {
                 self.handle_op(env).await;
             }
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn flush_group_probe(&mut self) -> impl std::future::Future<Output = ()> + '_ {
+        self.flush_group()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn wait_probe(&mut self) -> impl std::future::Future<Output = ()> + '_ {
+        self.wait()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn handle_op_probe(
+        &mut self,
+        env: Envelope<C>,
+    ) -> impl std::future::Future<Output = ()> + '_ {
+        self.handle_op(env)
     }
 
     /// Takes what the mailbox holds; answers the overdue ones right away.
@@ -64,6 +91,14 @@ impl<C: Component> Cell<C> {
 
     /// Waits for a message, a control message, or the end of a spawned task.
     async fn wait(&mut self) {
+        if !self.ctx.has_tasks() {
+            self.shared.mailbox.arrived().await;
+            return;
+        }
+        Box::pin(self.wait_with_tasks()).await;
+    }
+
+    async fn wait_with_tasks(&mut self) {
         let ended = {
             let arrived = self.shared.mailbox.arrived();
             let tasks = self.ctx.join_next_task();
@@ -90,9 +125,9 @@ impl<C: Component> Cell<C> {
         // An operation answered while queued (it timed out) does nothing
         // when run: its input is gone.
         let mutates = env.op().mutates();
-        if !mutates || env.op().conditional() {
+        if (!mutates || env.op().conditional()) && !self.pending.is_empty() {
             // Reads and If-Match checks see only committed state.
-            self.flush().await;
+            Box::pin(self.flush()).await;
         }
         let checkpoint = (mutates && !self.pending.is_empty()).then(|| self.state.clone());
         let run = {
@@ -109,7 +144,7 @@ impl<C: Component> Cell<C> {
             Ok(Ok(())) => {
                 self.pending.push(env);
                 if self.pending.len() >= GROUP_LIMIT {
-                    self.flush().await;
+                    Box::pin(self.flush()).await;
                 }
             }
             Ok(Err(e)) => {
@@ -123,8 +158,11 @@ impl<C: Component> Cell<C> {
                 env.finish(Err(e.clone()), current);
                 self.restore(checkpoint);
                 tracing::error!(error = %e, "handler panicked; state restored");
-                self.flush().await;
-                Box::pin(self.fail(e, false)).await;
+                Box::pin(async {
+                    self.flush().await;
+                    self.fail(e, false).await;
+                })
+                .await;
             }
         }
     }
@@ -134,6 +172,30 @@ impl<C: Component> Cell<C> {
         match checkpoint {
             Some(state) => self.state = state,
             None => self.committer.rollback(&mut self.state),
+        }
+    }
+
+    /// [`flush`](Cell::flush), without an await (nor a boxed future) when
+    /// there is no store to write to and no callback to run: the common case
+    /// stays off the task's future.
+    async fn flush_group(&mut self) {
+        if self.committer.persists() || self.shared.publisher.has_callbacks() {
+            return Box::pin(self.flush()).await;
+        }
+        let (outcome, change) = match self.committer.examine(&self.state) {
+            Ok(false) => (Ok(()), None),
+            Ok(true) => (Ok(()), Some(self.committer.publish(&self.state, &self.shared.snapshot))),
+            Err(e) => {
+                self.committer.rollback(&mut self.state);
+                (Err(e), None)
+            }
+        };
+        let current = self.committer.current();
+        for env in self.pending.drain(..) {
+            env.finish(outcome.clone(), current);
+        }
+        if let Some(change) = change {
+            self.shared.publisher.broadcast(&change);
         }
     }
 

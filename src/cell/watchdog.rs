@@ -15,7 +15,8 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::task::Poll;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use tokio::time::Instant;
 
@@ -58,23 +59,49 @@ impl<C: Component> Watched<'_, C> {
     }
 }
 
-/// Runs `fut` to completion, answering overdue operations meanwhile.
-pub(crate) async fn guard<F: Future, C>(fut: F, watched: Watched<'_, C>) -> F::Output
+/// Runs `fut` to completion, answering overdue operations meanwhile. The
+/// first poll happens in place; only a future that has to wait moves into
+/// the (boxed) watching loop, so the common case adds nothing to the task.
+pub(crate) fn guard<'a, F, C>(fut: F, watched: Watched<'a, C>) -> Guard<'a, F, C>
 where
+    F: Future + Unpin + Send + 'a,
     C: Component,
 {
-    let mut fut = std::pin::pin!(fut);
-    if let Poll::Ready(out) = futures::poll!(fut.as_mut()) {
-        return out;
-    }
-    // The slow path, boxed so it does not weigh on every task.
-    Box::pin(watch(fut, watched)).await
+    Guard::First(Some((fut, watched)))
 }
 
-async fn watch<F: Future, C: Component>(
-    mut fut: std::pin::Pin<&mut F>,
-    watched: Watched<'_, C>,
-) -> F::Output {
+/// The future [`guard`] returns.
+pub(crate) enum Guard<'a, F: Future, C: Component> {
+    First(Option<(F, Watched<'a, C>)>),
+    Watching(Pin<Box<dyn Future<Output = F::Output> + Send + 'a>>),
+}
+
+impl<'a, F, C> Future for Guard<'a, F, C>
+where
+    F: Future + Unpin + Send + 'a,
+    C: Component,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        if let Guard::First(first) = this {
+            let Some((mut fut, watched)) = first.take() else {
+                unreachable!("a guard is not polled after it moved to watching");
+            };
+            if let Poll::Ready(out) = Pin::new(&mut fut).poll(cx) {
+                return Poll::Ready(out);
+            }
+            *this = Guard::Watching(Box::pin(watch(fut, watched)));
+        }
+        match this {
+            Guard::Watching(slow) => slow.as_mut().poll(cx),
+            Guard::First(_) => unreachable!("moved to watching above"),
+        }
+    }
+}
+
+async fn watch<F: Future + Unpin, C: Component>(mut fut: F, watched: Watched<'_, C>) -> F::Output {
     let mut next = watched.earliest();
     loop {
         let alarm = async {
@@ -85,7 +112,7 @@ async fn watch<F: Future, C: Component>(
         };
         tokio::select! {
             biased;
-            out = fut.as_mut() => return out,
+            out = &mut fut => return out,
             () = watched.mailbox.arrived() => {
                 // Taken the wake-up meant for the loop: it looks at the lanes
                 // anyway before it waits again.
