@@ -27,6 +27,7 @@ impl<C: Component> Cell<C> {
     /// Serves the mailbox until the component is torn down. The task's
     /// future holds the cell once (an `async fn` taking `self` would hold it
     /// twice: as its argument and as its local).
+    #[allow(clippy::manual_async_fn, reason = "an async fn would hold the cell twice")]
     pub(crate) fn serve(mut self) -> impl std::future::Future<Output = ()> + Send {
         async move { self.serve_loop().await }
     }
