@@ -218,10 +218,24 @@ fn help_and_version() {
     let out = command(Path::new(".")).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for needle in
-        ["KINESIS_HTTP_ADDR", "KINESIS_DB_CONNECTION", "Add-ons built in:", "http", "filedb"]
-    {
+    for needle in ["Add-ons built in:", "http", "filedb"] {
         assert!(help.contains(needle), "{needle}: {help}");
+    }
+    // Every variable, from the crate that owns it, each listed once.
+    let sql = cfg!(any(feature = "sqlite", feature = "postgres", feature = "mysql"));
+    for (name, listed) in [
+        ("KINESIS_LOG_LEVEL", true),
+        ("KINESIS_LOG_FORMAT", true),
+        ("KINESIS_HTTP_ADDR", true),
+        ("KINESIS_HTTP_BODY_LIMIT", true),
+        ("KINESIS_DB_CONNECTION", true),
+        ("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY", true),
+        ("KINESIS_DB_PREVIOUS_ENCRYPT_KEYS", true),
+        ("KINESIS_SHUTDOWN_TIMEOUT", true),
+        ("KINESIS_DB_POOL_SIZE", sql || cfg!(feature = "mongodb")),
+    ] {
+        let times = help.lines().filter(|l| l.trim_start().starts_with(name)).count();
+        assert_eq!(times, usize::from(listed), "{name}: {help}");
     }
     let out = command(Path::new(".")).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("kinesis "));

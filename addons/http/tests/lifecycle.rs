@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{options, options_with, problem, serve, serve_with, Counter};
 use kinesis::{Config, Error, Runtime, Stage};
-use kinesis_http::{HttpOptions, HttpServer};
+use kinesis_http::{HttpConfig, HttpOptions, HttpServer};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -110,9 +110,9 @@ async fn a_port_in_use_fails_the_start_with_a_config_error() {
 async fn an_address_not_on_this_machine_fails_through_serve() {
     // 192.0.2.1 is TEST-NET-1: never a local address.
     let config =
-        Config { http_addr: SocketAddr::from(([192, 0, 2, 1], 8080)), ..Config::default() };
-    let runtime = Runtime::builder(config).start().await.unwrap();
-    let err = kinesis_http::serve(&runtime).await.unwrap_err();
+        HttpConfig { addr: SocketAddr::from(([192, 0, 2, 1], 8080)), ..HttpConfig::default() };
+    let runtime = Runtime::builder(Config::default()).start().await.unwrap();
+    let err = kinesis_http::serve(&runtime, &config).await.unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("KINESIS_HTTP_ADDR=192.0.2.1:8080"), "{msg}");

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use kinesis::{Component, Config, Context, Error, Handle, Result, Runtime};
-use kinesis_http::{HttpOptions, HttpServer};
+use kinesis_http::{HttpConfig, HttpOptions, HttpServer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -136,9 +136,10 @@ pub fn options_with(f: impl FnOnce(&mut HttpOptions)) -> HttpOptions {
 
 /// A runtime without persistence, served by `kinesis_http::serve`.
 pub async fn serve() -> Server {
-    let config = Config { http_addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() };
-    let runtime = Runtime::builder(config).start().await.expect("runtime starts");
-    let http = kinesis_http::serve(&runtime).await.expect("server starts");
+    let config =
+        HttpConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..HttpConfig::default() };
+    let runtime = Runtime::builder(Config::default()).start().await.expect("runtime starts");
+    let http = kinesis_http::serve(&runtime, &config).await.expect("server starts");
     finish(runtime, http)
 }
 
