@@ -8,6 +8,12 @@
 //!
 //! As for [`kinesis::Config`], a bad value is an [`Error::Config`] naming the
 //! variable and what it accepts; the binary prints it and exits with code 2.
+//!
+//! A bare word (a directive without `=`, `[` or `:`) must be one of
+//! [`LEVELS`], in any case. `EnvFilter` would take any other word as a target
+//! name, so that a typo such as `inof` would enable only the logs of a target
+//! `inof` and silence everything else; and a word such as `kinesis` is
+//! ambiguous. A target is written with its level: `kinesis=debug`.
 
 use kinesis::config::{env_var, read};
 use kinesis::{Error, Result};
@@ -21,6 +27,9 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     ("KINESIS_LOG_FORMAT", "text|json (default text)"),
 ];
+
+/// The levels a bare word may name, least verbose first.
+pub const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,11 +83,7 @@ impl LogConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<Result<String>>) -> Result<LogConfig> {
         let mut cfg = LogConfig::default();
         if let Some(level) = read(&lookup, "KINESIS_LOG_LEVEL")? {
-            EnvFilter::try_new(&level).map_err(|e| {
-                Error::Config(format!(
-                    "KINESIS_LOG_LEVEL=`{level}` is not valid ({e}); use error, warn, info, debug, trace or a tracing filter"
-                ))
-            })?;
+            check_filter(&level)?;
             cfg.filter = level;
         }
         if let Some(format) = read(&lookup, "KINESIS_LOG_FORMAT")? {
@@ -112,6 +117,27 @@ impl LogConfig {
     }
 }
 
+/// Checks that `filter` parses and that each of its bare words is a level.
+fn check_filter(filter: &str) -> Result<()> {
+    let levels = LEVELS.join(", ");
+    let bare_words = filter.split(',').map(str::trim).filter(|d| !d.is_empty());
+    for word in bare_words.filter(|d| !d.contains(['=', '[', ':'])) {
+        if !LEVELS.iter().any(|level| level.eq_ignore_ascii_case(word)) {
+            let which = if word == filter { String::new() } else { format!(": `{word}`") };
+            return Err(Error::Config(format!(
+                "KINESIS_LOG_LEVEL=`{filter}`{which} is not a level; use one of {levels}, \
+                 or filter directives such as info,kinesis=debug (a target takes its level: kinesis=debug)"
+            )));
+        }
+    }
+    EnvFilter::try_new(filter).map(drop).map_err(|e| {
+        Error::Config(format!(
+            "KINESIS_LOG_LEVEL=`{filter}` is not valid ({e}); use one of {levels}, \
+             or filter directives such as info,kinesis=debug"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use kinesis::config::from_pairs;
@@ -133,11 +159,32 @@ mod tests {
         for (name, value) in [
             ("KINESIS_LOG_LEVEL", "loud=="),
             ("KINESIS_LOG_LEVEL", "kinesis=inof"),
+            ("KINESIS_LOG_LEVEL", "info,inof"),
+            ("KINESIS_LOG_LEVEL", "kinesis=debug, loud"),
             ("KINESIS_LOG_FORMAT", "xml"),
         ] {
             let err = with(&[(name, value)]).unwrap_err();
             assert!(matches!(err, Error::Config(_)), "{name}: {err}");
             assert!(err.to_string().contains(name), "{name}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_bare_word_that_is_not_a_level_is_refused_listing_the_levels() {
+        for word in ["inof", "loud", "kinesis", "warning", "verbose", "kinesis_http"] {
+            let err = with(&[("KINESIS_LOG_LEVEL", word)])
+                .expect_err("a bare word that is not a level must be refused");
+            assert!(matches!(err, Error::Config(_)), "{word}: {err}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains("KINESIS_LOG_LEVEL") && msg.contains(&format!("`{word}`")),
+                "{msg}"
+            );
+            assert!(
+                msg.contains("off, error, warn, info, debug, trace"),
+                "lists the levels: {msg}"
+            );
+            assert!(msg.contains("=debug"), "shows how to write a target: {msg}");
         }
     }
 

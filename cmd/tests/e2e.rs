@@ -242,3 +242,52 @@ fn help_and_version() {
     let out = command(Path::new(".")).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// A bare word that is not a level would be taken by `EnvFilter` as a target
+/// name and silence every log line; it is refused at start instead.
+#[test]
+fn a_log_level_that_is_not_a_level_exits_2_listing_the_levels() {
+    use std::process::Stdio;
+
+    for value in ["inof", "loud", "kinesis"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = command(dir.path())
+            .env("KINESIS_HTTP_ADDR", common::free_addr())
+            .env("KINESIS_LOG_LEVEL", value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("KINESIS_LOG_LEVEL={value}: still running after 20 s instead of exiting 2");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert_eq!(status.code(), Some(2), "KINESIS_LOG_LEVEL={value}: {stderr}");
+        assert!(stderr.contains("KINESIS_LOG_LEVEL"), "{value}: {stderr}");
+        assert!(stderr.contains(&format!("`{value}`")), "names the value: {stderr}");
+        for level in ["off", "error", "warn", "info", "debug", "trace"] {
+            assert!(stderr.contains(level), "{value}: lists `{level}`: {stderr}");
+        }
+    }
+}
+
+/// Real filter directives keep working.
+#[test]
+fn log_filter_directives_are_accepted() {
+    for value in ["DEBUG", "kinesis=debug,info", "debug,hyper=warn", "kinesis_http=trace", "warn"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut k = spawn(dir.path(), &[("KINESIS_LOG_LEVEL", value)]);
+        k.signal(libc::SIGTERM);
+        assert_eq!(k.wait().code(), Some(0), "KINESIS_LOG_LEVEL={value}: {}", k.stderr());
+    }
+}
