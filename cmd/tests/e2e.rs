@@ -243,6 +243,57 @@ fn help_and_version() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// The signal handlers are in place before the HTTP port accepts: a SIGINT
+/// sent the instant the first connection is accepted is a clean shutdown
+/// (exit 0), never the default action of the signal (killed by SIGINT).
+#[test]
+fn sigint_the_instant_the_port_accepts_is_a_clean_shutdown() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    // The default store, file://./kinesis-data, in a temporary directory.
+    let dir = tempfile::tempdir().unwrap();
+    for run in 0..20 {
+        let addr = common::free_addr();
+        let stderr_path = dir.path().join(format!("stderr-{run}.log"));
+        let mut child = command(dir.path())
+            .env("KINESIS_HTTP_ADDR", &addr)
+            .env("KINESIS_LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        // No delay between attempts: the signal goes out as close to the
+        // moment the port opens as this process can manage.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "run {run}: never listened on {addr}: {}", log());
+            assert!(child.try_wait().unwrap().is_none(), "run {run}: exited early: {}", log());
+            std::thread::yield_now();
+        }
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::INT,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "run {run}: did not exit: {}", log());
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(
+            (status.code(), status.signal()),
+            (Some(0), None),
+            "run {run}: SIGINT right after the port opened must exit 0: {}",
+            log()
+        );
+    }
+}
+
 /// A bare word that is not a level would be taken by `EnvFilter` as a target
 /// name and silence every log line; it is refused at start instead.
 #[test]
