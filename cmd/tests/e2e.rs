@@ -116,20 +116,32 @@ fn sigint_and_sigterm_stop_components_in_reverse_order_and_exit_zero() {
     }
 }
 
+/// Sends `GET /root/counter/sleep?ms=…` from a thread and returns once the
+/// request is in its handler (the binary logs `sleep started`, at debug).
 fn in_flight_sleep(k: &Kinesis, ms: u64) -> std::thread::JoinHandle<Option<u16>> {
+    let seen = k.stderr().matches("sleep started").count();
     let url = k.url(&format!("/root/counter/sleep?ms={ms}"));
     let h = std::thread::spawn(move || client().get(url).send().ok().map(|r| r.status().as_u16()));
-    std::thread::sleep(Duration::from_millis(300));
+    k.wait_for_log("sleep started", seen);
     h
+}
+
+/// `spawn` with the debug log of the demo on (for [`in_flight_sleep`]).
+fn spawn_logging_sleeps(dir: &Path, envs: &[(&str, &str)]) -> Kinesis {
+    let mut all = vec![("KINESIS_LOG_LEVEL", "info,kinesis_cmd::demo=debug")];
+    all.extend_from_slice(envs);
+    spawn(dir, &all)
 }
 
 #[test]
 fn a_second_sigint_exits_at_once_with_130() {
     let dir = tempfile::tempdir().unwrap();
-    let mut k = spawn(dir.path(), &[]);
+    let mut k = spawn_logging_sleeps(dir.path(), &[]);
     let _slow = in_flight_sleep(&k, 20_000);
     k.signal(libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(300));
+    // The first signal was taken: the runtime is shutting down (and waits
+    // for the sleeping request).
+    k.wait_for_log("shutting down", 0);
     k.signal(libc::SIGINT);
     let started = Instant::now();
     assert_eq!(k.wait().code(), Some(130), "{}", k.stderr());
@@ -139,11 +151,17 @@ fn a_second_sigint_exits_at_once_with_130() {
 #[test]
 fn in_flight_requests_finish_before_exit() {
     let dir = tempfile::tempdir().unwrap();
-    let mut k = spawn(dir.path(), &[]);
+    let mut k = spawn_logging_sleeps(dir.path(), &[]);
     let slow = in_flight_sleep(&k, 1_000);
     k.signal(libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(std::net::TcpStream::connect(&k.addr).is_err(), "new connections are refused");
+    // New connections are refused soon after the signal, while the request
+    // in flight is still being served.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(&k.addr).is_ok() {
+        assert!(Instant::now() < deadline, "new connections are still accepted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!slow.is_finished(), "the request ended before new connections were refused");
     assert_eq!(slow.join().unwrap(), Some(200), "the in-flight request completed");
     assert_eq!(k.wait().code(), Some(0), "{}", k.stderr());
 }
@@ -151,7 +169,7 @@ fn in_flight_requests_finish_before_exit() {
 #[test]
 fn a_shutdown_past_the_deadline_exits_1_and_names_what_did_not_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let mut k = spawn(dir.path(), &[("KINESIS_SHUTDOWN_TIMEOUT", "1s")]);
+    let mut k = spawn_logging_sleeps(dir.path(), &[("KINESIS_SHUTDOWN_TIMEOUT", "1s")]);
     let _slow = in_flight_sleep(&k, 20_000);
     k.signal(libc::SIGINT);
     assert_eq!(k.wait().code(), Some(1), "{}", k.stderr());

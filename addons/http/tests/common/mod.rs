@@ -3,6 +3,7 @@
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kinesis::{Component, Config, Context, Error, Handle, Result, Runtime};
@@ -10,6 +11,7 @@ use kinesis_http::{HttpConfig, HttpOptions, HttpServer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
 
 /// A counter whose hooks can be slowed down and whose methods succeed, fail
 /// with every error kind, panic and sleep.
@@ -22,6 +24,11 @@ pub struct Counter {
     pub stop_delay_ms: u64,
     #[serde(default)]
     pub blob: String,
+    /// Notified when `wait` or `slow_increment` begins (a permit is kept
+    /// until someone waits), so a test knows a request is in its handler.
+    /// Shared by the clones (snapshots); not part of the state.
+    #[serde(skip)]
+    pub entered: Arc<Notify>,
 }
 
 impl Component for Counter {
@@ -57,12 +64,14 @@ impl Counter {
 
     /// Sleeps `ms` on the latest snapshot, outside the mailbox.
     pub async fn wait(&self, ms: u64) -> u64 {
+        self.entered.notify_one();
         tokio::time::sleep(Duration::from_millis(ms)).await;
         ms
     }
 
     /// Sleeps `ms` inside the mailbox, then adds one.
     pub async fn slow_increment(&mut self, ms: u64) -> u64 {
+        self.entered.notify_one();
         tokio::time::sleep(Duration::from_millis(ms)).await;
         self.count += 1;
         self.count
@@ -188,6 +197,15 @@ impl Server {
         assert_eq!(r.status(), 200);
         header(&r, "etag")
     }
+}
+
+/// Waits until a request is in the handler of `counter` (see
+/// [`Counter::entered`]); fails after 10 s.
+pub async fn in_handler(counter: &Handle<Counter>) {
+    let entered = counter.snapshot().state.entered.clone();
+    tokio::time::timeout(Duration::from_secs(10), entered.notified())
+        .await
+        .expect("the request reached the handler within 10 s");
 }
 
 pub fn header(r: &reqwest::Response, name: &str) -> String {
