@@ -89,6 +89,10 @@
 //! let store = registry.open("sqlite://data/kinesis.db").await?;
 //! # Ok(()) }
 //! ```
+//!
+//! [`StoreError::Conflict`]: kinesis::persist::StoreError::Conflict
+//! [`StoreError::Backend`]: kinesis::persist::StoreError::Backend
+//! [`StoreError::InvalidKey`]: kinesis::persist::StoreError::InvalidKey
 
 // Built without any back-end feature the crate still compiles (every URL is
 // then a configuration error), leaving the shared parts unused.
@@ -106,7 +110,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use kinesis::persist::{Record, SharedStore, Store, StoreError, StoreRegistry, StoreResult};
+#[cfg(feature = "sqlite")]
+use kinesis::persist::StoreError;
+use kinesis::persist::{Record, SharedStore, Store, StoreRegistry, StoreResult};
 use kinesis::{Error, Result};
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -167,12 +173,12 @@ impl SqlConfig {
 
 /// How long an operation waits for a pooled connection (which includes
 /// connecting, and retrying while the server refuses connections) before it
-/// fails with [`StoreError::Backend`].
+/// fails with [`StoreError::Backend`](kinesis::persist::StoreError::Backend).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long one database call may take before the operation fails with
-/// [`StoreError::Backend`]. Bounds the wait on a server that stopped
-/// answering without closing the connection.
+/// [`StoreError::Backend`](kinesis::persist::StoreError::Backend). Bounds the
+/// wait on a server that stopped answering without closing the connection.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long an SQLite connection waits for another writer's lock.
@@ -265,7 +271,7 @@ impl SqlStore {
 
     /// Closes every connection, waiting for the ones in use to be returned.
     /// Operations afterwards fail with
-    /// [`StoreError::Backend`].
+    /// [`StoreError::Backend`](kinesis::persist::StoreError::Backend).
     pub async fn close(&self) {
         dispatch!(self.inner, ops => ops.pool.close().await)
     }
