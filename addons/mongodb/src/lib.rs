@@ -99,7 +99,7 @@ pub const POOL_SIZE_ENV: &str = "KINESIS_DB_POOL_SIZE";
 /// too, with the same range.
 pub const VARIABLES: &[(&str, &str)] = &[(
     POOL_SIZE_ENV,
-    "connections per pool, 1-10000 (default: the URL's maxPoolSize, else the driver's)",
+    "MongoDB connections per pool, 1-10000 (default: the URL's maxPoolSize, else the driver's)",
 )];
 
 /// How long choosing a server may take (which includes connecting) before a
