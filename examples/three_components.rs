@@ -132,7 +132,11 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    config.init_tracing();
+    // The `kinesis` binary validates KINESIS_LOG_LEVEL/KINESIS_LOG_FORMAT
+    // (`kinesis_cmd::logging`); an example takes the filter as it is.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KINESIS_LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     match run(config).await {
         Ok(code) => std::process::ExitCode::from(code),
         Err(e) => {

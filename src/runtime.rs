@@ -1,6 +1,13 @@
 //! [`Runtime`]: the root container, the add-ons, and clean shutdown on
 //! SIGINT/SIGTERM.
 //!
+//! The signal handlers are installed by [`RuntimeBuilder::start`], before the
+//! store is opened and before any add-on listens: from then on SIGINT and
+//! SIGTERM no longer end the process by themselves, they are kept for
+//! [`Runtime::run_until_signal`]. A signal that arrives before
+//! `run_until_signal` is called (while the application is still adding its
+//! components, say) is not lost: `run_until_signal` then shuts down at once.
+//!
 //! On the first signal the runtime stops the add-ons (newest first), then the
 //! root container (its children newest first, depth first), all under
 //! `KINESIS_SHUTDOWN_TIMEOUT`. A component finishes the message it is
@@ -15,12 +22,15 @@ use crate::persist::{Cipher, Persistence, StoreRegistry};
 use crate::{Config, Container, Error, Result};
 
 /// Owns the root container (`/root`), the add-ons container (`/addons`, not
-/// exposed over HTTP) and the configuration.
+/// exposed over HTTP), the configuration and the SIGINT/SIGTERM handlers.
 #[derive(Debug, Clone)]
 pub struct Runtime {
     root: Container,
     addons: Container,
     config: Config,
+    /// Installed at start; shared by the clones, taken by
+    /// [`Runtime::run_until_signal`] (one waiter at a time).
+    signals: Arc<tokio::sync::Mutex<Signals>>,
 }
 
 /// How a shutdown went.
@@ -67,8 +77,14 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Opens the store, starts the containers and installs signal handling.
+    /// Installs signal handling (first, so that a signal is never missed
+    /// once anything listens; see the [module docs](self)), opens the store
+    /// and starts the containers.
+    ///
+    /// Errors: [`Error::Config`] when the signal handlers cannot be
+    /// installed, or for the store and its keys.
     pub async fn start(self) -> Result<Runtime> {
+        let signals = Arc::new(tokio::sync::Mutex::new(Signals::new()?));
         let RuntimeBuilder { config, stores, default_connection, default_key_file } = self;
         let (url, is_default) = match (&config.db_connection, &default_connection) {
             (Some(u), _) => (Some(u.clone()), false),
@@ -109,7 +125,7 @@ impl RuntimeBuilder {
         addons_root(&addons, persistence);
         crate::cell::spawn_component("addons", "/addons".into(), addons.clone(), None, None)
             .await?;
-        Ok(Runtime { root, addons, config })
+        Ok(Runtime { root, addons, config, signals })
     }
 }
 
@@ -174,10 +190,16 @@ impl Runtime {
         }
     }
 
-    /// Waits for SIGINT or SIGTERM, then shuts down. A second signal while
-    /// shutting down exits the process at once with code 130.
+    /// Waits for SIGINT or SIGTERM, then shuts down. A signal that arrived
+    /// since [`RuntimeBuilder::start`] counts, so this returns at once after
+    /// one. A second signal while shutting down exits the process at once
+    /// with code 130.
+    ///
+    /// Call it once per runtime: the clones share the handlers, and a second
+    /// call waits while the first holds them (for good once the first signal
+    /// came, as it then watches for the second).
     pub async fn run_until_signal(&self) -> Result<ShutdownReport> {
-        let mut signals = Signals::new()?;
+        let mut signals = Arc::clone(&self.signals).lock_owned().await;
         let which = signals.next().await;
         tracing::info!(signal = which, "shutting down");
         tokio::spawn(async move {
@@ -189,11 +211,19 @@ impl Runtime {
     }
 }
 
+/// The SIGINT and SIGTERM streams (ctrl-c elsewhere). Signals delivered after
+/// [`Signals::new`] are kept until [`Signals::next`] reads them.
 struct Signals {
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
+}
+
+impl std::fmt::Debug for Signals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Signals(SIGINT, SIGTERM)")
+    }
 }
 
 impl Signals {

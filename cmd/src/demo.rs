@@ -100,10 +100,12 @@ impl Counter {
 
     /// Waits `ms` milliseconds (at most a minute), then answers the count:
     /// simulates slow work. Read-only, so it does not hold up the mailbox.
+    /// Logs `sleep started` (debug) when it begins.
     pub async fn sleep(&self, ms: u64) -> Result<u64> {
         if ms > 60_000 {
             return Err(Error::invalid("sleep at most 60000 ms"));
         }
+        tracing::debug!(ms, "sleep started");
         tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
         Ok(self.count)
     }

@@ -1,11 +1,14 @@
 //! `kinesis`: the runtime with the demo application and the add-ons built in
 //! by Cargo features. Configured only by environment variables; run
-//! `kinesis --help` for the list.
+//! `kinesis --help` for the list. Each crate reads and lists its own
+//! variables: the core (`kinesis::config`), the logging here
+//! (`kinesis_cmd::logging`) and each add-on built in.
 
 use std::process::ExitCode;
 
 use kinesis::persist::StoreRegistry;
 use kinesis::{Config, Error, Runtime};
+use kinesis_cmd::logging::LogConfig;
 
 /// The add-ons built into this binary, by Cargo feature.
 const ADDONS: &[(&str, bool)] = &[
@@ -21,6 +24,61 @@ fn built_in() -> Vec<&'static str> {
     ADDONS.iter().filter(|(_, on)| *on).map(|(name, _)| *name).collect()
 }
 
+/// Every variable this binary reads, from the tables of the crates that own
+/// them (the add-ons' only when built in). A variable that two add-ons read
+/// is listed once, with both descriptions.
+fn variables() -> Vec<(&'static str, String)> {
+    #[allow(unused_mut)]
+    let mut tables: Vec<&[(&'static str, &'static str)]> =
+        vec![kinesis_cmd::logging::VARIABLES, kinesis::config::VARIABLES];
+    #[cfg(feature = "http")]
+    tables.push(kinesis_http::VARIABLES);
+    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+    tables.push(kinesis_sql::VARIABLES);
+    #[cfg(feature = "mongodb")]
+    tables.push(kinesis_mongodb::VARIABLES);
+    let mut out: Vec<(&'static str, String)> = Vec::new();
+    for &(name, what) in tables.into_iter().flatten() {
+        match out.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, text)) if text != what => {
+                text.push_str("; ");
+                text.push_str(what);
+            }
+            Some(_) => {}
+            None => out.push((name, what.to_owned())),
+        }
+    }
+    out
+}
+
+/// The validated settings: every variable of the binary is checked before
+/// anything starts.
+struct Settings {
+    core: Config,
+    log: LogConfig,
+    #[cfg(feature = "http")]
+    http: kinesis_http::HttpConfig,
+}
+
+impl Settings {
+    fn from_env() -> kinesis::Result<Settings> {
+        let log = LogConfig::from_env()?;
+        let core = Config::from_env()?;
+        #[cfg(feature = "http")]
+        let http = kinesis_http::HttpConfig::from_env()?;
+        // Checked now so that a bad value stops the program at start; the
+        // SQL store reads it again when it opens a pool.
+        #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+        kinesis_sql::SqlConfig::from_env()?;
+        Ok(Settings {
+            core,
+            log,
+            #[cfg(feature = "http")]
+            http,
+        })
+    }
+}
+
 fn help() -> String {
     let mut out = format!(
         "kinesis {}: event-driven components with lifecycle, ETags and persistence\n\n\
@@ -28,7 +86,7 @@ fn help() -> String {
          Configuration comes only from the environment:\n",
         env!("CARGO_PKG_VERSION")
     );
-    for (name, what) in kinesis::config::VARIABLES {
+    for (name, what) in variables() {
         out.push_str(&format!("  {name:<34} {what}\n"));
     }
     let built = built_in();
@@ -58,14 +116,14 @@ fn main() -> ExitCode {
             }
         };
     }
-    let config = match Config::from_env() {
-        Ok(c) => c,
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("kinesis: {e}");
             return ExitCode::from(2);
         }
     };
-    config.init_tracing();
+    settings.log.init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -73,14 +131,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let code = runtime.block_on(run(config));
+    let code = runtime.block_on(run(settings));
     // Components' tasks were stopped; do not wait for stray blocking work.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     code
 }
 
-async fn run(config: Config) -> ExitCode {
-    match start_and_serve(config).await {
+async fn run(settings: Settings) -> ExitCode {
+    match start_and_serve(settings).await {
         Ok(code) => code,
         Err(e @ Error::Config(_)) => {
             tracing::error!("{e}");
@@ -107,7 +165,8 @@ fn stores() -> StoreRegistry {
     stores
 }
 
-async fn start_and_serve(config: Config) -> kinesis::Result<ExitCode> {
+async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
+    let config = settings.core;
     #[allow(unused_mut)]
     let mut builder = Runtime::builder(config.clone()).stores(stores());
     #[cfg(feature = "filedb")]
@@ -130,11 +189,14 @@ async fn start_and_serve(config: Config) -> kinesis::Result<ExitCode> {
     }
     #[cfg(feature = "http")]
     {
-        if let Err(e) = kinesis_http::serve(&runtime).await {
-            let _ = runtime.shutdown().await;
-            return Err(e);
-        }
-        tracing::info!(addr = %config.http_addr, "HTTP add-on listening; try: curl http://{}/root/kinesis", config.http_addr);
+        let addr = match kinesis_http::serve(&runtime, &settings.http).await {
+            Ok(http) => http.snapshot().state.local_addr().unwrap_or(settings.http.addr),
+            Err(e) => {
+                let _ = runtime.shutdown().await;
+                return Err(e);
+            }
+        };
+        tracing::info!(%addr, "HTTP add-on listening; try: curl http://{addr}/root/kinesis");
     }
     let built = built_in();
     tracing::info!(

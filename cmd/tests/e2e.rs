@@ -116,20 +116,32 @@ fn sigint_and_sigterm_stop_components_in_reverse_order_and_exit_zero() {
     }
 }
 
+/// Sends `GET /root/counter/sleep?ms=…` from a thread and returns once the
+/// request is in its handler (the binary logs `sleep started`, at debug).
 fn in_flight_sleep(k: &Kinesis, ms: u64) -> std::thread::JoinHandle<Option<u16>> {
+    let seen = k.stderr().matches("sleep started").count();
     let url = k.url(&format!("/root/counter/sleep?ms={ms}"));
     let h = std::thread::spawn(move || client().get(url).send().ok().map(|r| r.status().as_u16()));
-    std::thread::sleep(Duration::from_millis(300));
+    k.wait_for_log("sleep started", seen);
     h
+}
+
+/// `spawn` with the debug log of the demo on (for [`in_flight_sleep`]).
+fn spawn_logging_sleeps(dir: &Path, envs: &[(&str, &str)]) -> Kinesis {
+    let mut all = vec![("KINESIS_LOG_LEVEL", "info,kinesis_cmd::demo=debug")];
+    all.extend_from_slice(envs);
+    spawn(dir, &all)
 }
 
 #[test]
 fn a_second_sigint_exits_at_once_with_130() {
     let dir = tempfile::tempdir().unwrap();
-    let mut k = spawn(dir.path(), &[]);
+    let mut k = spawn_logging_sleeps(dir.path(), &[]);
     let _slow = in_flight_sleep(&k, 20_000);
     k.signal(libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(300));
+    // The first signal was taken: the runtime is shutting down (and waits
+    // for the sleeping request).
+    k.wait_for_log("shutting down", 0);
     k.signal(libc::SIGINT);
     let started = Instant::now();
     assert_eq!(k.wait().code(), Some(130), "{}", k.stderr());
@@ -139,11 +151,17 @@ fn a_second_sigint_exits_at_once_with_130() {
 #[test]
 fn in_flight_requests_finish_before_exit() {
     let dir = tempfile::tempdir().unwrap();
-    let mut k = spawn(dir.path(), &[]);
+    let mut k = spawn_logging_sleeps(dir.path(), &[]);
     let slow = in_flight_sleep(&k, 1_000);
     k.signal(libc::SIGINT);
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(std::net::TcpStream::connect(&k.addr).is_err(), "new connections are refused");
+    // New connections are refused soon after the signal, while the request
+    // in flight is still being served.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::net::TcpStream::connect(&k.addr).is_ok() {
+        assert!(Instant::now() < deadline, "new connections are still accepted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!slow.is_finished(), "the request ended before new connections were refused");
     assert_eq!(slow.join().unwrap(), Some(200), "the in-flight request completed");
     assert_eq!(k.wait().code(), Some(0), "{}", k.stderr());
 }
@@ -151,7 +169,7 @@ fn in_flight_requests_finish_before_exit() {
 #[test]
 fn a_shutdown_past_the_deadline_exits_1_and_names_what_did_not_stop() {
     let dir = tempfile::tempdir().unwrap();
-    let mut k = spawn(dir.path(), &[("KINESIS_SHUTDOWN_TIMEOUT", "1s")]);
+    let mut k = spawn_logging_sleeps(dir.path(), &[("KINESIS_SHUTDOWN_TIMEOUT", "1s")]);
     let _slow = in_flight_sleep(&k, 20_000);
     k.signal(libc::SIGINT);
     assert_eq!(k.wait().code(), Some(1), "{}", k.stderr());
@@ -218,13 +236,127 @@ fn help_and_version() {
     let out = command(Path::new(".")).arg("--help").output().unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    for needle in
-        ["KINESIS_HTTP_ADDR", "KINESIS_DB_CONNECTION", "Add-ons built in:", "http", "filedb"]
-    {
+    for needle in ["Add-ons built in:", "http", "filedb"] {
         assert!(help.contains(needle), "{needle}: {help}");
+    }
+    // Every variable, from the crate that owns it, each listed once.
+    let sql = cfg!(any(feature = "sqlite", feature = "postgres", feature = "mysql"));
+    for (name, listed) in [
+        ("KINESIS_LOG_LEVEL", true),
+        ("KINESIS_LOG_FORMAT", true),
+        ("KINESIS_HTTP_ADDR", true),
+        ("KINESIS_HTTP_BODY_LIMIT", true),
+        ("KINESIS_DB_CONNECTION", true),
+        ("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY", true),
+        ("KINESIS_DB_PREVIOUS_ENCRYPT_KEYS", true),
+        ("KINESIS_SHUTDOWN_TIMEOUT", true),
+        ("KINESIS_DB_POOL_SIZE", sql || cfg!(feature = "mongodb")),
+    ] {
+        let times = help.lines().filter(|l| l.trim_start().starts_with(name)).count();
+        assert_eq!(times, usize::from(listed), "{name}: {help}");
     }
     let out = command(Path::new(".")).arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("kinesis "));
     let out = command(Path::new(".")).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The signal handlers are in place before the HTTP port accepts: a SIGINT
+/// sent the instant the first connection is accepted is a clean shutdown
+/// (exit 0), never the default action of the signal (killed by SIGINT).
+#[test]
+fn sigint_the_instant_the_port_accepts_is_a_clean_shutdown() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+
+    // The default store, file://./kinesis-data, in a temporary directory.
+    let dir = tempfile::tempdir().unwrap();
+    for run in 0..20 {
+        let addr = common::free_addr();
+        let stderr_path = dir.path().join(format!("stderr-{run}.log"));
+        let mut child = command(dir.path())
+            .env("KINESIS_HTTP_ADDR", &addr)
+            .env("KINESIS_LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        let log = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+        // No delay between attempts: the signal goes out as close to the
+        // moment the port opens as this process can manage.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "run {run}: never listened on {addr}: {}", log());
+            assert!(child.try_wait().unwrap().is_none(), "run {run}: exited early: {}", log());
+            std::thread::yield_now();
+        }
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::INT,
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "run {run}: did not exit: {}", log());
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(
+            (status.code(), status.signal()),
+            (Some(0), None),
+            "run {run}: SIGINT right after the port opened must exit 0: {}",
+            log()
+        );
+    }
+}
+
+/// A bare word that is not a level would be taken by `EnvFilter` as a target
+/// name and silence every log line; it is refused at start instead.
+#[test]
+fn a_log_level_that_is_not_a_level_exits_2_listing_the_levels() {
+    use std::process::Stdio;
+
+    for value in ["inof", "loud", "kinesis"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = command(dir.path())
+            .env("KINESIS_HTTP_ADDR", common::free_addr())
+            .env("KINESIS_LOG_LEVEL", value)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("KINESIS_LOG_LEVEL={value}: still running after 20 s instead of exiting 2");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert_eq!(status.code(), Some(2), "KINESIS_LOG_LEVEL={value}: {stderr}");
+        assert!(stderr.contains("KINESIS_LOG_LEVEL"), "{value}: {stderr}");
+        assert!(stderr.contains(&format!("`{value}`")), "names the value: {stderr}");
+        for level in ["off", "error", "warn", "info", "debug", "trace"] {
+            assert!(stderr.contains(level), "{value}: lists `{level}`: {stderr}");
+        }
+    }
+}
+
+/// Real filter directives keep working.
+#[test]
+fn log_filter_directives_are_accepted() {
+    for value in ["DEBUG", "kinesis=debug,info", "debug,hyper=warn", "kinesis_http=trace", "warn"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut k = spawn(dir.path(), &[("KINESIS_LOG_LEVEL", value)]);
+        k.signal(libc::SIGTERM);
+        assert_eq!(k.wait().code(), Some(0), "KINESIS_LOG_LEVEL={value}: {}", k.stderr());
+    }
 }

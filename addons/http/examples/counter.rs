@@ -4,6 +4,7 @@
 //! stops cleanly on SIGINT or SIGTERM.
 
 use kinesis::{Component, Config, Runtime};
+use kinesis_http::HttpConfig;
 use serde::{Deserialize, Serialize};
 
 /// Counts.
@@ -30,17 +31,21 @@ impl Counter {
 
 #[tokio::main]
 async fn main() {
-    let config = match Config::from_env() {
-        Ok(config) => config,
+    let (config, http) = match Config::from_env().and_then(|c| Ok((c, HttpConfig::from_env()?))) {
+        Ok(both) => both,
         Err(e) => {
             eprintln!("{e}");
             std::process::exit(2);
         }
     };
-    config.init_tracing();
+    // The `kinesis` binary validates KINESIS_LOG_LEVEL/KINESIS_LOG_FORMAT
+    // (`kinesis_cmd::logging`); an example takes the filter as it is.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KINESIS_LOG_LEVEL")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let runtime = Runtime::builder(config).start().await.expect("the runtime starts");
     runtime.root().add("counter", Counter::default()).await.expect("the counter starts");
-    if let Err(e) = kinesis_http::serve(&runtime).await {
+    if let Err(e) = kinesis_http::serve(&runtime, &http).await {
         eprintln!("{e}");
         std::process::exit(2);
     }

@@ -1,7 +1,8 @@
 //! HTTP add-on of kinesis: every component as a REST resource.
 //!
 //! [`serve`] adds an [`HttpServer`] to the runtime's add-ons container. It
-//! listens on `KINESIS_HTTP_ADDR` (default `127.0.0.1:8080`) and serves the
+//! listens on `KINESIS_HTTP_ADDR` (default `127.0.0.1:8080`; the add-on's
+//! variables are read by [`HttpConfig`] and listed in [`VARIABLES`]) and serves the
 //! components under `/root` as they are *now*: routes are resolved per
 //! request against the live tree, so a component's routes appear when it
 //! reaches `Started` and disappear when it stops. Components whose
@@ -124,7 +125,7 @@
 //! ```no_run
 //! # async fn run() -> kinesis::Result<()> {
 //! let runtime = kinesis::Runtime::builder(kinesis::Config::from_env()?).start().await?;
-//! kinesis_http::serve(&runtime).await?;
+//! kinesis_http::serve(&runtime, &kinesis_http::HttpConfig::from_env()?).await?;
 //! let report = runtime.run_until_signal().await?; // stops the server first, draining requests
 //! std::process::exit(report.exit_code());
 //! # }
@@ -133,6 +134,7 @@
 mod app;
 mod body;
 mod conditional;
+mod config;
 mod problem;
 mod resolve;
 mod routes;
@@ -140,6 +142,7 @@ mod server;
 mod sse;
 mod trace;
 
+pub use config::{HttpConfig, VARIABLES};
 pub use problem::status_of;
 pub use server::{serve, HttpOptions, HttpServer};
 pub use trace::TRACE_ID_HEADER;

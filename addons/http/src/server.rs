@@ -17,10 +17,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::ServiceExt;
-use kinesis::{Component, Config, Container, Context, Error, Handle, Result, Runtime};
+use kinesis::{Component, Container, Context, Error, Handle, Result, Runtime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
+
+use crate::HttpConfig;
 
 /// How an [`HttpServer`] listens and limits requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,9 +44,10 @@ pub struct HttpOptions {
 impl Default for HttpOptions {
     /// `127.0.0.1:8080`, 1 MiB, 30 s request timeout, 10 s drain, 15 s keep-alive.
     fn default() -> Self {
+        let HttpConfig { addr, body_limit } = HttpConfig::default();
         HttpOptions {
-            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            body_limit: 1024 * 1024,
+            addr,
+            body_limit,
             request_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(15),
@@ -57,17 +60,13 @@ impl HttpOptions {
     /// (`KINESIS_HTTP_BODY_LIMIT`) of `config`.
     ///
     /// ```
-    /// let config = kinesis::Config::default();
+    /// let config = kinesis_http::HttpConfig::default();
     /// let options = kinesis_http::HttpOptions::from_config(&config);
-    /// assert_eq!(options.addr, config.http_addr);
+    /// assert_eq!(options.addr, config.addr);
     /// assert_eq!(options.body_limit, 1024 * 1024);
     /// ```
-    pub fn from_config(config: &Config) -> Self {
-        HttpOptions {
-            addr: config.http_addr,
-            body_limit: config.http_body_limit,
-            ..HttpOptions::default()
-        }
+    pub fn from_config(config: &HttpConfig) -> Self {
+        HttpOptions { addr: config.addr, body_limit: config.body_limit, ..HttpOptions::default() }
     }
 }
 
@@ -183,20 +182,22 @@ impl Component for HttpServer {
 
 /// Starts the HTTP add-on for `runtime`: an [`HttpServer`] named `http` in
 /// the add-ons container (`/addons/http`, stopped before the application's
-/// components), serving the root container on `KINESIS_HTTP_ADDR` with the
-/// body limit `KINESIS_HTTP_BODY_LIMIT`.
+/// components), serving the root container on `config.addr`
+/// (`KINESIS_HTTP_ADDR`) with the body limit `config.body_limit`
+/// (`KINESIS_HTTP_BODY_LIMIT`) and the other [`HttpOptions`] at their
+/// defaults. For other options add an [`HttpServer`] yourself.
 ///
 /// Fails with [`Error::Config`] when the address cannot be listened on.
 ///
 /// ```no_run
 /// # async fn run() -> kinesis::Result<()> {
 /// let runtime = kinesis::Runtime::builder(kinesis::Config::from_env()?).start().await?;
-/// let http = kinesis_http::serve(&runtime).await?;
+/// let http = kinesis_http::serve(&runtime, &kinesis_http::HttpConfig::from_env()?).await?;
 /// println!("listening on {:?}", http.snapshot().state.local_addr());
 /// runtime.run_until_signal().await?;
 /// # Ok(()) }
 /// ```
-pub async fn serve(runtime: &Runtime) -> Result<Handle<HttpServer>> {
-    let options = HttpOptions::from_config(runtime.config());
+pub async fn serve(runtime: &Runtime, config: &HttpConfig) -> Result<Handle<HttpServer>> {
+    let options = HttpOptions::from_config(config);
     runtime.addons().add("http", HttpServer::new(runtime.root().clone(), options)).await
 }

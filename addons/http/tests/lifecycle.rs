@@ -7,9 +7,9 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{options, options_with, problem, serve, serve_with, Counter};
+use common::{in_handler, options, options_with, problem, serve, serve_with, Counter};
 use kinesis::{Config, Error, Runtime, Stage};
-use kinesis_http::{HttpOptions, HttpServer};
+use kinesis_http::{HttpConfig, HttpOptions, HttpServer};
 use serde_json::{json, Value};
 
 #[tokio::test]
@@ -110,9 +110,9 @@ async fn a_port_in_use_fails_the_start_with_a_config_error() {
 async fn an_address_not_on_this_machine_fails_through_serve() {
     // 192.0.2.1 is TEST-NET-1: never a local address.
     let config =
-        Config { http_addr: SocketAddr::from(([192, 0, 2, 1], 8080)), ..Config::default() };
-    let runtime = Runtime::builder(config).start().await.unwrap();
-    let err = kinesis_http::serve(&runtime).await.unwrap_err();
+        HttpConfig { addr: SocketAddr::from(([192, 0, 2, 1], 8080)), ..HttpConfig::default() };
+    let runtime = Runtime::builder(Config::default()).start().await.unwrap();
+    let err = kinesis_http::serve(&runtime, &config).await.unwrap_err();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     let msg = err.to_string();
     assert!(msg.contains("KINESIS_HTTP_ADDR=192.0.2.1:8080"), "{msg}");
@@ -122,12 +122,12 @@ async fn an_address_not_on_this_machine_fails_through_serve() {
 #[tokio::test]
 async fn stop_drains_requests_in_flight_and_refuses_new_connections() {
     let s = serve_with(options_with(|o| o.drain_timeout = Duration::from_secs(10))).await;
-    s.counter("counter").await;
+    let counter = s.counter("counter").await;
     let slow = tokio::spawn({
         let (client, url) = (s.client.clone(), s.url("/root/counter/slow_increment"));
         async move { client.post(url).json(&json!({"ms": 1500})).send().await }
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    in_handler(&counter).await;
 
     let started = Instant::now();
     let stop = tokio::spawn({
@@ -166,7 +166,7 @@ async fn runtime_shutdown_stops_the_server_first_and_reports_clean() {
         let (client, url) = (s.client.clone(), s.url("/root/counter/slow_increment"));
         async move { client.post(url).json(&json!({"ms": 500})).send().await }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    in_handler(&counter).await;
     let report = s.runtime.shutdown().await;
     assert!(report.clean, "{report:?}");
     assert_eq!(report.exit_code(), 0);
@@ -179,12 +179,12 @@ async fn runtime_shutdown_stops_the_server_first_and_reports_clean() {
 #[tokio::test]
 async fn drain_is_bounded_by_the_drain_timeout() {
     let s = serve_with(options_with(|o| o.drain_timeout = Duration::from_millis(300))).await;
-    s.counter("counter").await;
+    let counter = s.counter("counter").await;
     let slow = tokio::spawn({
         let (client, url) = (s.client.clone(), s.url("/root/counter/wait?ms=5000"));
         async move { client.get(url).send().await }
     });
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    in_handler(&counter).await;
     let started = Instant::now();
     s.http.shutdown().await.unwrap();
     let took = started.elapsed();

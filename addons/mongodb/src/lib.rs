@@ -94,6 +94,14 @@ pub const DEFAULT_COLLECTION: &str = "components";
 /// has no `maxPoolSize`.
 pub const POOL_SIZE_ENV: &str = "KINESIS_DB_POOL_SIZE";
 
+/// The variables the MongoDB store reads, with what each accepts (for
+/// `kinesis --help`). [`POOL_SIZE_ENV`] is the variable the SQL stores read
+/// too, with the same range.
+pub const VARIABLES: &[(&str, &str)] = &[(
+    POOL_SIZE_ENV,
+    "MongoDB connections per pool, 1-10000 (default: the URL's maxPoolSize, else the driver's)",
+)];
+
 /// How long choosing a server may take (which includes connecting) before a
 /// call fails, unless the URL sets `serverSelectionTimeoutMS`.
 pub const SERVER_SELECTION_TIMEOUT: Duration = Duration::from_secs(5);

@@ -55,8 +55,17 @@
 //!
 //! Driver parameters (`sslmode`, `application_name`…) pass through to sqlx.
 //! The pool size is the URL's `pool_size` parameter, else
-//! [`POOL_SIZE_ENV`], else [`DEFAULT_POOL_SIZE`]; a value that is not a whole
-//! number from 1 to 10000 is a [`kinesis::Error::Config`] naming its source.
+//! [`POOL_SIZE_ENV`] (read by [`SqlConfig`], the one place that parses it),
+//! else [`DEFAULT_POOL_SIZE`]; a value that is not a whole number from 1 to
+//! 10000 is a [`kinesis::Error::Config`] naming its source.
+//!
+//! # Environment
+//!
+//! | variable | accepts | default |
+//! | --- | --- | --- |
+//! | `KINESIS_DB_POOL_SIZE` | connections per pool, 1–10000; the URL's `pool_size` wins | 10 |
+//!
+//! [`VARIABLES`] lists it for `kinesis --help`.
 //!
 //! # Limits
 //!
@@ -80,6 +89,10 @@
 //! let store = registry.open("sqlite://data/kinesis.db").await?;
 //! # Ok(()) }
 //! ```
+//!
+//! [`StoreError::Conflict`]: kinesis::persist::StoreError::Conflict
+//! [`StoreError::Backend`]: kinesis::persist::StoreError::Backend
+//! [`StoreError::InvalidKey`]: kinesis::persist::StoreError::InvalidKey
 
 // Built without any back-end feature the crate still compiles (every URL is
 // then a configuration error), leaving the shared parts unused.
@@ -97,7 +110,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use kinesis::persist::{Record, SharedStore, Store, StoreError, StoreRegistry, StoreResult};
+#[cfg(feature = "sqlite")]
+use kinesis::persist::StoreError;
+use kinesis::persist::{Record, SharedStore, Store, StoreRegistry, StoreResult};
 use kinesis::{Error, Result};
 
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -114,14 +129,56 @@ pub const POOL_SIZE_ENV: &str = "KINESIS_DB_POOL_SIZE";
 /// The pool size when neither the URL nor [`POOL_SIZE_ENV`] sets one.
 pub const DEFAULT_POOL_SIZE: u32 = 10;
 
+/// The variables the SQL stores read, with what each accepts (for
+/// `kinesis --help`).
+pub const VARIABLES: &[(&str, &str)] =
+    &[(POOL_SIZE_ENV, "SQL connections per pool, 1-10000 (default: the URL's pool_size, else 10)")];
+
+/// The SQL stores' settings from the environment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SqlConfig {
+    /// [`POOL_SIZE_ENV`], if set: the pool size for URLs without a
+    /// `pool_size` parameter.
+    pub pool_size: Option<u32>,
+}
+
+impl SqlConfig {
+    /// Reads and validates the process environment.
+    pub fn from_env() -> Result<SqlConfig> {
+        SqlConfig::from_lookup(kinesis::config::env_var)
+    }
+
+    /// Reads and validates variables from `lookup` (for tests); the shape of
+    /// [`kinesis::Config::from_lookup`]. A set but blank [`POOL_SIZE_ENV`]
+    /// is an error, as is any value that is not a whole number from 1 to 10000.
+    ///
+    /// ```
+    /// use kinesis::config::from_pairs;
+    /// use kinesis_sql::SqlConfig;
+    ///
+    /// let cfg = SqlConfig::from_lookup(from_pairs(&[("KINESIS_DB_POOL_SIZE", "4")])).unwrap();
+    /// assert_eq!(cfg.pool_size, Some(4));
+    /// assert_eq!(SqlConfig::from_lookup(from_pairs(&[])).unwrap().pool_size, None);
+    /// let err = SqlConfig::from_lookup(from_pairs(&[("KINESIS_DB_POOL_SIZE", "0")])).unwrap_err();
+    /// assert!(err.to_string().contains("KINESIS_DB_POOL_SIZE"));
+    /// ```
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<Result<String>>) -> Result<SqlConfig> {
+        let pool_size = match lookup(POOL_SIZE_ENV) {
+            None => None,
+            Some(value) => Some(url::parse_pool_size(&value?, POOL_SIZE_ENV)?),
+        };
+        Ok(SqlConfig { pool_size })
+    }
+}
+
 /// How long an operation waits for a pooled connection (which includes
 /// connecting, and retrying while the server refuses connections) before it
-/// fails with [`StoreError::Backend`].
+/// fails with [`StoreError::Backend`](kinesis::persist::StoreError::Backend).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long one database call may take before the operation fails with
-/// [`StoreError::Backend`]. Bounds the wait on a server that stopped
-/// answering without closing the connection.
+/// [`StoreError::Backend`](kinesis::persist::StoreError::Backend). Bounds the
+/// wait on a server that stopped answering without closing the connection.
 pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long an SQLite connection waits for another writer's lock.
@@ -189,20 +246,18 @@ impl SqlStore {
     /// Connects to the database `url` names, checks it can be reached (the
     /// error says why not, at once), and creates the table if it is missing.
     ///
+    /// The pool size is the URL's `pool_size`, else [`SqlConfig::from_env`],
+    /// else [`DEFAULT_POOL_SIZE`].
+    ///
     /// Errors: [`Error::Config`] for a URL this build cannot open or a bad
     /// pool size; [`Error::Store`] when the database cannot be reached or the
     /// table cannot be created or has other columns.
     pub async fn connect(url: &str) -> Result<SqlStore> {
         let url = ConnUrl::parse(url)?;
+        // The URL's value wins, so the variable is read only without one.
         let pool_size = match url.pool_size {
             Some(n) => n,
-            None => match std::env::var(POOL_SIZE_ENV) {
-                Ok(v) => url::parse_pool_size(&v, POOL_SIZE_ENV)?,
-                Err(std::env::VarError::NotPresent) => DEFAULT_POOL_SIZE,
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    return Err(Error::Config(format!("{POOL_SIZE_ENV} is not valid UTF-8")))
-                }
-            },
+            None => SqlConfig::from_env()?.pool_size.unwrap_or(DEFAULT_POOL_SIZE),
         };
         let display = url.display.clone();
         let inner = open_inner(url, pool_size).await?;
@@ -216,7 +271,7 @@ impl SqlStore {
 
     /// Closes every connection, waiting for the ones in use to be returned.
     /// Operations afterwards fail with
-    /// [`StoreError::Backend`].
+    /// [`StoreError::Backend`](kinesis::persist::StoreError::Backend).
     pub async fn close(&self) {
         dispatch!(self.inner, ops => ops.pool.close().await)
     }
@@ -344,5 +399,31 @@ impl std::fmt::Debug for SqlStore {
             .field("backend", &self.backend())
             .field("url", &self.display)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kinesis::config::from_pairs;
+
+    use super::*;
+
+    #[test]
+    fn pool_size_from_a_lookup() {
+        assert_eq!(SqlConfig::from_lookup(from_pairs(&[])).unwrap(), SqlConfig::default());
+        let cfg = SqlConfig::from_lookup(from_pairs(&[(POOL_SIZE_ENV, " 25 ")])).unwrap();
+        assert_eq!(cfg.pool_size, Some(25));
+        for bad in ["0", "10001", "five", "-3", ""] {
+            let err = SqlConfig::from_lookup(from_pairs(&[(POOL_SIZE_ENV, bad)])).unwrap_err();
+            assert!(
+                matches!(err, Error::Config(ref m) if m.contains(POOL_SIZE_ENV) && m.contains("10000")),
+                "{bad:?}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_table_lists_the_pool_size() {
+        assert_eq!(VARIABLES.iter().map(|(n, _)| *n).collect::<Vec<_>>(), [POOL_SIZE_ENV]);
     }
 }

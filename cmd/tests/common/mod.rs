@@ -64,6 +64,20 @@ impl Kinesis {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// Polls the log (with a 20 s deadline) until `needle` occurs in it more
+    /// than `seen` times; returns how often it occurs.
+    pub fn wait_for_log(&self, needle: &str, seen: usize) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let times = self.stderr().matches(needle).count();
+            if times > seen {
+                return times;
+            }
+            assert!(Instant::now() < deadline, "`{needle}` not logged: {}", self.stderr());
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         let ok = Command::new("kill")
             .arg(format!("-{sig}"))

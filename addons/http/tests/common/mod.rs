@@ -3,13 +3,15 @@
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use kinesis::{Component, Config, Context, Error, Handle, Result, Runtime};
-use kinesis_http::{HttpOptions, HttpServer};
+use kinesis_http::{HttpConfig, HttpOptions, HttpServer};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
 
 /// A counter whose hooks can be slowed down and whose methods succeed, fail
 /// with every error kind, panic and sleep.
@@ -22,6 +24,11 @@ pub struct Counter {
     pub stop_delay_ms: u64,
     #[serde(default)]
     pub blob: String,
+    /// Notified when `wait` or `slow_increment` begins (a permit is kept
+    /// until someone waits), so a test knows a request is in its handler.
+    /// Shared by the clones (snapshots); not part of the state.
+    #[serde(skip)]
+    pub entered: Arc<Notify>,
 }
 
 impl Component for Counter {
@@ -57,12 +64,14 @@ impl Counter {
 
     /// Sleeps `ms` on the latest snapshot, outside the mailbox.
     pub async fn wait(&self, ms: u64) -> u64 {
+        self.entered.notify_one();
         tokio::time::sleep(Duration::from_millis(ms)).await;
         ms
     }
 
     /// Sleeps `ms` inside the mailbox, then adds one.
     pub async fn slow_increment(&mut self, ms: u64) -> u64 {
+        self.entered.notify_one();
         tokio::time::sleep(Duration::from_millis(ms)).await;
         self.count += 1;
         self.count
@@ -136,9 +145,10 @@ pub fn options_with(f: impl FnOnce(&mut HttpOptions)) -> HttpOptions {
 
 /// A runtime without persistence, served by `kinesis_http::serve`.
 pub async fn serve() -> Server {
-    let config = Config { http_addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..Config::default() };
-    let runtime = Runtime::builder(config).start().await.expect("runtime starts");
-    let http = kinesis_http::serve(&runtime).await.expect("server starts");
+    let config =
+        HttpConfig { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..HttpConfig::default() };
+    let runtime = Runtime::builder(Config::default()).start().await.expect("runtime starts");
+    let http = kinesis_http::serve(&runtime, &config).await.expect("server starts");
     finish(runtime, http)
 }
 
@@ -187,6 +197,15 @@ impl Server {
         assert_eq!(r.status(), 200);
         header(&r, "etag")
     }
+}
+
+/// Waits until a request is in the handler of `counter` (see
+/// [`Counter::entered`]); fails after 10 s.
+pub async fn in_handler(counter: &Handle<Counter>) {
+    let entered = counter.snapshot().state.entered.clone();
+    tokio::time::timeout(Duration::from_secs(10), entered.notified())
+        .await
+        .expect("the request reached the handler within 10 s");
 }
 
 pub fn header(r: &reqwest::Response, name: &str) -> String {
