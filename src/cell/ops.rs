@@ -31,18 +31,51 @@ pub(crate) trait Operation<C: Component>: Send + Sync {
         false
     }
 
-    /// When the caller stops waiting.
-    fn deadline(&self) -> Option<Deadline>;
-
     /// Answers the caller: `outcome` is the result of run and commit together.
     fn finish(&self, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>);
 
+    /// The operation's reply slot.
+    fn slot(&self) -> &dyn Answer;
+
+    /// When the caller stops waiting.
+    fn deadline(&self) -> Option<Deadline> {
+        self.slot().deadline()
+    }
+
     /// Answers `error` unless answered already; an operation that is still
     /// queued then never runs.
-    fn fail(&self, error: &Error);
+    fn fail(&self, error: &Error) {
+        self.slot().fail(error);
+    }
 
     /// Whether the caller was answered (it may not have collected it yet).
+    fn answered(&self) -> bool {
+        self.slot().answered()
+    }
+}
+
+/// What every reply slot can do, whatever its input and reply types.
+pub(crate) trait Answer: Send + Sync {
+    /// See [`Operation::deadline`].
+    fn deadline(&self) -> Option<Deadline>;
+    /// See [`Operation::fail`].
+    fn fail(&self, error: &Error);
+    /// See [`Operation::answered`].
     fn answered(&self) -> bool;
+}
+
+impl<I: Send, R: Send> Answer for Slot<I, R> {
+    fn deadline(&self) -> Option<Deadline> {
+        Slot::deadline(self)
+    }
+
+    fn fail(&self, error: &Error) {
+        self.answer_with(|_| Err(error.clone()));
+    }
+
+    fn answered(&self) -> bool {
+        Slot::answered(self)
+    }
 }
 
 /// A queued operation. Dropping it unanswered (the component's task ended)
@@ -129,8 +162,8 @@ impl<M: Send + 'static, C: Handler<M>> Operation<C> for AskOp<M, C> {
         C::MUTATES
     }
 
-    fn deadline(&self) -> Option<Deadline> {
-        self.slot.deadline()
+    fn slot(&self) -> &dyn Answer {
+        &self.slot
     }
 
     fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {
@@ -140,14 +173,6 @@ impl<M: Send + 'static, C: Handler<M>> Operation<C> for AskOp<M, C> {
             }
         }
         self.slot.answer_with(|ran| reply_of(outcome, ran));
-    }
-
-    fn fail(&self, error: &Error) {
-        self.slot.answer_with(|_| Err(error.clone()));
-    }
-
-    fn answered(&self) -> bool {
-        self.slot.answered()
     }
 }
 
@@ -189,20 +214,12 @@ impl<M: Send + 'static, C: Handler<M>> Operation<C> for BatchOp<M, C> {
         })
     }
 
-    fn deadline(&self) -> Option<Deadline> {
-        self.slot.deadline()
+    fn slot(&self) -> &dyn Answer {
+        &self.slot
     }
 
     fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {
         self.slot.answer_with(|ran| reply_of(outcome, ran));
-    }
-
-    fn fail(&self, error: &Error) {
-        self.slot.answer_with(|_| Err(error.clone()));
-    }
-
-    fn answered(&self) -> bool {
-        self.slot.answered()
     }
 }
 
@@ -263,20 +280,12 @@ impl<C: Component> Operation<C> for ReplaceOp<C> {
         })
     }
 
-    fn deadline(&self) -> Option<Deadline> {
-        self.slot.deadline()
+    fn slot(&self) -> &dyn Answer {
+        &self.slot
     }
 
     fn finish(&self, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>) {
         self.slot.answer(outcome.map(|()| Arc::clone(snapshot)));
-    }
-
-    fn fail(&self, error: &Error) {
-        self.slot.answer_with(|_| Err(error.clone()));
-    }
-
-    fn answered(&self) -> bool {
-        self.slot.answered()
     }
 }
 
@@ -339,20 +348,12 @@ impl<C: Component> Operation<C> for JsonWriteOp<C> {
         })
     }
 
-    fn deadline(&self) -> Option<Deadline> {
-        self.slot.deadline()
+    fn slot(&self) -> &dyn Answer {
+        &self.slot
     }
 
     fn finish(&self, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>) {
         self.slot.answer(outcome.map(|()| Arc::clone(snapshot)));
-    }
-
-    fn fail(&self, error: &Error) {
-        self.slot.answer_with(|_| Err(error.clone()));
-    }
-
-    fn answered(&self) -> bool {
-        self.slot.answered()
     }
 }
 
@@ -399,19 +400,11 @@ impl<C: Component> Operation<C> for CallJsonOp {
         })
     }
 
-    fn deadline(&self) -> Option<Deadline> {
-        self.slot.deadline()
+    fn slot(&self) -> &dyn Answer {
+        &self.slot
     }
 
     fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {
         self.slot.answer_with(|ran| reply_of(outcome, ran));
-    }
-
-    fn fail(&self, error: &Error) {
-        self.slot.answer_with(|_| Err(error.clone()));
-    }
-
-    fn answered(&self) -> bool {
-        self.slot.answered()
     }
 }
