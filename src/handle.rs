@@ -113,12 +113,12 @@ impl<C: Component> Handle<C> {
     /// The latest published snapshot. Never waits: it does not queue behind
     /// messages.
     pub fn snapshot(&self) -> Arc<Snapshot<C>> {
-        self.shared.snapshot.load_full()
+        self.shared.snapshot.load()
     }
 
     /// The ETag of the latest snapshot.
     pub fn etag(&self) -> ETag {
-        self.shared.snapshot.load().etag
+        self.shared.snapshot.etag()
     }
 
     /// Whether two handles point at the same component.

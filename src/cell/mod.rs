@@ -33,11 +33,10 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 use tracing::Instrument;
 
-use self::commit::Committer;
+use self::commit::{Committer, Published};
 pub(crate) use self::mailbox::{ControlEnvelope, Mailbox, Refused};
 pub(crate) use self::ops::{
     AskOp, BatchOp, CallJsonOp, Envelope, JsonWrite, JsonWriteOp, Operation, ReplaceOp,
@@ -47,7 +46,7 @@ pub(crate) use self::publish::{panic_message, CallbackOwner, Publisher, OWNER};
 pub(crate) use self::slot::Deadline;
 use crate::persist::Persistence;
 use crate::supervisor::RestartTracker;
-use crate::{Component, Context, Error, Handle, Result, Snapshot, Stage};
+use crate::{Component, Context, Error, Handle, Result, Stage};
 
 /// The most mutations committed together.
 pub(crate) const GROUP_LIMIT: usize = 128;
@@ -78,7 +77,7 @@ pub(crate) struct Shared<C: Component> {
     /// The path from the root; the name is its last segment.
     pub(crate) uri: String,
     pub(crate) mailbox: Mailbox<C>,
-    pub(crate) snapshot: ArcSwap<Snapshot<C>>,
+    pub(crate) snapshot: Published<C>,
     stage: AtomicU8,
     stage_changed: Notify,
     pub(crate) publisher: Publisher<C>,
@@ -152,7 +151,7 @@ pub(crate) fn prepare_component<C: Component>(
     let shared = Arc::new(Shared {
         uri,
         mailbox: Mailbox::new(),
-        snapshot: ArcSwap::new(Arc::clone(committer.current())),
+        snapshot: Published::new(Arc::clone(committer.current())),
         stage: AtomicU8::new(stage_index(Stage::Submitted)),
         stage_changed: Notify::new(),
         publisher: Publisher::new(),
