@@ -13,7 +13,7 @@
 //! queue built from two tokio `Notify`s.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::{oneshot, Notify};
@@ -58,7 +58,7 @@ pub(crate) struct Mailbox<C: Component> {
     /// between messages without taking the lock.
     control_pending: AtomicBool,
     /// Messages the task took out of the lanes but has not handled yet.
-    in_task: AtomicUsize,
+    in_task: AtomicU32,
 }
 
 impl<C: Component> Mailbox<C> {
@@ -73,7 +73,7 @@ impl<C: Component> Mailbox<C> {
             arrived: Notify::new(),
             room: Notify::new(),
             control_pending: AtomicBool::new(false),
-            in_task: AtomicUsize::new(0),
+            in_task: AtomicU32::new(0),
         }
     }
 
@@ -172,12 +172,13 @@ impl<C: Component> Mailbox<C> {
     /// Messages and control messages waiting, in the lanes and in the task.
     pub(crate) fn len(&self) -> usize {
         let lanes = self.lock();
-        lanes.messages.len() + lanes.control.len() + self.in_task.load(Ordering::Relaxed)
+        lanes.messages.len() + lanes.control.len() + self.in_task.load(Ordering::Relaxed) as usize
     }
 
     /// The task says how many messages it holds, not yet handled.
     pub(crate) fn set_in_task(&self, n: usize) {
-        self.in_task.store(n, Ordering::Relaxed);
+        // At most twice the capacity: the lanes' and the task's share.
+        self.in_task.store(u32::try_from(n).unwrap_or(u32::MAX), Ordering::Relaxed);
     }
 
     /// Waits until something may have arrived (a message, a control message

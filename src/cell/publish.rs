@@ -68,7 +68,6 @@ pub(crate) struct Publisher<C> {
     callbacks: Mutex<Vec<(CallbackId, CallbackFn<C>)>>,
     no_callbacks: AtomicBool,
     next_id: AtomicU64,
-    timeout: Duration,
 }
 
 impl<C: Send + Sync + 'static> Publisher<C> {
@@ -79,7 +78,6 @@ impl<C: Send + Sync + 'static> Publisher<C> {
             callbacks: Mutex::new(Vec::new()),
             no_callbacks: AtomicBool::new(true),
             next_id: AtomicU64::new(1),
-            timeout: CALLBACK_TIMEOUT,
         }
     }
 
@@ -163,12 +161,13 @@ impl<C: Send + Sync + 'static> Publisher<C> {
                     continue;
                 }
             };
-            match AssertUnwindSafe(tokio::time::timeout(self.timeout, fut)).catch_unwind().await {
+            match AssertUnwindSafe(tokio::time::timeout(CALLBACK_TIMEOUT, fut)).catch_unwind().await
+            {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => tracing::warn!(
                     uri,
                     callback = id.get(),
-                    timeout = ?self.timeout,
+                    timeout = ?CALLBACK_TIMEOUT,
                     "change callback timed out and was cut off"
                 ),
                 Err(panic) => self.remove_panicked(id, uri, &*panic),

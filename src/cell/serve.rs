@@ -57,24 +57,6 @@ impl<C: Component> Cell<C> {
         }
     }
 
-    #[cfg(test)]
-    pub(crate) fn flush_group_probe(&mut self) -> impl std::future::Future<Output = ()> + '_ {
-        self.flush_group()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn wait_probe(&mut self) -> impl std::future::Future<Output = ()> + '_ {
-        self.wait()
-    }
-
-    #[cfg(test)]
-    pub(crate) fn handle_op_probe(
-        &mut self,
-        env: Envelope<C>,
-    ) -> impl std::future::Future<Output = ()> + '_ {
-        self.handle_op(env)
-    }
-
     /// Takes what the mailbox holds; answers the overdue ones right away.
     fn take_messages(&mut self) -> usize {
         let taken = self.shared.mailbox.take_messages(&mut self.inbox);
