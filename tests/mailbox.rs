@@ -3,7 +3,7 @@
 //!
 //! No test waits on the wall clock to order events: tests that need a busy
 //! mailbox hold it with a gate or run on paused time (where a handler's
-//! `Sleep` is virtual and [`settled`] lets spawned callers reach the mailbox).
+//! `Sleep` is virtual and [`queued`] waits until spawned callers reached the mailbox).
 
 mod common;
 mod support;
@@ -17,7 +17,7 @@ use kinesis::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use support::{settled, within, Gate};
+use support::{within, Gate};
 
 /// 1,000 concurrent asks from 50 tasks on 2 threads all get distinct replies
 /// and are all counted; at most one new version per message.
@@ -136,7 +136,7 @@ async fn a_panic_with_the_default_policy_stops_the_component_and_escalates() {
 
 /// Callers queued before a `Shutdown` are answered; those after it get
 /// `Stopping`. On paused time: the `Sleep` holding the mailbox is virtual, and
-/// [`settled`] makes sure each group of callers has reached the mailbox
+/// [`support::queued`] makes sure each group of callers has reached the mailbox
 /// before the next is sent.
 #[tokio::test(start_paused = true)]
 async fn queued_callers_get_stopping_when_the_component_stops_for_good() {
@@ -144,6 +144,7 @@ async fn queued_callers_get_stopping_when_the_component_stops_for_good() {
     let c = root.add("c", Counter::default()).await.unwrap();
     // Occupy the mailbox, queue asks and a shutdown, then more asks.
     c.tell(Sleep(Duration::from_millis(600))).await.unwrap();
+    support::queued(&c, 0).await;
     let before: Vec<_> = (0..5)
         .map(|_| {
             tokio::spawn({
@@ -152,12 +153,12 @@ async fn queued_callers_get_stopping_when_the_component_stops_for_good() {
             })
         })
         .collect();
-    settled().await;
+    support::queued(&c, 5).await;
     let stop = tokio::spawn({
         let c = c.clone();
         async move { c.control(Control::Shutdown).await }
     });
-    settled().await;
+    support::queued(&c, 6).await;
     assert!(!stop.is_finished(), "the shutdown is queued behind the held mailbox");
     let after: Vec<_> = (0..5)
         .map(|_| {
@@ -246,10 +247,11 @@ async fn queued<T: Send + 'static>(
     ops: Vec<QueuedCall<T>>,
 ) -> Vec<tokio::task::JoinHandle<T>> {
     c.tell(Sleep(Duration::from_millis(500))).await.unwrap();
+    support::queued(c, 0).await;
     let mut out = Vec::new();
     for op in ops {
         out.push(op(c.clone()));
-        settled().await;
+        support::queued(c, out.len()).await;
     }
     assert!(out.iter().all(|t| !t.is_finished()), "the operations wait behind the sleep");
     out

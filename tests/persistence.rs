@@ -10,7 +10,7 @@ use kinesis::persist::{Cipher, MemoryStore, Persistence, Store, ENCRYPTED_MARKER
 use kinesis::{Component, Container, Context, Control, Error, Handler, Persist, Result, Stage};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use support::{counting, settled, CountingStore, Gate};
+use support::{counting, CountingStore, Gate};
 
 #[derive(Clone, Default, Debug, Serialize, Deserialize, Persist)]
 struct Vault {
@@ -343,7 +343,7 @@ async fn held_group(t: &kinesis::Handle<Tally>, gate: &Gate) -> Vec<Ask> {
     gate.entered().await;
     for _ in 0..QUEUED {
         asks.push(ask(t, false));
-        settled().await;
+        support::queued(t, asks.len() - 1).await;
     }
     assert!(asks.iter().all(|a| !a.is_finished()), "every ask waits behind the held one");
     asks

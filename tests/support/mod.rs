@@ -1,8 +1,9 @@
 //! Synchronisation and a counting store shared by the integration tests.
 //!
 //! Nothing here sleeps on the wall clock: a test holds a component's mailbox
-//! with a [`Gate`], lets spawned callers reach the mailbox with [`settled`]
-//! (on paused time), and counts store writes with a [`CountingStore`].
+//! with a [`Gate`], waits until spawned callers reached the mailbox with
+//! [`queued`] (it reads `Handle::queued`), and counts store writes with a
+//! [`CountingStore`].
 #![allow(dead_code, missing_docs, unreachable_pub)]
 
 use std::fmt;
@@ -66,13 +67,18 @@ pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
     }
 }
 
-/// On paused time (`#[tokio::test(start_paused = true)]`): returns once every
-/// other task has run until it waits. The paused clock advances only when
-/// the runtime has nothing left to run, so this 1 ms of virtual time passes
-/// only after, for example, a task just spawned to `ask` has put its message
-/// in the mailbox and waits for the reply.
-pub async fn settled() {
-    tokio::time::sleep(Duration::from_millis(1)).await;
+/// Waits until exactly `n` messages wait in `handle`'s mailbox (the one
+/// being handled does not count), yielding to the tasks that send them.
+/// Bounded by a number of yields, not by time: it also works on paused time,
+/// where a busy loop never lets the clock move.
+pub async fn queued<C: kinesis::Component>(handle: &kinesis::Handle<C>, n: usize) {
+    for _ in 0..100_000 {
+        if handle.queued() == n {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("{} messages queued, expected {n}", handle.queued());
 }
 
 /// A [`MemoryStore`] that counts its writes (each `save` is one
