@@ -220,12 +220,9 @@ impl<C: Component> Cell<C> {
     /// Commits; returns the outcome for the operations it covers and the
     /// change to publish once they are answered.
     pub(crate) async fn commit(&mut self, force_persist: bool) -> (Result<()>, Option<Change<C>>) {
-        let changed = match self.committer.examine(&self.state) {
+        let changed = match self.examine() {
             Ok(changed) => changed,
-            Err(e) => {
-                self.committer.rollback(&mut self.state);
-                return (Err(e), None);
-            }
+            Err(e) => return (Err(e), None),
         };
         if !changed && !force_persist {
             return (Ok(()), None);
@@ -257,7 +254,20 @@ impl<C: Component> Cell<C> {
         if !changed {
             return (Ok(()), None);
         }
-        (Ok(()), Some(self.committer.publish(&self.state, &self.shared.snapshot)))
+        (Ok(()), Some(self.publish_snapshot()))
+    }
+
+    /// Commit step 1: whether the state changed since the last commit; a
+    /// state that does not serialise is rolled back.
+    pub(crate) fn examine(&mut self) -> Result<bool> {
+        self.committer
+            .examine(&self.state)
+            .inspect_err(|_| self.committer.rollback(&mut self.state))
+    }
+
+    /// Commit step 3: publishes the examined state as a new snapshot.
+    pub(crate) fn publish_snapshot(&mut self) -> Change<C> {
+        self.committer.publish(&self.state, &self.shared.snapshot)
     }
 
     /// Tells subscribers and callbacks about `change`.

@@ -19,7 +19,7 @@ use std::sync::Mutex;
 use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
-use super::ops::Envelope;
+use super::ops::{expire_if_due, Envelope};
 use crate::{Component, Control, Result};
 
 /// How many messages a mailbox queues before senders wait.
@@ -214,12 +214,9 @@ impl<C: Component> Mailbox<C> {
         let mut earliest: Option<Instant> = None;
         for env in &lanes.messages {
             let op = env.op();
-            match op.deadline() {
-                Some(d) if d.at <= now => op.fail(&d.error()),
-                Some(d) if !op.answered() => {
-                    earliest = Some(earliest.map_or(d.at, |e| e.min(d.at)));
-                }
-                _ => {}
+            expire_if_due(op, now);
+            if let Some(d) = op.deadline().filter(|_| !op.answered()) {
+                earliest = Some(earliest.map_or(d.at, |e| e.min(d.at)));
             }
         }
         lanes.earliest = earliest;

@@ -54,6 +54,13 @@ pub(crate) trait Operation<C: Component>: Send + Sync {
     }
 }
 
+/// Answers `op` with a timeout if its deadline is past `now`.
+pub(crate) fn expire_if_due<C: Component>(op: &dyn Operation<C>, now: tokio::time::Instant) {
+    if let Some(d) = op.deadline().filter(|d| d.at <= now) {
+        op.fail(&d.error());
+    }
+}
+
 /// What every reply slot can do, whatever its input and reply types.
 pub(crate) trait Answer: Send + Sync {
     /// See [`Operation::deadline`].

@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::FutureExt;
 
 use super::mailbox::ControlEnvelope;
-use super::ops::Envelope;
+use super::ops::{expire_if_due, Envelope};
 use super::watchdog::guard;
 use super::{panic_message, Cell, GROUP_LIMIT};
 use crate::{Change, Component, Control, Error, Result};
@@ -64,9 +64,7 @@ impl<C: Component> Cell<C> {
         if taken > 1 {
             let now = tokio::time::Instant::now();
             for env in self.inbox.iter() {
-                if let Some(d) = env.op().deadline().filter(|d| d.at <= now) {
-                    env.op().fail(&d.error());
-                }
+                expire_if_due(env.op(), now);
             }
         }
         taken
@@ -165,20 +163,23 @@ impl<C: Component> Cell<C> {
         if self.committer.persists() || self.shared.publisher.has_callbacks() {
             return Box::pin(self.flush()).await;
         }
-        let (outcome, change) = match self.committer.examine(&self.state) {
+        let (outcome, change) = match self.examine() {
             Ok(false) => (Ok(()), None),
-            Ok(true) => (Ok(()), Some(self.committer.publish(&self.state, &self.shared.snapshot))),
-            Err(e) => {
-                self.committer.rollback(&mut self.state);
-                (Err(e), None)
-            }
+            Ok(true) => (Ok(()), Some(self.publish_snapshot())),
+            Err(e) => (Err(e), None),
         };
+        self.answer_group(outcome);
+        if let Some(change) = change {
+            // No callbacks (checked above): subscribers are all there is.
+            self.shared.publisher.broadcast(&change);
+        }
+    }
+
+    /// Answers every operation of the pending group with `outcome`.
+    fn answer_group(&mut self, outcome: Result<()>) {
         let current = self.committer.current();
         for env in self.pending.drain(..) {
             env.finish(outcome.clone(), current);
-        }
-        if let Some(change) = change {
-            self.shared.publisher.broadcast(&change);
         }
     }
 
@@ -188,10 +189,7 @@ impl<C: Component> Cell<C> {
             return;
         }
         let (outcome, change) = self.commit(false).await;
-        let current = Arc::clone(self.committer.current());
-        for env in self.pending.drain(..) {
-            env.finish(outcome.clone(), &current);
-        }
+        self.answer_group(outcome);
         if let Some(change) = change {
             self.publish(change).await;
         }

@@ -21,7 +21,7 @@ use std::task::{Context, Poll};
 use tokio::time::Instant;
 
 use super::mailbox::Mailbox;
-use super::ops::{Envelope, Operation};
+use super::ops::{expire_if_due, Envelope, Operation};
 use crate::Component;
 
 /// What the watchdog keeps an eye on while the task waits.
@@ -51,9 +51,7 @@ impl<C: Component> Watched<'_, C> {
 
     fn expire(&self, now: Instant) {
         for op in self.ops() {
-            if let Some(d) = op.deadline().filter(|d| d.at <= now) {
-                op.fail(&d.error());
-            }
+            expire_if_due(op, now);
         }
         self.mailbox.expire(now);
     }
