@@ -19,7 +19,9 @@ use crate::cell::{CallJsonOp, JsonWrite, JsonWriteOp};
 use crate::changes::Lagged;
 pub use crate::json::{from_json, redacted_json, JsonSnapshot};
 use crate::methods::{methods_of, MethodInfo};
-use crate::{Change, Component, Container, Control, ETag, Error, Handle, Result, Stage, State};
+use crate::{
+    Change, Component, Container, Control, ETag, Error, Handle, Precondition, Result, Stage, State,
+};
 
 /// What a component is, for listings and the HTTP `meta` object.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -118,28 +120,28 @@ pub trait DynComponent: Send + Sync + 'static {
     fn meta(&self) -> Meta;
     /// The latest snapshot as JSON.
     fn snapshot_json(&self) -> Result<JsonSnapshot>;
-    /// Replaces the state from JSON if `if_match` (when given) is current.
+    /// Replaces the state from JSON if `if_match` passes.
     fn replace_json(
         &self,
         value: Value,
-        if_match: Option<String>,
+        if_match: Precondition,
     ) -> BoxFuture<'static, Result<JsonSnapshot>>;
-    /// Applies an RFC 7396 merge patch if `if_match` (when given) is current.
+    /// Applies an RFC 7396 merge patch if `if_match` passes.
     fn merge_patch_json(
         &self,
         patch: Value,
-        if_match: Option<String>,
+        if_match: Precondition,
     ) -> BoxFuture<'static, Result<JsonSnapshot>>;
     /// The methods callable by name (empty without `#[kinesis::handlers]`).
     fn methods(&self) -> &'static [MethodInfo];
     /// Calls a method by name with a JSON object of named arguments.
     /// Read-only methods run on the latest snapshot; mutating ones go through
-    /// the mailbox, checked against `if_match` when given.
+    /// the mailbox, checked against `if_match`.
     fn call_json(
         &self,
         method: &str,
         args: Value,
-        if_match: Option<String>,
+        if_match: Precondition,
     ) -> BoxFuture<'static, Result<Value>>;
     /// Sends a control message and waits until it was carried out.
     fn control(&self, control: Control) -> BoxFuture<'static, Result<()>>;
@@ -195,7 +197,7 @@ impl<C: Component> DynComponent for Handle<C> {
     fn replace_json(
         &self,
         value: Value,
-        if_match: Option<String>,
+        if_match: Precondition,
     ) -> BoxFuture<'static, Result<JsonSnapshot>> {
         write_json(self, JsonWrite::Replace(value), if_match)
     }
@@ -203,7 +205,7 @@ impl<C: Component> DynComponent for Handle<C> {
     fn merge_patch_json(
         &self,
         patch: Value,
-        if_match: Option<String>,
+        if_match: Precondition,
     ) -> BoxFuture<'static, Result<JsonSnapshot>> {
         write_json(self, JsonWrite::MergePatch(patch), if_match)
     }
@@ -216,7 +218,7 @@ impl<C: Component> DynComponent for Handle<C> {
         &self,
         method: &str,
         args: Value,
-        if_match: Option<String>,
+        if_match: Precondition,
     ) -> BoxFuture<'static, Result<Value>> {
         let handle = self.clone().without_timeout();
         let method = method.to_owned();
@@ -284,7 +286,7 @@ impl<C: Component> DynComponent for Handle<C> {
 fn write_json<C: Component>(
     handle: &Handle<C>,
     write: JsonWrite,
-    if_match: Option<String>,
+    if_match: Precondition,
 ) -> BoxFuture<'static, Result<JsonSnapshot>> {
     let handle = handle.clone().without_timeout();
     Box::pin(async move {

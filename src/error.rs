@@ -16,10 +16,10 @@ pub enum Error {
     NotFound(String),
     /// The state changed since it was read: the ETag (or stored version) given
     /// is stale. Re-read and try again.
-    #[error("conflict: the state changed, current etag is {current_etag}")]
+    #[error("conflict: the state changed, current etag is {current}")]
     Conflict {
-        /// The ETag that is current now, in quotes as sent in HTTP headers.
-        current_etag: String,
+        /// The ETag that is current now.
+        current: crate::ETag,
     },
     /// The component exists but is not in the `Started` stage yet. Retryable.
     #[error("component {0} is not started")]

@@ -99,6 +99,49 @@ impl serde::Serialize for ETag {
     }
 }
 
+/// What a write requires of the current ETag, as `If-Match` says over HTTP.
+///
+/// The comparison happens inside the component's mailbox, atomically with
+/// the write, so two writers holding the same ETag never both succeed.
+///
+/// ```
+/// use kinesis::{ETag, Precondition};
+/// let tag = ETag::of(b"{}", None);
+/// assert!(Precondition::Any.passes(&tag));
+/// assert!(Precondition::Tags(vec![tag]).passes(&tag));
+/// assert!(!Precondition::Tags(vec![ETag::of(b"[]", None)]).passes(&tag));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Precondition {
+    /// Any current state will do (no `If-Match`, or `If-Match: *`).
+    #[default]
+    Any,
+    /// The current ETag must be one of these.
+    Tags(Vec<ETag>),
+}
+
+impl Precondition {
+    /// Whether the component's `current` ETag satisfies this precondition.
+    pub fn passes(&self, current: &ETag) -> bool {
+        match self {
+            Precondition::Any => true,
+            Precondition::Tags(tags) => tags.contains(current),
+        }
+    }
+
+    /// Whether this names ETags (so a failure is a failed precondition,
+    /// not a lost race).
+    pub fn is_conditional(&self) -> bool {
+        matches!(self, Precondition::Tags(_))
+    }
+}
+
+impl From<ETag> for Precondition {
+    fn from(tag: ETag) -> Self {
+        Precondition::Tags(vec![tag])
+    }
+}
+
 /// A published, immutable view of a component: its state at one version.
 #[derive(Debug, Clone)]
 pub struct Snapshot<C> {

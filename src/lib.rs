@@ -28,7 +28,7 @@ pub use context::Context;
 pub use control::Control;
 pub use dynamic::{DynComponent, JsonChange, JsonSnapshot, Meta};
 pub use error::{Error, ErrorKind, Result};
-pub use etag::{ETag, Snapshot};
+pub use etag::{ETag, Precondition, Snapshot};
 pub use handle::{Handle, DEFAULT_ASK_TIMEOUT};
 pub use kinesis_fsm::{IllegalTransition, Stage, State};
 /// Turns the `pub` methods of an inherent `impl` block of a component into
@@ -53,7 +53,7 @@ pub use kinesis_fsm::{IllegalTransition, Stage, State};
 /// errors pointing at the offending code.
 ///
 /// ```
-/// use kinesis::{Component, Container, Context, DynComponent, Result};
+/// use kinesis::{Component, Container, Context, DynComponent, Precondition, Result};
 /// use serde::{Deserialize, Serialize};
 /// use serde_json::json;
 ///
@@ -98,11 +98,11 @@ pub use kinesis_fsm::{IllegalTransition, Stage, State};
 ///
 /// // By name, with JSON, as the HTTP add-on does.
 /// let dynamic = root.get_dyn("counter")?;
-/// assert_eq!(dynamic.call_json("increment", json!({"by": 2}), None).await?, json!(5));
-/// assert_eq!(dynamic.call_json("total", json!({}), None).await?, json!(5));
-/// dynamic.call_json("reset", json!(null), None).await?;
+/// assert_eq!(dynamic.call_json("increment", json!({"by": 2}), Precondition::Any).await?, json!(5));
+/// assert_eq!(dynamic.call_json("total", json!({}), Precondition::Any).await?, json!(5));
+/// dynamic.call_json("reset", json!(null), Precondition::Any).await?;
 /// assert_eq!(counter.snapshot().state.count, 0);
-/// assert!(dynamic.call_json("helper", json!({}), None).await.is_err());
+/// assert!(dynamic.call_json("helper", json!({}), Precondition::Any).await.is_err());
 /// root.shutdown().await?;
 /// # Ok::<(), kinesis::Error>(()) }).unwrap();
 /// ```

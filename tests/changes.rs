@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::{Counter, Get, Inc};
-use kinesis::{Change, Container, Error, Position, Stage};
+use kinesis::{Change, Container, Error, Position, Precondition, Stage};
 
 #[tokio::test]
 async fn stale_etag_replace_is_refused_and_current_one_bumps_version_and_etag() {
@@ -19,7 +19,7 @@ async fn stale_etag_replace_is_refused_and_current_one_bumps_version_and_etag() 
 
     let err =
         c.replace(Counter { count: 99, ..Counter::default() }, &first.etag).await.unwrap_err();
-    assert_eq!(err, Error::Conflict { current_etag: current.etag.quoted() });
+    assert_eq!(err, Error::Conflict { current: current.etag });
     assert_eq!(c.snapshot().state.count, 1);
 
     let replaced =
@@ -171,9 +171,9 @@ async fn json_replace_and_patch_keep_skipped_fields_through_restore_skipped() {
         .await
         .unwrap();
     let dynamic = root.get_dyn("w").unwrap();
-    let etag = Some(h.etag().quoted());
+    let etag = h.etag().into();
     dynamic.replace_json(serde_json::json!({"value": 2}), etag).await.unwrap();
-    dynamic.merge_patch_json(serde_json::json!({"value": 3}), None).await.unwrap();
+    dynamic.merge_patch_json(serde_json::json!({"value": 3}), Precondition::Any).await.unwrap();
     let snap = h.snapshot();
     assert_eq!(snap.state.value, 3);
     assert_eq!(snap.state.client.as_deref().map(String::as_str), Some("pool"));

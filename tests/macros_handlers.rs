@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use kinesis::methods::{methods_of, ArgInfo};
-use kinesis::{Component, Container, Context, Error, ErrorKind, JsonChange, JsonSnapshot, Result};
+use kinesis::{
+    Component, Container, Context, Error, ErrorKind, JsonChange, JsonSnapshot, Precondition, Result,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -223,7 +225,10 @@ async fn a_component_with_the_macro_is_driven_entirely_through_dyn_component() {
 
     // A mutating call with JSON arguments goes through the mailbox.
     let mut sub = d.subscribe_json();
-    assert_eq!(d.call_json("increment", json!({"by": 3}), None).await.unwrap(), json!(3));
+    assert_eq!(
+        d.call_json("increment", json!({"by": 3}), Precondition::Any).await.unwrap(),
+        json!(3)
+    );
     let after_inc = d.snapshot_json().unwrap();
     assert_eq!(after_inc.data, json!({"count": 3, "label": ""}));
     assert_eq!(after_inc.version, start.version + 1);
@@ -241,51 +246,50 @@ async fn a_component_with_the_macro_is_driven_entirely_through_dyn_component() {
     }
 
     // Read-only calls, sync and async.
-    assert_eq!(d.call_json("total", json!({}), None).await.unwrap(), json!(3));
-    assert_eq!(d.call_json("scaled", json!({"factor": 5}), None).await.unwrap(), json!(15));
+    assert_eq!(d.call_json("total", json!({}), Precondition::Any).await.unwrap(), json!(3));
+    assert_eq!(
+        d.call_json("scaled", json!({"factor": 5}), Precondition::Any).await.unwrap(),
+        json!(15)
+    );
     assert_eq!(d.snapshot_json().unwrap(), after_inc, "read-only calls change nothing");
 
     // Replace with the right ETag, then with the stale one.
-    let replaced = d
-        .replace_json(json!({"count": 10, "label": "ten"}), Some(after_inc.etag.quoted()))
-        .await
-        .unwrap();
+    let replaced =
+        d.replace_json(json!({"count": 10, "label": "ten"}), after_inc.etag.into()).await.unwrap();
     assert_eq!(replaced.data, json!({"count": 10, "label": "ten"}));
     assert_eq!(replaced.version, after_inc.version + 1);
     assert_eq!(d.snapshot_json().unwrap(), replaced);
     let err = d
-        .replace_json(json!({"count": 11, "label": "eleven"}), Some(after_inc.etag.quoted()))
+        .replace_json(json!({"count": 11, "label": "eleven"}), after_inc.etag.into())
         .await
         .unwrap_err();
-    assert_eq!(err, Error::Conflict { current_etag: replaced.etag.quoted() });
+    assert_eq!(err, Error::Conflict { current: replaced.etag });
     assert_eq!(d.snapshot_json().unwrap(), replaced);
 
     // Merge patch with the right ETag, then with the stale one.
-    let patched = d
-        .merge_patch_json(json!({"label": "patched"}), Some(replaced.etag.quoted()))
-        .await
-        .unwrap();
+    let patched =
+        d.merge_patch_json(json!({"label": "patched"}), replaced.etag.into()).await.unwrap();
     assert_eq!(patched.data, json!({"count": 10, "label": "patched"}));
     assert_eq!(patched.version, replaced.version + 1);
-    let err = d
-        .merge_patch_json(json!({"label": "stale"}), Some(replaced.etag.quoted()))
-        .await
-        .unwrap_err();
-    assert_eq!(err, Error::Conflict { current_etag: patched.etag.quoted() });
+    let err =
+        d.merge_patch_json(json!({"label": "stale"}), replaced.etag.into()).await.unwrap_err();
+    assert_eq!(err, Error::Conflict { current: patched.etag });
     assert_eq!(d.snapshot_json().unwrap(), patched);
 
     // A mutating call honours If-Match too.
-    let err =
-        d.call_json("increment", json!({"by": 1}), Some(replaced.etag.quoted())).await.unwrap_err();
-    assert_eq!(err, Error::Conflict { current_etag: patched.etag.quoted() });
+    let err = d.call_json("increment", json!({"by": 1}), replaced.etag.into()).await.unwrap_err();
+    assert_eq!(err, Error::Conflict { current: patched.etag });
     assert_eq!(d.snapshot_json().unwrap(), patched);
     assert_eq!(
-        d.call_json("increment", json!({"by": 1}), Some(patched.etag.quoted())).await.unwrap(),
+        d.call_json("increment", json!({"by": 1}), patched.etag.into()).await.unwrap(),
         json!(11)
     );
 
     // The context reaches methods that take it.
-    assert_eq!(d.call_json("reset", json!(null), None).await.unwrap(), json!("/root/counter"));
+    assert_eq!(
+        d.call_json("reset", json!(null), Precondition::Any).await.unwrap(),
+        json!("/root/counter")
+    );
     assert_eq!(d.snapshot_json().unwrap().data["count"], json!(0));
     root.shutdown().await.unwrap();
 }
@@ -297,10 +301,10 @@ async fn bad_calls_and_invalid_patches_give_the_right_error_and_change_nothing()
         .await
         .unwrap();
     let d = root.get_dyn("counter").unwrap();
-    d.call_json("increment", json!({"by": 1}), None).await.unwrap();
+    d.call_json("increment", json!({"by": 1}), Precondition::Any).await.unwrap();
     let before: JsonSnapshot = d.snapshot_json().unwrap();
 
-    let call = |m: &'static str, args: Value| d.call_json(m, args, None);
+    let call = |m: &'static str, args: Value| d.call_json(m, args, Precondition::Any);
 
     // Wrong argument names.
     let msg = invalid(call("increment", json!({"byy": 1})).await);
@@ -343,15 +347,16 @@ async fn bad_calls_and_invalid_patches_give_the_right_error_and_change_nothing()
     assert_eq!(err, Error::Invalid("overflow".into()));
 
     // Patches and replacements that make the state invalid.
-    let err = d.merge_patch_json(json!({"count": "x"}), None).await.unwrap_err();
+    let err = d.merge_patch_json(json!({"count": "x"}), Precondition::Any).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid);
     assert!(err.to_string().contains("count"), "names the field: {err}");
-    let err = d.merge_patch_json(json!({"count": null}), None).await.unwrap_err();
+    let err = d.merge_patch_json(json!({"count": null}), Precondition::Any).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid);
-    let err = d.replace_json(json!({"count": -1, "label": "x"}), None).await.unwrap_err();
+    let err =
+        d.replace_json(json!({"count": -1, "label": "x"}), Precondition::Any).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid);
     assert!(err.to_string().contains("count"), "names the field: {err}");
-    let err = d.replace_json(json!("not an object"), None).await.unwrap_err();
+    let err = d.replace_json(json!("not an object"), Precondition::Any).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Invalid);
 
     // State, version and ETag are untouched by all of the above.
@@ -366,7 +371,7 @@ async fn typed_handle_methods_and_the_json_path_give_the_same_results() {
     let typed = root.add("typed", Counter::default()).await.unwrap();
     root.add("json", Counter::default()).await.unwrap();
     let d = root.get_dyn("json").unwrap();
-    let call = |m: &'static str, args: Value| d.call_json(m, args, None);
+    let call = |m: &'static str, args: Value| d.call_json(m, args, Precondition::Any);
 
     // A read-only error that is only `Display` is a Handler error on both paths.
     let err = typed.label_or(None).await.unwrap_err();
@@ -443,7 +448,10 @@ async fn read_only_methods_run_on_the_snapshot_without_waiting_for_the_mailbox()
 
     assert_eq!(promptly(c.total()).await.unwrap(), 2);
     assert_eq!(promptly(c.scaled(2)).await.unwrap(), 4);
-    assert_eq!(promptly(d.call_json("total", json!({}), None)).await.unwrap(), json!(2));
+    assert_eq!(
+        promptly(d.call_json("total", json!({}), Precondition::Any)).await.unwrap(),
+        json!(2)
+    );
 
     // A mutating call queues behind the held message.
     let queued = c.clone();
@@ -541,7 +549,7 @@ async fn a_component_without_the_macro_has_every_operation_but_call_json() {
     let start = d.snapshot_json().unwrap();
     assert_eq!(start.data, json!({"value": 1}));
     let mut sub = d.subscribe_json();
-    let replaced = d.replace_json(json!({"value": 2}), Some(start.etag.quoted())).await.unwrap();
+    let replaced = d.replace_json(json!({"value": 2}), start.etag.into()).await.unwrap();
     assert_eq!(replaced.data, json!({"value": 2}));
     match next_update(&mut sub).await {
         JsonChange::Updated { data, version, .. } => {
@@ -550,12 +558,11 @@ async fn a_component_without_the_macro_has_every_operation_but_call_json() {
         }
         other => panic!("expected an update, got {other:?}"),
     }
-    let patched =
-        d.merge_patch_json(json!({"value": 3}), Some(replaced.etag.quoted())).await.unwrap();
+    let patched = d.merge_patch_json(json!({"value": 3}), replaced.etag.into()).await.unwrap();
     assert_eq!(patched.data, json!({"value": 3}));
     d.control(kinesis::Control::NotifyPeers).await.unwrap();
 
-    let err = d.call_json("anything", json!({}), None).await.unwrap_err();
+    let err = d.call_json("anything", json!({}), Precondition::Any).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert_eq!(d.snapshot_json().unwrap(), patched);
     root.shutdown().await.unwrap();

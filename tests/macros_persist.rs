@@ -137,9 +137,9 @@ async fn encrypted_fields_are_redacted_in_every_json_snapshot() {
     assert!(!change.to_string().contains("new-key"));
 
     // A patch that sends "***" back keeps the secret; a new value replaces it.
-    let etag = d.snapshot_json().unwrap().etag.quoted();
+    let etag = d.snapshot_json().unwrap().etag;
     let patched = d
-        .merge_patch_json(json!({"apiKey": REDACTED, "ownerName": "grace"}), Some(etag))
+        .merge_patch_json(json!({"apiKey": REDACTED, "ownerName": "grace"}), etag.into())
         .await
         .unwrap();
     assert_eq!(patched.data["ownerName"], "grace");

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use common::{counter, Counter, Get, Inc, IncThenFail, IncThenPanic, Log, Sleep};
 use kinesis::{
-    Component, Container, Context, Control, Error, Handler, RestartPolicy, Result, Stage,
+    Component, Container, Context, Control, Error, Handler, Precondition, RestartPolicy, Result,
+    Stage,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -386,9 +387,12 @@ async fn snapshot_reads_do_not_queue_behind_messages() {
     let typed = within("the read-only method", b.entries()).await.unwrap();
     assert_eq!(typed, [1]);
     let d = root.get_dyn("board").unwrap();
-    let json = within("the read-only method as JSON", d.call_json("entries", json!({}), None))
-        .await
-        .unwrap();
+    let json = within(
+        "the read-only method as JSON",
+        d.call_json("entries", json!({}), Precondition::Any),
+    )
+    .await
+    .unwrap();
     assert_eq!(json, json!([1]));
 
     // Let go: the queued messages run, in order, after the held handler.

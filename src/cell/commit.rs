@@ -215,6 +215,6 @@ impl<C: Component> Committer<C> {
                 None
             }
         };
-        (Error::Conflict { current_etag: self.current.etag.quoted() }, change)
+        (Error::Conflict { current: self.current.etag }, change)
     }
 }

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::slot::{Deadline, Run, Slot};
 use crate::json::{from_json, unredact};
 use crate::methods::MethodTable;
-use crate::{Component, Context, ETag, Error, Handler, Result, Snapshot};
+use crate::{Component, Context, ETag, Error, Handler, Precondition, Result, Snapshot};
 
 /// A unit of work for a component's mailbox.
 pub(crate) trait Operation<C: Component>: Send + Sync {
@@ -239,13 +239,12 @@ fn batch_error(index: usize, e: Error) -> Error {
     }
 }
 
-/// Checks an optional `If-Match` value against the current ETag.
-pub(crate) fn check_if_match<C>(if_match: Option<&str>, current: &Snapshot<C>) -> Result<()> {
-    match if_match {
-        None => Ok(()),
-        Some(tag) if tag.trim() == "*" => Ok(()),
-        Some(tag) if tag.split(',').any(|t| current.etag.matches(t)) => Ok(()),
-        Some(_) => Err(Error::Conflict { current_etag: current.etag.quoted() }),
+/// Checks a precondition against the current ETag.
+pub(crate) fn check_if_match<C>(if_match: &Precondition, current: &Snapshot<C>) -> Result<()> {
+    if if_match.passes(&current.etag) {
+        Ok(())
+    } else {
+        Err(Error::Conflict { current: current.etag })
     }
 }
 
@@ -278,7 +277,7 @@ impl<C: Component> Operation<C> for ReplaceOp<C> {
     ) -> Run<'a> {
         Box::pin(async move {
             if current.etag != self.if_match {
-                return Err(Error::Conflict { current_etag: current.etag.quoted() });
+                return Err(Error::Conflict { current: current.etag });
             }
             if let Some(new_state) = self.slot.take_input() {
                 *state = new_state;
@@ -308,11 +307,11 @@ pub(crate) enum JsonWrite {
 /// deserialising it into `C`, and `"***"` keeps an encrypted field's value.
 pub(crate) struct JsonWriteOp<C> {
     slot: Slot<JsonWrite, Arc<Snapshot<C>>>,
-    if_match: Option<String>,
+    if_match: Precondition,
 }
 
 impl<C: Component> JsonWriteOp<C> {
-    pub(crate) fn new(write: JsonWrite, if_match: Option<String>) -> Self {
+    pub(crate) fn new(write: JsonWrite, if_match: Precondition) -> Self {
         JsonWriteOp { slot: Slot::new(write, None), if_match }
     }
 
@@ -323,7 +322,7 @@ impl<C: Component> JsonWriteOp<C> {
 
 impl<C: Component> Operation<C> for JsonWriteOp<C> {
     fn conditional(&self) -> bool {
-        self.if_match.is_some()
+        self.if_match.is_conditional()
     }
 
     fn run<'a>(
@@ -333,7 +332,7 @@ impl<C: Component> Operation<C> for JsonWriteOp<C> {
         current: &'a Snapshot<C>,
     ) -> Run<'a> {
         Box::pin(async move {
-            check_if_match(self.if_match.as_deref(), current)?;
+            check_if_match(&self.if_match, current)?;
             let value = match self.slot.take_input() {
                 Some(JsonWrite::Replace(mut value)) => {
                     unredact::<C>(&mut value, state)?;
@@ -368,7 +367,7 @@ impl<C: Component> Operation<C> for JsonWriteOp<C> {
 pub(crate) struct CallJsonOp {
     slot: Slot<(String, Value), Value>,
     table: &'static MethodTable,
-    if_match: Option<String>,
+    if_match: Precondition,
 }
 
 impl CallJsonOp {
@@ -376,7 +375,7 @@ impl CallJsonOp {
         table: &'static MethodTable,
         method: String,
         args: Value,
-        if_match: Option<String>,
+        if_match: Precondition,
     ) -> Self {
         CallJsonOp { slot: Slot::new((method, args), None), table, if_match }
     }
@@ -388,7 +387,7 @@ impl CallJsonOp {
 
 impl<C: Component> Operation<C> for CallJsonOp {
     fn conditional(&self) -> bool {
-        self.if_match.is_some()
+        self.if_match.is_conditional()
     }
 
     fn run<'a>(
@@ -398,7 +397,7 @@ impl<C: Component> Operation<C> for CallJsonOp {
         current: &'a Snapshot<C>,
     ) -> Run<'a> {
         Box::pin(async move {
-            check_if_match(self.if_match.as_deref(), current)?;
+            check_if_match(&self.if_match, current)?;
             let Some((method, args)) = self.slot.take_input() else { return Ok(()) };
             let r = (self.table.call_mut)(state, ctx, &method, args).await;
             let outcome = r.as_ref().map(|_| ()).map_err(Clone::clone);

@@ -9,7 +9,7 @@
 use axum::http::header::{HeaderValue, IF_MATCH, IF_NONE_MATCH};
 use axum::http::HeaderMap;
 use headers::{HeaderMapExt, IfMatch, IfNoneMatch};
-use kinesis::ETag;
+use kinesis::{ETag, Precondition};
 
 use crate::problem::Problem;
 
@@ -32,24 +32,36 @@ pub(crate) fn not_modified(headers: &HeaderMap, etag: &ETag) -> Result<bool, Pro
     }
 }
 
-/// The `If-Match` header as the runtime compares it: `None` when absent,
-/// `"*"` for any, else the list of tags as sent.
-pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+/// The `If-Match` header as a typed precondition: `None` when absent,
+/// [`Precondition::Any`] for `*`, else the strong tags it lists. Tags that
+/// kinesis never issues (weak ones, other shapes) are kept out of the list:
+/// they can never match, so a header of only such tags fails every write.
+pub(crate) fn if_match(headers: &HeaderMap) -> Result<Option<Precondition>, Problem> {
     let malformed = || Problem::bad_request("the If-Match header is malformed");
     let parsed = headers.typed_try_get::<IfMatch>().map_err(|_| malformed())?;
     let Some(parsed) = parsed else { return Ok(None) };
     if parsed.is_any() {
-        return Ok(Some("*".to_owned()));
+        return Ok(Some(Precondition::Any));
     }
-    let mut tags = String::new();
+    let mut tags = Vec::new();
     for value in headers.get_all(IF_MATCH) {
         let value = value.to_str().map_err(|_| malformed())?;
-        if !tags.is_empty() {
-            tags.push_str(", ");
+        for tag in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let (weak, quoted) = match tag.strip_prefix("W/") {
+                Some(rest) => (true, rest),
+                None => (false, tag),
+            };
+            let inner = quoted
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .filter(|t| !t.contains('"'))
+                .ok_or_else(malformed)?;
+            if let (false, Ok(tag)) = (weak, inner.parse::<ETag>()) {
+                tags.push(tag);
+            }
         }
-        tags.push_str(value);
     }
-    Ok(Some(tags))
+    Ok(Some(Precondition::Tags(tags)))
 }
 
 #[cfg(test)]
@@ -80,12 +92,17 @@ mod tests {
     }
 
     #[test]
-    fn if_match_passes_the_tags_through() {
+    fn if_match_becomes_a_typed_precondition() {
         assert_eq!(if_match(&HeaderMap::new()).unwrap(), None);
-        assert_eq!(if_match(&with(IF_MATCH, "*")).unwrap().as_deref(), Some("*"));
-        let mut h = with(IF_MATCH, "\"a\"");
-        h.append(IF_MATCH, HeaderValue::from_static("\"b\""));
-        assert_eq!(if_match(&h).unwrap().as_deref(), Some("\"a\", \"b\""));
+        assert_eq!(if_match(&with(IF_MATCH, "*")).unwrap(), Some(Precondition::Any));
+        let other = ETag::of(b"[]", None);
+        let mut h = with(IF_MATCH, &format!("{}, W/{}", tag().quoted(), tag().quoted()));
+        h.append(IF_MATCH, HeaderValue::try_from(other.quoted()).unwrap());
+        h.append(IF_MATCH, HeaderValue::from_static("\"not-a-kinesis-tag\""));
+        assert_eq!(if_match(&h).unwrap(), Some(Precondition::Tags(vec![tag(), other])));
+        let weak_only = if_match(&with(IF_MATCH, &format!("W/{}", tag().quoted()))).unwrap();
+        assert!(!weak_only.unwrap().passes(&tag()), "a weak tag never passes If-Match");
+        assert!(if_match(&with(IF_MATCH, "no quotes")).is_err());
     }
 
     #[test]

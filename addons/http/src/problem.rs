@@ -82,11 +82,11 @@ impl Problem {
     pub(crate) fn from_error(error: &Error, conditional: bool) -> Problem {
         let (status, slug) = kind_entry(error.kind(), conditional);
         let mut problem = Problem::new(status, slug, error.to_string());
-        if let Error::Conflict { current_etag } = error {
-            if let Ok(value) = HeaderValue::from_str(current_etag) {
-                problem.headers.push((axum::http::header::ETAG, value));
-            }
-            problem.current_etag = Some(current_etag.clone());
+        if let Error::Conflict { current } = error {
+            problem
+                .headers
+                .push((axum::http::header::ETAG, crate::conditional::etag_value(current)));
+            problem.current_etag = Some(current.quoted());
         }
         if status.is_server_error() {
             tracing::warn!(%error, status = status.as_u16(), "request failed");
@@ -270,19 +270,20 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_are_problem_json_with_the_trace_id() {
-        let err = Error::Conflict { current_etag: "\"0123\"".into() };
+        let current = kinesis::ETag::of(b"{}", None);
+        let err = Error::Conflict { current };
         let response = Problem::from_error(&err, true).render("abc123");
         assert_eq!(response.status(), StatusCode::PRECONDITION_FAILED);
         assert_eq!(response.headers()[CONTENT_TYPE], PROBLEM_JSON);
-        assert_eq!(response.headers()[axum::http::header::ETAG], "\"0123\"");
+        assert_eq!(response.headers()[axum::http::header::ETAG], current.quoted().as_str());
         let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
         let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(v["type"], "urn:kinesis:problem:precondition-failed");
         assert_eq!(v["title"], "Precondition Failed");
         assert_eq!(v["status"], 412);
         assert_eq!(v["trace_id"], "abc123");
-        assert_eq!(v["current_etag"], "\"0123\"");
-        assert!(v["detail"].as_str().unwrap().contains("0123"));
+        assert_eq!(v["current_etag"], current.quoted());
+        assert!(v["detail"].as_str().unwrap().contains(&current.to_string()));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use futures::future::BoxFuture;
 use kinesis::dynamic::{control_from_op, SharedDyn};
 use kinesis::methods::MethodInfo;
-use kinesis::{DynComponent, ETag, Error, JsonSnapshot, Stage, State as Coarse};
+use kinesis::{DynComponent, ETag, Error, JsonSnapshot, Precondition, Stage, State as Coarse};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -261,12 +261,12 @@ async fn write(
     accept: Accept,
     body: Body,
     limit: usize,
-    if_match: String,
+    if_match: Precondition,
 ) -> Result<Response, Problem> {
     let value = body::parse(&body::read(body, limit).await?)?;
     let written = match accept {
-        Accept::Json => c.replace_json(value, Some(if_match)).await,
-        Accept::MergePatch => c.merge_patch_json(value, Some(if_match)).await,
+        Accept::Json => c.replace_json(value, if_match).await,
+        Accept::MergePatch => c.merge_patch_json(value, if_match).await,
     };
     let snapshot = written.map_err(|e| Problem::from_error(&e, true))?;
     resource(&*c, &snapshot)
@@ -277,9 +277,10 @@ async fn call(
     c: SharedDyn,
     method: &'static str,
     args: Value,
-    if_match: Option<String>,
+    if_match: Option<Precondition>,
 ) -> Result<Response, Problem> {
     let conditional = if_match.is_some();
+    let if_match = if_match.unwrap_or_default();
     let reply = c
         .call_json(method, args, if_match)
         .await

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use kinesis::{Component, Container, Context, Error, Result};
+use kinesis::{Component, Container, Context, Error, Precondition, Result};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -110,12 +110,12 @@ fn main() {
         assert_eq!(private::check(&shape.snapshot().state), 1);
 
         let d = root.get_dyn("shape").unwrap();
-        d.call_json("set_type", json!({"type": "polygon"}), None)
+        d.call_json("set_type", json!({"type": "polygon"}), Precondition::Any)
             .await
             .unwrap();
         assert_eq!(shape.snapshot().state.kind, "polygon");
         assert_eq!(
-            d.call_json("first", json!(null), None).await.unwrap(),
+            d.call_json("first", json!(null), Precondition::Any).await.unwrap(),
             json!({"x": 1, "y": 2})
         );
         root.shutdown().await.unwrap();

@@ -81,7 +81,7 @@ impl Counter {
     pub fn fail(&mut self, kind: String) -> Result<()> {
         Err(match kind.as_str() {
             "not_found" => Error::NotFound("the thing".into()),
-            "conflict" => Error::Conflict { current_etag: "\"00\"".into() },
+            "conflict" => Error::Conflict { current: kinesis::ETag::of(b"00", None) },
             "not_started" => Error::NotStarted("the thing".into()),
             "stopping" => Error::Stopping("the thing".into()),
             "timeout" => Error::Timeout(Duration::from_secs(1)),
