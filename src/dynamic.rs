@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::cell::{CallJsonOp, JsonWrite, JsonWriteOp};
 use crate::changes::Lagged;
-pub use crate::json::{from_json, redacted_json, JsonSnapshot};
+pub use crate::json::{from_json, redacted_json, JsonSnapshot, JsonText};
 use crate::methods::{methods_of, MethodInfo};
 use crate::{
     Change, Component, Container, Control, ETag, Error, Handle, Precondition, Result, Stage, State,
@@ -72,7 +72,7 @@ pub enum JsonChange {
         /// ETag now.
         etag: ETag,
         /// The state now, encrypted fields redacted.
-        data: Value,
+        data: JsonText,
     },
 }
 
@@ -86,7 +86,7 @@ impl JsonChange {
                 prev_version: prev.version,
                 version: curr.version,
                 etag: curr.etag,
-                data: redacted_json(&curr.state)?,
+                data: JsonText::from_serialised(curr.json()?),
             },
         })
     }

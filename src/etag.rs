@@ -13,6 +13,9 @@
 use std::fmt;
 use std::str::FromStr;
 
+use bytes::Bytes;
+use once_cell::race::OnceBox;
+
 use crate::Error;
 
 /// A strong entity tag: a 128-bit hash of the serialised state.
@@ -143,7 +146,6 @@ impl From<ETag> for Precondition {
 }
 
 /// A published, immutable view of a component: its state at one version.
-#[derive(Debug, Clone)]
 pub struct Snapshot<C> {
     /// The state as of `version`.
     pub state: C,
@@ -152,11 +154,89 @@ pub struct Snapshot<C> {
     /// Counts the changes of the state since the component was added,
     /// starting at 1 for the state it was added with.
     pub version: u64,
+    /// The state as JSON text, encrypted fields redacted: made by the first
+    /// reader that asks, then shared by every later one.
+    json: OnceBox<Bytes>,
+}
+
+impl<C> Snapshot<C> {
+    /// A snapshot of `state` at `version` with `etag`.
+    pub fn new(state: C, etag: ETag, version: u64) -> Self {
+        Snapshot { state, etag, version, json: OnceBox::new() }
+    }
+}
+
+impl<C: crate::Component> Snapshot<C> {
+    /// The state as JSON text, encrypted persisted fields shown as `"***"`.
+    ///
+    /// Serialised once per snapshot, that is once per commit, by the first
+    /// reader that asks; every later reader (HTTP `GET`, `_watch` events,
+    /// resumed watches) shares the same bytes.
+    pub fn json(&self) -> crate::Result<Bytes> {
+        if let Some(bytes) = self.json.get() {
+            return Ok(bytes.clone());
+        }
+        let value = crate::json::redacted_json(&self.state)?;
+        let text = serde_json::to_vec(&value)
+            .map_err(|e| crate::Error::Invalid(format!("state does not serialise: {e}")))?;
+        // Two first readers may race; both get equal bytes, one copy is kept.
+        Ok(self.json.get_or_init(|| Box::new(Bytes::from(text))).clone())
+    }
+}
+
+impl<C: Clone> Clone for Snapshot<C> {
+    fn clone(&self) -> Self {
+        let json = OnceBox::new();
+        if let Some(bytes) = self.json.get() {
+            let _ = json.set(Box::new(bytes.clone()));
+        }
+        Snapshot { state: self.state.clone(), etag: self.etag, version: self.version, json }
+    }
+}
+
+impl<C: fmt::Debug> fmt::Debug for Snapshot<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("state", &self.state)
+            .field("etag", &self.etag)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A state that counts how often it is serialised.
+    #[derive(Clone, Default, serde::Deserialize)]
+    struct Counted;
+
+    static SERIALISED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+    impl serde::Serialize for Counted {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            SERIALISED.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            s.serialize_u8(7)
+        }
+    }
+
+    impl crate::Component for Counted {}
+
+    #[test]
+    fn a_snapshot_serialises_its_json_once_for_every_reader() {
+        let snapshot = Snapshot::new(Counted, ETag::of(b"7", None), 1);
+        let before = SERIALISED.load(std::sync::atomic::Ordering::SeqCst);
+        let first = snapshot.json().unwrap();
+        let readers: Vec<_> = (0..10).map(|_| snapshot.json().unwrap()).collect();
+        assert_eq!(SERIALISED.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+        assert_eq!(&first[..], b"7");
+        // Every reader shares the same bytes, not a copy.
+        assert!(readers.iter().all(|r| r.as_ptr() == first.as_ptr()));
+        // A clone keeps them too.
+        assert_eq!(snapshot.clone().json().unwrap().as_ptr(), first.as_ptr());
+        assert_eq!(SERIALISED.load(std::sync::atomic::Ordering::SeqCst), before + 1);
+    }
 
     #[test]
     fn same_bytes_same_tag_and_round_trip() {

@@ -132,8 +132,8 @@ async fn encrypted_fields_are_redacted_in_every_json_snapshot() {
     })
     .await
     .unwrap();
-    assert_eq!(change["apiKey"], REDACTED);
-    assert_eq!(change["visits"], 8);
+    assert_eq!(change.to_value()["apiKey"], REDACTED);
+    assert_eq!(change.to_value()["visits"], 8);
     assert!(!change.to_string().contains("new-key"));
 
     // A patch that sends "***" back keeps the secret; a new value replaces it.
@@ -142,8 +142,8 @@ async fn encrypted_fields_are_redacted_in_every_json_snapshot() {
         .merge_patch_json(json!({"apiKey": REDACTED, "ownerName": "grace"}), etag.into())
         .await
         .unwrap();
-    assert_eq!(patched.data["ownerName"], "grace");
-    assert_eq!(patched.data["apiKey"], REDACTED);
+    assert_eq!(patched.data.to_value()["ownerName"], "grace");
+    assert_eq!(patched.data.to_value()["apiKey"], REDACTED);
     assert_eq!(handle.snapshot().state.api_key_value, "new-key");
 
     // The store holds the persisted fields only, the encrypted ones as ciphertext.

@@ -96,7 +96,7 @@ async fn fields_round_trip_and_are_loaded_before_init() {
     assert_eq!(v.snapshot().state.count, 2);
     // The encrypted field is redacted in JSON.
     let json = root.get_dyn("vault").unwrap().snapshot_json().unwrap();
-    assert_eq!(json.data["secret"], json!("***"));
+    assert_eq!(json.data.to_value()["secret"], json!("***"));
     root.shutdown().await.unwrap();
 }
 

@@ -85,11 +85,8 @@ impl<C: Component> Committer<C> {
         let mut bytes = Vec::new();
         serialise(state, &mut bytes)
             .map_err(|e| Error::Invalid(format!("the state of {uri}: {e}")))?;
-        let current = Arc::new(Snapshot {
-            state: state.clone(),
-            etag: ETag::of(&bytes, etag_key.as_ref()),
-            version: 1,
-        });
+        let current =
+            Arc::new(Snapshot::new(state.clone(), ETag::of(&bytes, etag_key.as_ref()), 1));
         Ok(Committer { current, last_bytes: bytes, persisted })
     }
 
@@ -165,11 +162,11 @@ impl<C: Component> Committer<C> {
     /// into `published`; returns the change to tell about.
     pub(crate) fn publish(&mut self, state: &C, published: &Published<C>) -> Change<C> {
         let prev = Arc::clone(&self.current);
-        let curr = Arc::new(Snapshot {
-            state: state.clone(),
-            etag: ETag::of(&self.last_bytes, self.etag_key().as_ref()),
-            version: prev.version + 1,
-        });
+        let curr = Arc::new(Snapshot::new(
+            state.clone(),
+            ETag::of(&self.last_bytes, self.etag_key().as_ref()),
+            prev.version + 1,
+        ));
         // The replaced snapshot is `prev`; dropped outside the lock.
         drop(published.store(Arc::clone(&curr)));
         self.current = Arc::clone(&curr);

@@ -200,7 +200,7 @@ fn tree(app: &AppState) -> Result<Response, Problem> {
 #[derive(Serialize)]
 struct Resource<'a> {
     meta: MetaView<'a>,
-    data: &'a Value,
+    data: &'a kinesis::JsonText,
 }
 
 /// The fields of [`Meta`], in its order, borrowed from the component and
