@@ -16,6 +16,12 @@
 //!   bounded queues that never block the component: a subscriber that falls
 //!   more than the queue's capacity behind gets [`Lagged`] with the number of
 //!   changes it missed, then continues with the oldest change still queued.
+//! * **Resuming** ([`Handle::resume`](crate::Handle::resume)): once a
+//!   component has been subscribed to, it keeps its last 64 updates. A
+//!   watcher that saw version `n` and lost its connection gets the updates
+//!   after `n` ([`Replay::Updates`]) and a subscription that continues
+//!   exactly after them; if `n` is older than that history (or not a version
+//!   of this run), [`Replay::TooOld`] says to start over from a snapshot.
 
 use std::sync::Arc;
 
@@ -90,6 +96,17 @@ impl CallbackId {
 pub struct Lagged {
     /// How many changes were dropped for this subscriber.
     pub missed: u64,
+}
+
+/// What a resumed watcher missed; see [`Handle::resume`](crate::Handle::resume).
+#[derive(Debug)]
+pub enum Replay<C> {
+    /// The snapshots of the updates after the version asked for, oldest
+    /// first, with consecutive versions (empty if nothing changed since).
+    Updates(Vec<Arc<Snapshot<C>>>),
+    /// The history does not reach back to that version: read the current
+    /// snapshot and go on from there.
+    TooOld,
 }
 
 /// A stream of a component's changes; see the module docs for the lag policy.

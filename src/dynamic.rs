@@ -16,11 +16,12 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cell::{CallJsonOp, JsonWrite, JsonWriteOp};
-use crate::changes::Lagged;
+use crate::changes::{Lagged, Replay};
 pub use crate::json::{from_json, redacted_json, JsonSnapshot, JsonText};
 use crate::methods::{methods_of, MethodInfo};
 use crate::{
     Change, Component, Container, Control, ETag, Error, Handle, Precondition, Result, Stage, State,
+    Subscription,
 };
 
 /// What a component is, for listings and the HTTP `meta` object.
@@ -100,6 +101,26 @@ impl JsonChange {
     }
 }
 
+/// A watch of a component as JSON: what comes first, then the changes.
+pub struct JsonWatch {
+    /// What the watcher gets before any change.
+    pub start: WatchStart,
+    /// The changes after `start`; updates that `start` already holds are
+    /// left out, so every version arrives once.
+    pub changes: BoxStream<'static, Result<JsonChange, Lagged>>,
+}
+
+/// How a [`JsonWatch`] begins.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchStart {
+    /// The state as it is now: a new watch, or one whose version is older
+    /// than the component's history (or not a version of this run).
+    Snapshot(JsonSnapshot),
+    /// The updates after the version the watcher resumes from, oldest first
+    /// (empty when nothing changed since).
+    Replay(Vec<JsonChange>),
+}
+
 /// Object-safe, type-erased access to a component. Every `Handle<C>` is one.
 ///
 /// Calls through this trait wait without a deadline of their own (see
@@ -147,6 +168,10 @@ pub trait DynComponent: Send + Sync + 'static {
     fn control(&self, control: Control) -> BoxFuture<'static, Result<()>>;
     /// The changes from now on, as JSON.
     fn subscribe_json(&self) -> BoxStream<'static, Result<JsonChange, Lagged>>;
+    /// A watch that starts with a snapshot (`since` = `None`), or resumes
+    /// after version `since` with the updates the watcher missed; see
+    /// [`Handle::resume`].
+    fn watch_json(&self, since: Option<u64>) -> Result<JsonWatch>;
     /// Resolves when the component reaches `stage` or is torn down.
     fn wait_for_stage(&self, stage: Stage) -> BoxFuture<'static, ()>;
     /// The `Handle<C>` behind this object, for downcasting.
@@ -250,22 +275,41 @@ impl<C: Component> DynComponent for Handle<C> {
     }
 
     fn subscribe_json(&self) -> BoxStream<'static, Result<JsonChange, Lagged>> {
-        let sub = self.subscribe();
-        Box::pin(futures::stream::unfold(sub, |mut sub| async move {
-            loop {
-                match sub.recv().await {
-                    Ok(Some(change)) => match JsonChange::of(&change) {
-                        Ok(json) => return Some((Ok(json), sub)),
-                        Err(e) => {
-                            tracing::warn!(error = %e, "change does not serialise; skipped");
-                            continue;
-                        }
-                    },
-                    Ok(None) => return None,
-                    Err(lagged) => return Some((Err(lagged), sub)),
+        json_changes(self.subscribe(), 0)
+    }
+
+    fn watch_json(&self, since: Option<u64>) -> Result<JsonWatch> {
+        let (replay, sub) = match since {
+            Some(version) => self.resume(version),
+            None => (Replay::TooOld, self.subscribe()),
+        };
+        let (start, last) = match replay {
+            Replay::Updates(updates) => {
+                let last = updates.last().map_or(since.unwrap_or(0), |s| s.version);
+                let changes = updates
+                    .iter()
+                    .map(|s| {
+                        Ok(JsonChange::Updated {
+                            prev_version: s.version - 1,
+                            version: s.version,
+                            etag: s.etag,
+                            data: JsonText::from_serialised(s.json()?),
+                        })
+                    })
+                    .collect::<Result<_>>()?;
+                (WatchStart::Replay(changes), last)
+            }
+            Replay::TooOld => {
+                let snapshot = self.snapshot();
+                if since == Some(snapshot.version) {
+                    (WatchStart::Replay(Vec::new()), snapshot.version)
+                } else {
+                    let json = JsonSnapshot::of(&snapshot, Handle::stage(self))?;
+                    (WatchStart::Snapshot(json), snapshot.version)
                 }
             }
-        }))
+        };
+        Ok(JsonWatch { start, changes: json_changes(sub, last) })
     }
 
     fn wait_for_stage(&self, stage: Stage) -> BoxFuture<'static, ()> {
@@ -279,6 +323,35 @@ impl<C: Component> DynComponent for Handle<C> {
     fn as_container(&self) -> Option<Container> {
         (&self.snapshot().state as &dyn Any).downcast_ref::<Container>().cloned()
     }
+}
+
+/// The changes of `sub` as JSON, leaving out updates to versions up to
+/// `after` (a watcher has them already); re-publications of the current
+/// version (`NotifyPeers`) still pass.
+fn json_changes<C: Component>(
+    sub: Subscription<C>,
+    after: u64,
+) -> BoxStream<'static, Result<JsonChange, Lagged>> {
+    Box::pin(futures::stream::unfold(sub, move |mut sub| async move {
+        loop {
+            match sub.recv().await {
+                Ok(Some(Change::Updated { prev, curr }))
+                    if curr.version <= after && prev.version != curr.version =>
+                {
+                    continue
+                }
+                Ok(Some(change)) => match JsonChange::of(&change) {
+                    Ok(json) => return Some((Ok(json), sub)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change does not serialise; skipped");
+                        continue;
+                    }
+                },
+                Ok(None) => return None,
+                Err(lagged) => return Some((Err(lagged), sub)),
+            }
+        }
+    }))
 }
 
 /// Sends a JSON replace or patch through the mailbox and waits for the

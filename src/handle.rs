@@ -7,9 +7,10 @@ use std::time::Duration;
 use tokio::sync::oneshot;
 
 use crate::cell::{
-    AskOp, BatchOp, ControlEnvelope, Deadline, Envelope, Operation, Refused, ReplaceOp, Shared,
-    OWNER,
+    AskOp, BatchOp, ControlEnvelope, Deadline, Envelope, Operation, Refused, ReplaceOp, Resume,
+    Shared, OWNER,
 };
+use crate::changes::Replay;
 use crate::{
     CallbackId, Change, Component, Control, ETag, Error, Handler, Position, Result, Snapshot,
     Stage, State, Subscription,
@@ -264,6 +265,47 @@ impl<C: Component> Handle<C> {
                 drop(tx);
                 Subscription::new(rx)
             }
+        }
+    }
+
+    /// Subscribes to the changes after version `since`: the updates already
+    /// made after it (kept in a bounded history, see [`crate::changes`]) and
+    /// a subscription that continues right after them, so together they
+    /// hold every update after `since` exactly once, in order.
+    ///
+    /// ```
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// # use kinesis::{Component, Container, Context, Handler, Result};
+    /// # #[derive(Clone, Default, serde::Serialize, serde::Deserialize)]
+    /// # struct Counter { count: u64 }
+    /// # impl Component for Counter {}
+    /// # struct Add;
+    /// # impl Handler<Add> for Counter {
+    /// #     type Reply = ();
+    /// #     async fn handle(&mut self, _: Add, _: &mut Context<Self>) -> Result<()> {
+    /// #         self.count += 1;
+    /// #         Ok(())
+    /// #     }
+    /// # }
+    /// use kinesis::changes::Replay;
+    /// let root = Container::root().await.unwrap();
+    /// let counter = root.add("counter", Counter::default()).await.unwrap();
+    /// drop(counter.subscribe()); // a watcher came and went: history is kept from now on
+    /// counter.ask(Add).await.unwrap(); // version 2
+    /// counter.ask(Add).await.unwrap(); // version 3
+    /// let (replay, _live) = counter.resume(1);
+    /// let Replay::Updates(missed) = replay else { panic!("history reaches back to 1") };
+    /// assert_eq!(missed.iter().map(|s| s.version).collect::<Vec<_>>(), [2, 3]);
+    /// # root.shutdown().await.unwrap();
+    /// # });
+    /// ```
+    pub fn resume(&self, since: u64) -> (Replay<C>, Subscription<C>) {
+        match self.shared.resume(since) {
+            Some((rx, Resume::Replay(updates))) => {
+                (Replay::Updates(updates), Subscription::new(rx))
+            }
+            Some((rx, Resume::Snapshot)) => (Replay::TooOld, Subscription::new(rx)),
+            None => (Replay::TooOld, self.subscribe()),
         }
     }
 

@@ -20,13 +20,13 @@ pub mod persist;
 pub mod runtime;
 pub mod supervisor;
 
-pub use changes::{CallbackId, Change, Lagged, Position, Subscription};
+pub use changes::{CallbackId, Change, Lagged, Position, Replay, Subscription};
 pub use component::{Component, Handler};
 pub use config::Config;
 pub use container::{Container, Failure, Prepared};
 pub use context::Context;
 pub use control::Control;
-pub use dynamic::{DynComponent, JsonChange, JsonSnapshot, JsonText, Meta};
+pub use dynamic::{DynComponent, JsonChange, JsonSnapshot, JsonText, JsonWatch, Meta, WatchStart};
 pub use error::{Error, ErrorKind, Result};
 pub use etag::{ETag, Precondition, Snapshot};
 pub use handle::{Handle, DEFAULT_ASK_TIMEOUT};

@@ -179,3 +179,89 @@ async fn json_replace_and_patch_keep_skipped_fields_through_restore_skipped() {
     assert_eq!(snap.state.client.as_deref().map(String::as_str), Some("pool"));
     root.shutdown().await.unwrap();
 }
+
+/// The versions of the updates in `replay`.
+fn versions(replay: &kinesis::Replay<Counter>) -> Vec<u64> {
+    match replay {
+        kinesis::Replay::Updates(updates) => updates.iter().map(|s| s.version).collect(),
+        kinesis::Replay::TooOld => panic!("expected a replay, got TooOld"),
+    }
+}
+
+/// The version of the next update on `sub`.
+async fn next_version(sub: &mut kinesis::Subscription<Counter>) -> u64 {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Ok(Some(Change::Updated { curr, .. })) = sub.recv().await {
+                return curr.version;
+            }
+        }
+    })
+    .await
+    .expect("an update within 5 s")
+}
+
+#[tokio::test]
+async fn a_resumed_watcher_gets_exactly_the_updates_it_missed_then_the_live_ones() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    // A watcher sees version 1, then goes away; three updates follow.
+    drop(c.subscribe());
+    for _ in 0..3 {
+        c.ask(Inc(1)).await.unwrap();
+    }
+    assert_eq!(c.snapshot().version, 4);
+    let (replay, mut live) = c.resume(1);
+    assert_eq!(versions(&replay), [2, 3, 4]);
+    let kinesis::Replay::Updates(updates) = &replay else { unreachable!() };
+    assert_eq!(updates.iter().map(|s| s.state.count).collect::<Vec<_>>(), [1, 2, 3]);
+    // Nothing missed: an empty replay, and the subscription goes on after it.
+    assert_eq!(versions(&c.resume(4).0), Vec::<u64>::new());
+    c.ask(Inc(1)).await.unwrap();
+    assert_eq!(next_version(&mut live).await, 5);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_version_older_than_the_history_or_from_the_future_is_too_old() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    drop(c.subscribe());
+    for _ in 0..70 {
+        c.ask(Inc(1)).await.unwrap();
+    }
+    // 70 updates, 64 kept: versions 8 to 71.
+    assert!(matches!(c.resume(6).0, kinesis::Replay::TooOld));
+    assert_eq!(versions(&c.resume(7).0), (8..=71).collect::<Vec<_>>());
+    assert!(matches!(c.resume(72).0, kinesis::Replay::TooOld), "not a version of this run");
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_while_updates_land_misses_and_repeats_nothing() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    drop(c.subscribe());
+    let writer = {
+        let c = c.clone();
+        tokio::spawn(async move {
+            for _ in 0..400 {
+                c.ask(Inc(1)).await.unwrap();
+            }
+        })
+    };
+    // Resume from a few versions back while the writer runs.
+    while c.snapshot().version < 100 {
+        tokio::task::yield_now().await;
+    }
+    let since = c.snapshot().version - 5;
+    let (replay, mut live) = c.resume(since);
+    let mut seen = versions(&replay);
+    let last = 401;
+    while seen.last().copied().unwrap_or(since) < last {
+        seen.push(next_version(&mut live).await);
+    }
+    writer.await.unwrap();
+    assert_eq!(seen, (since + 1..=last).collect::<Vec<_>>(), "every version once, in order");
+    root.shutdown().await.unwrap();
+}

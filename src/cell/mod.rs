@@ -42,7 +42,7 @@ pub(crate) use self::ops::{
     AskOp, BatchOp, CallJsonOp, Envelope, JsonWrite, JsonWriteOp, Operation, ReplaceOp,
 };
 use self::publish::Owned;
-pub(crate) use self::publish::{panic_message, CallbackOwner, Publisher, OWNER};
+pub(crate) use self::publish::{panic_message, CallbackOwner, Publisher, Resume, OWNER};
 pub(crate) use self::slot::Deadline;
 use crate::persist::Persistence;
 use crate::supervisor::RestartTracker;
@@ -122,6 +122,15 @@ impl<C: Component> Shared<C> {
     /// A receiver of future changes; `None` once the component is torn down.
     pub(crate) fn subscribe(&self) -> Option<tokio::sync::broadcast::Receiver<crate::Change<C>>> {
         self.publisher.subscribe(self.stage() == Stage::TornDown)
+    }
+
+    /// A receiver of future changes and the updates after `since` it will
+    /// not see; `None` once the component is torn down.
+    pub(crate) fn resume(
+        &self,
+        since: u64,
+    ) -> Option<(tokio::sync::broadcast::Receiver<crate::Change<C>>, Resume<C>)> {
+        self.publisher.resume(self.stage() == Stage::TornDown, Some(since))
     }
 }
 

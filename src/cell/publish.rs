@@ -3,6 +3,9 @@
 //!
 //! * Subscribers get the change through a bounded broadcast queue, created
 //!   on the first subscription; nobody watching costs one atomic load.
+//! * From the first subscription on, the last [`HISTORY`] updates are kept,
+//!   so a watcher that lost its connection can resume after the version it
+//!   saw last ([`Publisher::resume`]) without missing or repeating one.
 //! * Callbacks run in order, each under a timeout and under
 //!   `catch_unwind`: a callback that panics (while building its future or
 //!   while running it) is removed and logged, and the component goes on.
@@ -11,6 +14,7 @@
 //!   is removed when the run ends (stop or restart), so it never outlives
 //!   the component that registered it and restarts do not pile it up.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -21,10 +25,12 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::sync::broadcast;
 
-use crate::{CallbackId, Change, Position};
+use crate::{CallbackId, Change, Position, Snapshot};
 
 /// How many changes a subscriber may fall behind before it lags.
 pub(crate) const SUBSCRIPTION_CAPACITY: usize = 256;
+/// How many updates a watched component keeps for resuming watchers.
+pub(crate) const HISTORY: usize = 64;
 /// Default time a callback may take.
 pub(crate) const CALLBACK_TIMEOUT: Duration = Duration::from_secs(4);
 
@@ -60,9 +66,27 @@ impl Owned {
     }
 }
 
+/// The subscribers' side: the queue and the recent updates.
+struct Watchers<C> {
+    tx: broadcast::Sender<Change<C>>,
+    /// The snapshots of the last [`HISTORY`] updates, oldest first, with
+    /// consecutive versions.
+    history: VecDeque<Arc<Snapshot<C>>>,
+}
+
+/// Where a resumed watcher starts.
+pub(crate) enum Resume<C> {
+    /// The updates after the version asked for, oldest first (empty when
+    /// nothing changed since).
+    Replay(Vec<Arc<Snapshot<C>>>),
+    /// The history does not reach back to that version: start from a
+    /// snapshot.
+    Snapshot,
+}
+
 /// Everything a component's changes go out to.
 pub(crate) struct Publisher<C> {
-    changes: Mutex<Option<broadcast::Sender<Change<C>>>>,
+    changes: Mutex<Option<Box<Watchers<C>>>>,
     /// Set on the first subscription, so components nobody watches skip the lock.
     watched: AtomicBool,
     callbacks: Mutex<Vec<(CallbackId, CallbackFn<C>)>>,
@@ -83,13 +107,34 @@ impl<C: Send + Sync + 'static> Publisher<C> {
 
     /// A receiver of future changes; `None` once the publisher is closed.
     pub(crate) fn subscribe(&self, closed: bool) -> Option<broadcast::Receiver<Change<C>>> {
+        self.resume(closed, None).map(|(rx, _)| rx)
+    }
+
+    /// A receiver of future changes and, when `since` is given, the updates
+    /// after version `since` that it will not see. Both are taken under the
+    /// lock every change is sent under, so together they hold every update
+    /// after `since` exactly once, in order.
+    pub(crate) fn resume(
+        &self,
+        closed: bool,
+        since: Option<u64>,
+    ) -> Option<(broadcast::Receiver<Change<C>>, Resume<C>)> {
         let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         if closed {
             return None;
         }
-        let tx = guard.get_or_insert_with(|| broadcast::channel(SUBSCRIPTION_CAPACITY).0);
+        let watchers = guard.get_or_insert_with(|| {
+            Box::new(Watchers {
+                tx: broadcast::channel(SUBSCRIPTION_CAPACITY).0,
+                history: VecDeque::new(),
+            })
+        });
         self.watched.store(true, Ordering::Release);
-        Some(tx.subscribe())
+        let resume = match since {
+            None => Resume::Snapshot,
+            Some(since) => watchers.replay_after(since),
+        };
+        Some((watchers.tx.subscribe(), resume))
     }
 
     /// Ends every subscription once its queued changes are received.
@@ -134,15 +179,19 @@ impl<C: Send + Sync + 'static> Publisher<C> {
         !self.no_callbacks.load(Ordering::Acquire)
     }
 
-    /// Sends `change` to the subscribers. Never waits.
+    /// Sends `change` to the subscribers and keeps an update in the
+    /// history. Never waits.
     pub(crate) fn broadcast(&self, change: &Change<C>) {
         if !self.watched.load(Ordering::Acquire) {
             return;
         }
-        let guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = guard.as_ref() {
-            if tx.receiver_count() > 0 {
-                let _ = tx.send(change.clone());
+        let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(watchers) = guard.as_mut() {
+            if let Change::Updated { curr, .. } = change {
+                watchers.remember(curr);
+            }
+            if watchers.tx.receiver_count() > 0 {
+                let _ = watchers.tx.send(change.clone());
             }
         }
     }
@@ -183,6 +232,36 @@ impl<C: Send + Sync + 'static> Publisher<C> {
             panic = %panic_message(panic),
             "change callback panicked and was removed"
         );
+    }
+}
+
+impl<C> Watchers<C> {
+    /// Keeps `snapshot` as the newest update (a re-publication of the same
+    /// version, as `NotifyPeers` sends, is not a new one).
+    fn remember(&mut self, snapshot: &Arc<Snapshot<C>>) {
+        if self.history.back().is_some_and(|last| last.version >= snapshot.version) {
+            return;
+        }
+        if self.history.back().is_some_and(|last| last.version + 1 != snapshot.version) {
+            // A gap (cannot happen while versions count commits): start over
+            // rather than replay a history with a hole in it.
+            self.history.clear();
+        }
+        if self.history.len() == HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(Arc::clone(snapshot));
+    }
+
+    /// The updates after version `since`, if the history reaches back to it.
+    fn replay_after(&self, since: u64) -> Resume<C> {
+        let (Some(first), Some(last)) = (self.history.front(), self.history.back()) else {
+            return Resume::Snapshot;
+        };
+        if since + 1 < first.version || since > last.version {
+            return Resume::Snapshot;
+        }
+        Resume::Replay(self.history.iter().filter(|s| s.version > since).cloned().collect())
     }
 }
 
