@@ -15,10 +15,10 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cell::{CallJsonOp, JsonWrite, JsonWriteOp};
+use crate::cell::{BatchJsonOp, CallJsonOp, JsonWrite, JsonWriteOp};
 use crate::changes::{Lagged, Replay};
 pub use crate::json::{from_json, redacted_json, JsonSnapshot, JsonText};
-use crate::methods::{methods_of, MethodInfo};
+use crate::methods::{methods_of, BatchCall, MethodInfo};
 use crate::{
     Change, Component, Container, Control, ETag, Error, Handle, Precondition, Result, Stage, State,
     Subscription,
@@ -164,6 +164,17 @@ pub trait DynComponent: Send + Sync + 'static {
         args: Value,
         if_match: Precondition,
     ) -> BoxFuture<'static, Result<Value>>;
+    /// Calls methods by name in order, in one turn of the mailbox, all or
+    /// nothing: if one fails, the state is rolled back to before the batch,
+    /// nothing is stored or published, and the error names the failing call
+    /// (`batch call 2 (`fail`) failed, …`) with that call's error kind.
+    /// Checked against `if_match` once, before the first call. Read-only
+    /// methods in a batch see the changes of the calls before them.
+    fn batch_json(
+        &self,
+        calls: Vec<BatchCall>,
+        if_match: Precondition,
+    ) -> BoxFuture<'static, Result<Vec<Value>>>;
     /// Sends a control message and waits until it was carried out.
     fn control(&self, control: Control) -> BoxFuture<'static, Result<()>>;
     /// The changes from now on, as JSON.
@@ -259,6 +270,22 @@ impl<C: Component> DynComponent for Handle<C> {
                 return (table.call_ref)(&snap.state, &method, args).await;
             }
             let op = Arc::new(CallJsonOp::new(table, method, args, if_match));
+            handle.send_op(op.clone()).await?;
+            handle.named(op.reply().await)
+        })
+    }
+
+    fn batch_json(
+        &self,
+        calls: Vec<BatchCall>,
+        if_match: Precondition,
+    ) -> BoxFuture<'static, Result<Vec<Value>>> {
+        let handle = self.clone().without_timeout();
+        Box::pin(async move {
+            let table = methods_of::<C>().ok_or_else(|| {
+                Error::NotFound(format!("{} has no methods to call by name", handle.uri()))
+            })?;
+            let op = Arc::new(BatchJsonOp::new(table, calls, if_match));
             handle.send_op(op.clone()).await?;
             handle.named(op.reply().await)
         })

@@ -54,6 +54,16 @@ pub type CallMutFn = for<'a> fn(
 pub type CallRefFn =
     for<'a> fn(&'a (dyn Any + Send + Sync), &'a str, Value) -> BoxFuture<'a, Result<Value>>;
 
+/// One call of a batch by name: a method and its JSON object of arguments.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, Serialize)]
+pub struct BatchCall {
+    /// The method's name.
+    pub method: String,
+    /// The named arguments (an object; `null` or absent for none).
+    #[serde(default)]
+    pub args: Value,
+}
+
 /// The methods of one component type.
 #[derive(Debug)]
 pub struct MethodTable {

@@ -567,3 +567,85 @@ async fn a_component_without_the_macro_has_every_operation_but_call_json() {
     assert_eq!(d.snapshot_json().unwrap(), patched);
     root.shutdown().await.unwrap();
 }
+
+/// A batch by name as the seed's mixed batches: calls of different methods.
+fn batch(calls: &[(&str, Value)]) -> Vec<kinesis::methods::BatchCall> {
+    calls
+        .iter()
+        .map(|(method, args)| kinesis::methods::BatchCall {
+            method: (*method).to_owned(),
+            args: args.clone(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_by_name_runs_mixed_calls_in_one_turn_and_reads_its_own_changes() {
+    let root = Container::root().await.unwrap();
+    let h = root.add("counter", Counter::default()).await.unwrap();
+    let d = root.get_dyn("counter").unwrap();
+    let before = h.snapshot().version;
+    let replies = d
+        .batch_json(
+            batch(&[
+                ("increment", json!({"by": 2})),
+                ("relabel", json!({"label": "two"})),
+                ("total", json!({})),
+                ("increment", json!({"by": 3})),
+            ]),
+            Precondition::Any,
+        )
+        .await
+        .unwrap();
+    assert_eq!(replies, [json!(2), json!("two"), json!(2), json!(5)]);
+    let after = h.snapshot();
+    assert_eq!((after.state.count, after.state.label.as_str()), (5, "two"));
+    assert_eq!(after.version, before + 1, "one commit for the whole batch");
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_call_rolls_the_whole_batch_back_and_is_named() {
+    let root = Container::root().await.unwrap();
+    let h = root.add("counter", Counter::default()).await.unwrap();
+    let d = root.get_dyn("counter").unwrap();
+    let before = h.snapshot();
+    let err = d
+        .batch_json(
+            batch(&[
+                ("increment", json!({"by": 2})),
+                ("relabel", json!({"label": "x"})),
+                ("fail_with", json!({"message": "no"})),
+                ("increment", json!({"by": 3})),
+            ]),
+            Precondition::Any,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Handler);
+    assert!(err.to_string().contains("batch call 2 (`fail_with`) failed"), "{err}");
+    let after = h.snapshot();
+    assert_eq!((after.state.count, after.state.label.as_str()), (0, ""), "rolled back");
+    assert_eq!((after.version, after.etag), (before.version, before.etag));
+
+    // An unknown method fails the batch the same way, as NotFound.
+    let err = d
+        .batch_json(
+            batch(&[("increment", json!({"by": 1})), ("nope", json!({}))]),
+            Precondition::Any,
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.to_string().contains("batch call 1 (`nope`)"), "{err}");
+    assert_eq!(h.snapshot().state.count, 0);
+
+    // A stale precondition refuses the whole batch before any call.
+    let stale = before.etag;
+    d.batch_json(batch(&[("increment", json!({"by": 1}))]), stale.into()).await.unwrap();
+    let err =
+        d.batch_json(batch(&[("increment", json!({"by": 1}))]), stale.into()).await.unwrap_err();
+    assert_eq!(err, Error::Conflict { current: h.etag() });
+    assert_eq!(h.snapshot().state.count, 1);
+    root.shutdown().await.unwrap();
+}

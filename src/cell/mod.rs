@@ -39,7 +39,7 @@ use tracing::Instrument;
 use self::commit::{Committer, Published};
 pub(crate) use self::mailbox::{ControlEnvelope, Mailbox, Refused};
 pub(crate) use self::ops::{
-    AskOp, BatchOp, CallJsonOp, Envelope, JsonWrite, JsonWriteOp, Operation, ReplaceOp,
+    AskOp, BatchJsonOp, BatchOp, CallJsonOp, Envelope, JsonWrite, JsonWriteOp, Operation, ReplaceOp,
 };
 use self::publish::Owned;
 pub(crate) use self::publish::{panic_message, CallbackOwner, Publisher, Resume, OWNER};

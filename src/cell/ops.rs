@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::slot::{Deadline, Run, Slot};
 use crate::json::{from_json, unredact};
-use crate::methods::MethodTable;
+use crate::methods::{BatchCall, MethodTable};
 use crate::{Component, Context, ETag, Error, Handler, Precondition, Result, Snapshot};
 
 /// A unit of work for a component's mailbox.
@@ -231,10 +231,19 @@ impl<M: Send + 'static, C: Handler<M>> Operation<C> for BatchOp<M, C> {
 }
 
 fn batch_error(index: usize, e: Error) -> Error {
-    let prefix = format!("batch message {index} failed, batch rolled back: ");
+    prefixed(format!("batch message {index} failed, batch rolled back: "), e)
+}
+
+/// `e` with `prefix` before its message, kind kept (kinds without a
+/// message stay as they are).
+fn prefixed(prefix: String, e: Error) -> Error {
     match e {
         Error::Handler(m) => Error::Handler(prefix + &m),
         Error::Invalid(m) => Error::Invalid(prefix + &m),
+        Error::NotFound(m) => Error::NotFound(prefix + &m),
+        Error::Panicked(m) => Error::Panicked(prefix + &m),
+        Error::Store(m) => Error::Store(prefix + &m),
+        Error::Crypto(m) => Error::Crypto(prefix + &m),
         other => other,
     }
 }
@@ -403,6 +412,85 @@ impl<C: Component> Operation<C> for CallJsonOp {
             let outcome = r.as_ref().map(|_| ()).map_err(Clone::clone);
             self.slot.set_ran(r);
             outcome
+        })
+    }
+
+    fn slot(&self) -> &dyn Answer {
+        &self.slot
+    }
+
+    fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {
+        self.slot.answer_with(|ran| reply_of(outcome, ran));
+    }
+}
+
+/// Calls methods by name in order, in one mailbox turn, all or nothing.
+pub(crate) struct BatchJsonOp {
+    slot: Slot<Vec<BatchCall>, Vec<Value>>,
+    table: &'static MethodTable,
+    if_match: Precondition,
+}
+
+impl BatchJsonOp {
+    pub(crate) fn new(
+        table: &'static MethodTable,
+        calls: Vec<BatchCall>,
+        if_match: Precondition,
+    ) -> Self {
+        BatchJsonOp { slot: Slot::new(calls, None), table, if_match }
+    }
+
+    pub(crate) async fn reply(&self) -> Result<Vec<Value>> {
+        self.slot.wait().await
+    }
+}
+
+impl<C: Component> Operation<C> for BatchJsonOp {
+    fn conditional(&self) -> bool {
+        self.if_match.is_conditional()
+    }
+
+    fn run<'a>(
+        &'a self,
+        state: &'a mut C,
+        ctx: &'a mut Context<C>,
+        current: &'a Snapshot<C>,
+    ) -> Run<'a> {
+        Box::pin(async move {
+            check_if_match(&self.if_match, current)?;
+            let Some(calls) = self.slot.take_input() else { return Ok(()) };
+            let mut replies = Vec::with_capacity(calls.len());
+            for (index, call) in calls.into_iter().enumerate() {
+                let fail = |e: Error| {
+                    prefixed(
+                        format!(
+                            "batch call {index} (`{}`) failed, batch rolled back: ",
+                            call.method
+                        ),
+                        e,
+                    )
+                };
+                let reply = match self.table.method(&call.method) {
+                    None => Err(Error::NotFound(format!("no method `{}`", call.method))),
+                    Some(info) if info.mutating => {
+                        (self.table.call_mut)(state, ctx, &call.method, call.args.clone()).await
+                    }
+                    // Read-only methods see the batch's changes so far.
+                    Some(_) => {
+                        (self.table.call_ref)(&*state, &call.method, call.args.clone()).await
+                    }
+                };
+                match reply {
+                    Ok(value) => replies.push(value),
+                    Err(e) => {
+                        let e = fail(e);
+                        self.slot.set_ran(Err(e.clone()));
+                        return Err(e);
+                    }
+                }
+            }
+            self.slot.set_ran(Ok(replies));
+            Ok(())
         })
     }
 
