@@ -1,4 +1,9 @@
-//! Request bodies and query strings: content types, the size limit, JSON.
+//! Request bodies and query strings: content types, JSON.
+//!
+//! The size limit is enforced once, by tower-http's `RequestBodyLimitLayer`
+//! on the router: a body announced as too large is refused before it is
+//! read, and one that grows too large while streaming fails [`read`], which
+//! answers 413 as well.
 
 use axum::body::{Body, Bytes};
 use axum::http::header::CONTENT_TYPE;
@@ -59,11 +64,12 @@ pub(crate) fn require(headers: &HeaderMap, accept: Accept) -> Result<(), Problem
     }
 }
 
-/// Reads the whole body, at most `limit` bytes (413 past that).
-pub(crate) async fn read(body: Body, limit: usize) -> Result<Bytes, Problem> {
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
+/// Reads the whole body (413 if the body limit layer stopped it).
+pub(crate) async fn read(body: Body) -> Result<Bytes, Problem> {
+    axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
         if is_length_limit(&e) {
-            Problem::payload_too_large(limit)
+            // The router's problem layer names the configured limit.
+            Problem::from_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
         } else {
             Problem::bad_request(format!("the body could not be read: {e}"))
         }
@@ -91,9 +97,8 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Value, Problem> {
 pub(crate) async fn arguments(
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
 ) -> Result<Map<String, Value>, Problem> {
-    let bytes = read(body, limit).await?;
+    let bytes = read(body).await?;
     if bytes.is_empty() && essence(headers).is_none() {
         return Ok(Map::new());
     }
@@ -207,22 +212,24 @@ mod tests {
 
     #[tokio::test]
     async fn bodies_over_the_limit_are_413() {
-        let err = read(Body::from(vec![b'x'; 100]), 10).await.unwrap_err();
+        let limited =
+            |bytes: Vec<u8>| Body::new(http_body_util::Limited::new(Body::from(bytes), 10));
+        let err = read(limited(vec![b'x'; 100])).await.unwrap_err();
         assert_eq!(err.status().as_u16(), 413);
-        assert_eq!(read(Body::from("1234"), 10).await.unwrap().as_ref(), b"1234");
+        assert_eq!(read(limited(b"1234".to_vec())).await.unwrap().as_ref(), b"1234");
     }
 
     #[tokio::test]
     async fn arguments_are_an_object_or_nothing() {
-        let none = arguments(&HeaderMap::new(), Body::empty(), 100).await.unwrap();
+        let none = arguments(&HeaderMap::new(), Body::empty()).await.unwrap();
         assert!(none.is_empty());
-        let some = arguments(&typed("application/json"), Body::from("{\"by\":2}"), 100).await;
+        let some = arguments(&typed("application/json"), Body::from("{\"by\":2}")).await;
         assert_eq!(some.unwrap()["by"], 2);
-        let arr = arguments(&typed("application/json"), Body::from("[1]"), 100).await;
+        let arr = arguments(&typed("application/json"), Body::from("[1]")).await;
         assert_eq!(arr.unwrap_err().status().as_u16(), 422);
-        let bad = arguments(&typed("application/json"), Body::from("{"), 100).await;
+        let bad = arguments(&typed("application/json"), Body::from("{")).await;
         assert_eq!(bad.unwrap_err().status().as_u16(), 400);
-        let untyped = arguments(&HeaderMap::new(), Body::from("{}"), 100).await;
+        let untyped = arguments(&HeaderMap::new(), Body::from("{}")).await;
         assert_eq!(untyped.unwrap_err().status().as_u16(), 415);
     }
 }

@@ -131,18 +131,22 @@
 //! # }
 //! ```
 
-mod app;
+mod batch;
 mod body;
 mod conditional;
 mod config;
+mod handlers;
+mod ids;
+mod layers;
 mod problem;
 mod resolve;
-mod routes;
+mod router;
 mod server;
 mod sse;
-mod trace;
 
 pub use config::{HttpConfig, VARIABLES};
+pub use ids::TRACE_ID_HEADER;
+pub use layers::layers;
 pub use problem::status_of;
+pub use router::{router, router_with_shutdown};
 pub use server::{serve, HttpOptions, HttpServer};
-pub use trace::TRACE_ID_HEADER;

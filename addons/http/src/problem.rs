@@ -1,9 +1,11 @@
 //! Errors as `application/problem+json` (RFC 9457), from one table.
 //!
-//! Every error response of the add-on is a [`Problem`]: handlers return one,
-//! and responses that middleware produced without a body (413 from the body
-//! limit, 504 from the request timeout) are turned into one by the trace
-//! middleware, which also fills in the `trace_id` member. The body is
+//! Every error response of the add-on is a [`Problem`]: handlers return one
+//! (it is their `IntoResponse` error), and error responses that layers made
+//! without a problem body (413 from the body limit, 504 from the request
+//! timeout, axum's own rejections) are turned into one by [`problem_bodies`],
+//! the router's outermost layer, which also fills in the `trace_id` member
+//! from the request's `Trace-ID` header. The body is
 //!
 //! ```json
 //! {"type": "urn:kinesis:problem:precondition-failed", "title": "Precondition Failed",
@@ -15,8 +17,12 @@
 //! The detail of an error is its message: kinesis errors never carry key
 //! material or plaintext of encrypted fields, so nothing else is added.
 
+use std::time::Duration;
+
+use axum::extract::{Request, State};
 use axum::http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE};
 use axum::http::StatusCode;
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use kinesis::{Error, ErrorKind};
 use serde::Serialize;
@@ -236,6 +242,58 @@ impl IntoResponse for Problem {
         response.extensions_mut().insert(Pending(self));
         response
     }
+}
+
+/// What [`problem_bodies`] needs to describe a layer's error.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    /// The body limit, for 413.
+    pub(crate) body_limit: usize,
+    /// The request timeout, for 504.
+    pub(crate) request_timeout: Duration,
+}
+
+/// The router's outermost layer: renders every [`Problem`] with the
+/// request's trace id, and turns any other error response into one.
+pub(crate) async fn problem_bodies(
+    State(limits): State<Limits>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let trace_id = crate::ids::of_request(request.headers());
+    let mut response = next.run(request).await;
+    if let Some(Pending(problem)) = response.extensions_mut().remove::<Pending>() {
+        if problem.status == StatusCode::PAYLOAD_TOO_LARGE {
+            return Problem::payload_too_large(limits.body_limit).render(trace_id.as_str());
+        }
+        return problem.render(trace_id.as_str());
+    }
+    let status = response.status();
+    let is_error = status.is_client_error() || status.is_server_error();
+    let is_problem = response.headers().get(CONTENT_TYPE).is_some_and(|v| v == PROBLEM_JSON);
+    if !is_error || is_problem {
+        return response;
+    }
+    let problem = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => Problem::payload_too_large(limits.body_limit),
+        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => {
+            Problem::timeout(limits.request_timeout)
+        }
+        other => Problem::from_status(other),
+    };
+    let mut rendered = problem.render(trace_id.as_str());
+    for (name, value) in response.headers() {
+        if !is_body_header(name) && !rendered.headers().contains_key(name) {
+            rendered.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    rendered
+}
+
+/// Headers that describe the body, which a rendered problem replaces.
+fn is_body_header(name: &HeaderName) -> bool {
+    use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
+    [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING, TRANSFER_ENCODING].contains(name)
 }
 
 #[cfg(test)]

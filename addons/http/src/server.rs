@@ -16,7 +16,6 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::ServiceExt;
 use kinesis::{Component, Container, Context, Error, Handle, Result, Runtime};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
@@ -144,12 +143,15 @@ impl Component for HttpServer {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(cannot)?;
         let local_addr = listener.local_addr().map_err(cannot)?;
         let shutdown = ctx.cancellation_token().child_token();
-        let app = crate::app::app(self.inner.root.clone(), options, shutdown.clone());
+        let app = crate::layers(crate::router_with_shutdown(
+            self.inner.root.clone(),
+            &options,
+            shutdown.clone(),
+        ));
         let (done_tx, done) = oneshot::channel();
         let signal = shutdown.clone().cancelled_owned();
         ctx.spawn(async move {
-            let make = ServiceExt::<axum::extract::Request>::into_make_service(app);
-            let served = axum::serve(listener, make).with_graceful_shutdown(signal).await;
+            let served = axum::serve(listener, app).with_graceful_shutdown(signal).await;
             let _ = done_tx.send(());
             served.map_err(|e| Error::Handler(format!("HTTP server on {local_addr} failed: {e}")))
         });

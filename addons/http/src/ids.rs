@@ -1,4 +1,4 @@
-//! Trace ids, the access log, and the last touch on every response.
+//! Trace ids: which request header names one, and new ones.
 //!
 //! The trace id of a request is taken from, in this order: the trace-id part
 //! of a W3C `traceparent` header, a `TraceID` header, a `Trace-ID` header.
@@ -6,27 +6,14 @@
 //! (a uuid, a W3C or X-Ray trace id); anything else is ignored. Without one,
 //! a new uuid v4 (32 hex digits) is made.
 //!
-//! The id is recorded on the request's `http.request` tracing span, returned
-//! in a `Trace-ID` header on every response the service produces (errors and
-//! 404s included) and written into every problem body. Each request ends
-//! with one access-log event (target `kinesis_http::access`, level info) with
-//! method, path, status, latency and trace id.
+//! [`layers`](crate::layers) puts the id into the request's `Trace-ID`
+//! header ([`normalise`], then tower-http's `SetRequestId` with
+//! [`MakeTraceId`]), and `PropagateRequestId` returns it in the response's.
+//! The `http.request` span records it, and problem bodies carry it.
 
-use std::time::{Duration, Instant};
-
-use std::convert::Infallible;
-use std::task::{Context, Poll};
-
-use axum::body::{Body, Bytes, HttpBody};
-use axum::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use axum::http::{HeaderMap, Request, StatusCode};
-use axum::response::Response;
-use axum::BoxError;
-use futures::future::BoxFuture;
-use tower::Service;
-use tracing::Instrument;
-
-use crate::problem::{Pending, Problem, PROBLEM_JSON};
+use axum::http::header::HeaderValue;
+use axum::http::{HeaderMap, Request};
+use tower_http::request_id::{MakeRequestId, RequestId};
 
 /// The response header that carries the trace id.
 pub const TRACE_ID_HEADER: &str = "trace-id";
@@ -94,83 +81,7 @@ fn trace_id_of_traceparent(value: &str) -> Option<&str> {
     ok.then_some(trace_id)
 }
 
-/// What the middleware needs to describe errors produced below it.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Limits {
-    /// The body limit, for 413 details.
-    pub(crate) body_limit: usize,
-    /// The request timeout, for 504 details.
-    pub(crate) request_timeout: Duration,
-}
-
-/// The outermost middleware: trace id, span, problem bodies, access log.
-#[derive(Debug, Clone)]
-pub(crate) struct Trace<S> {
-    inner: S,
-    limits: Limits,
-}
-
-impl<S> Trace<S> {
-    /// `inner`, traced; `limits` describe errors produced below.
-    pub(crate) fn new(inner: S, limits: Limits) -> Self {
-        Trace { inner, limits }
-    }
-}
-
-impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Trace<S>
-where
-    S: Service<Request<ReqBody>, Response = axum::http::Response<ResBody>, Error = Infallible>,
-    S::Future: Send + 'static,
-    ResBody: HttpBody<Data = Bytes> + Send + 'static,
-    ResBody::Error: Into<BoxError>,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        let started = Instant::now();
-        let id = TraceId::from_headers(request.headers()).unwrap_or_else(TraceId::generate);
-        let method = request.method().clone();
-        let uri = request.uri().clone();
-        let span = tracing::info_span!(
-            "http.request",
-            %method,
-            path = loggable(uri.path()),
-            trace_id = id.as_str()
-        );
-        let future = span.in_scope(|| self.inner.call(request));
-        let limits = self.limits;
-        Box::pin(async move {
-            let response = match future.instrument(span.clone()).await {
-                Ok(response) => response.map(Body::new),
-                Err(never) => match never {},
-            };
-            let mut response = finish(response, &id, &limits);
-            response.headers_mut().insert(TRACE_ID_HEADER, id.0.clone());
-            let status = response.status().as_u16();
-            let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            span.in_scope(|| {
-                tracing::info!(
-                    target: "kinesis_http::access",
-                    %method,
-                    path = loggable(uri.path()),
-                    status,
-                    latency_us,
-                    trace_id = id.as_str(),
-                    "request"
-                );
-            });
-            Ok(response)
-        })
-    }
-}
-
-fn loggable(path: &str) -> &str {
+pub(crate) fn loggable(path: &str) -> &str {
     if path.len() <= MAX_LOGGED_PATH {
         return path;
     }
@@ -181,37 +92,38 @@ fn loggable(path: &str) -> &str {
     &path[..end]
 }
 
-/// Renders a pending problem, or turns a bare error response of some
-/// middleware into one.
-fn finish(mut response: Response, id: &TraceId, limits: &Limits) -> Response {
-    if let Some(Pending(problem)) = response.extensions_mut().remove::<Pending>() {
-        return problem.render(id.as_str());
-    }
-    let status = response.status();
-    let is_error = status.is_client_error() || status.is_server_error();
-    let is_problem = response.headers().get(CONTENT_TYPE).is_some_and(|v| v == PROBLEM_JSON);
-    if !is_error || is_problem {
-        return response;
-    }
-    let problem = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => Problem::payload_too_large(limits.body_limit),
-        StatusCode::GATEWAY_TIMEOUT | StatusCode::REQUEST_TIMEOUT => {
-            Problem::timeout(limits.request_timeout)
+/// Leaves in the request's `Trace-ID` header the id the request names (from
+/// `traceparent`, `TraceID` or a valid `Trace-ID`), or removes the header so
+/// that [`MakeTraceId`] makes a new one.
+pub(crate) fn normalise<B>(mut request: Request<B>) -> Request<B> {
+    match TraceId::from_headers(request.headers()) {
+        Some(id) => {
+            request.headers_mut().insert(TRACE_ID_HEADER, id.0);
         }
-        other => Problem::from_status(other),
-    };
-    let mut rendered = problem.render(id.as_str());
-    for (name, value) in response.headers() {
-        if !is_body_header(name) && !rendered.headers().contains_key(name) {
-            rendered.headers_mut().append(name.clone(), value.clone());
+        None => {
+            request.headers_mut().remove(TRACE_ID_HEADER);
         }
     }
-    rendered
+    request
 }
 
-fn is_body_header(name: &HeaderName) -> bool {
-    use axum::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, TRANSFER_ENCODING};
-    [CONTENT_TYPE, CONTENT_LENGTH, CONTENT_ENCODING, TRANSFER_ENCODING].contains(name)
+/// Makes the trace id of a request that names none: a new uuid.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct MakeTraceId;
+
+impl MakeRequestId for MakeTraceId {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        Some(RequestId::new(TraceId::generate().0))
+    }
+}
+
+/// The trace id in a request's `Trace-ID` header (as [`normalise`] left
+/// it), or a new one when nothing put one there.
+pub(crate) fn of_request(headers: &HeaderMap) -> TraceId {
+    headers
+        .get(TRACE_ID_HEADER)
+        .filter(|v| v.to_str().is_ok_and(valid_trace_id))
+        .map_or_else(TraceId::generate, |v| TraceId(v.clone()))
 }
 
 #[cfg(test)]
@@ -272,6 +184,18 @@ mod tests {
         assert!(valid_trace_id(a.as_str()));
         assert_ne!(a.as_str(), b.as_str());
         assert!(uuid::Uuid::parse_str(a.as_str()).is_ok());
+    }
+
+    #[test]
+    fn normalise_keeps_the_named_id_and_drops_an_invalid_one() {
+        let request = |pairs: &[(&'static str, &str)]| {
+            let mut r = Request::new(());
+            *r.headers_mut() = headers(pairs);
+            normalise(r).headers().get(TRACE_ID_HEADER).map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(request(&[("traceid", "abc")]).as_deref(), Some("abc"));
+        assert_eq!(request(&[("trace-id", "<script>")]), None);
+        assert_eq!(request(&[]), None);
     }
 
     #[test]

@@ -1,0 +1,84 @@
+//! [`router`]: the whole REST surface as an axum [`Router`].
+//!
+//! | route | handlers |
+//! | --- | --- |
+//! | `/` | `GET`/`HEAD` the tree; anything else 405 |
+//! | `/{*path}` | `GET`/`HEAD`, `PUT`, `PATCH`, `POST` (see [the route table](crate#routes)); anything else 405 with the path's `Allow` |
+//!
+//! A component path is resolved against the live tree on every request, so
+//! a component's routes come and go with it; that is why one wildcard route
+//! serves them all. Around the routes, from the outside in:
+//!
+//! 1. the problem layer: every error answer becomes `application/problem+json`
+//!    with the request's trace id;
+//! 2. tower-http's `RequestBodyLimitLayer`: the body limit, enforced once;
+//! 3. tower-http's `TimeoutLayer` (504) on `PUT`, `PATCH` and `POST`, the
+//!    routes that wait for a component.
+//!
+//! The router resolves paths as it sees them, so it may be nested under any
+//! prefix (`Router::new().nest("/api", kinesis_http::router(…))`): component
+//! URIs stay `/root/…` below that prefix.
+
+use axum::handler::Handler;
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::Router;
+use kinesis::Container;
+use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::handlers::{self, Api};
+use crate::problem::{problem_bodies, Limits};
+use crate::HttpOptions;
+
+/// The REST surface of `root` (and every exposed component below it) as an
+/// axum [`Router`], to serve as it is or to nest or merge into an app of
+/// your own, under your own layers. [`layers`](crate::layers) adds the
+/// standard ones (trace ids, tracing, compression); [`serve`](crate::serve)
+/// serves both.
+///
+/// `options` gives the body limit, the request timeout and the keep-alive
+/// interval of `_watch` streams (its address is not used here). Watches end
+/// when their component is torn down; see [`router_with_shutdown`] to end
+/// them when your server stops.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use axum::routing::get;
+///
+/// let root = kinesis::Container::root().await.unwrap();
+/// let app: axum::Router = axum::Router::new()
+///     .route("/hello", get(|| async { "hello" }))
+///     .nest("/api", kinesis_http::router(root.clone(), &kinesis_http::HttpOptions::default()));
+/// # root.shutdown().await.unwrap();
+/// # });
+/// ```
+pub fn router(root: Container, options: &HttpOptions) -> Router {
+    router_with_shutdown(root, options, CancellationToken::new())
+}
+
+/// [`router`], whose `_watch` streams end when `shutdown` is cancelled (so a
+/// graceful shutdown of the server does not wait for them).
+pub fn router_with_shutdown(
+    root: Container,
+    options: &HttpOptions,
+    shutdown: CancellationToken,
+) -> Router {
+    let api = Api::new(root, options.request_timeout, options.keep_alive, shutdown);
+    let limits =
+        Limits { body_limit: options.body_limit, request_timeout: options.request_timeout };
+    let timeout =
+        TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, options.request_timeout);
+    let component = get(handlers::get)
+        .put(handlers::put.layer(timeout))
+        .patch(handlers::patch.layer(timeout))
+        .post(handlers::post.layer(timeout))
+        .fallback(handlers::other);
+    Router::new()
+        .route("/", get(handlers::tree_root).fallback(handlers::tree_other))
+        .route("/{*path}", component)
+        .with_state(api)
+        .layer(RequestBodyLimitLayer::new(options.body_limit))
+        .layer(axum::middleware::from_fn_with_state(limits, problem_bodies))
+}
