@@ -205,3 +205,66 @@ async fn a_client_that_stops_reading_lags_without_slowing_the_component() {
     // The server still serves others meanwhile.
     assert_eq!(s.get("/root/counter/total").await.json::<Value>().await.unwrap(), json!(1000));
 }
+
+/// Increments the counter `n` times over HTTP.
+async fn increment(s: &common::Server, n: usize) {
+    for _ in 0..n {
+        let r = s.post_json("/root/counter/increment", json!({"by": 1})).await;
+        assert_eq!(r.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_watch_resumes_after_last_event_id_with_exactly_the_missed_versions() {
+    let s = serve().await;
+    s.counter("counter").await;
+    let mut events = Events::open(s.get("/root/counter/_watch").await).await;
+    assert_eq!(events.event().await.unwrap().id.as_deref(), Some("1"));
+    increment(&s, 1).await;
+    let seen = events.event().await.unwrap();
+    assert_eq!((seen.name.as_str(), seen.id.as_deref()), ("updated", Some("2")));
+    // The connection drops after version 2; two writes happen meanwhile.
+    drop(events);
+    increment(&s, 2).await;
+
+    let r = s.client.get(s.url("/root/counter/_watch")).header("last-event-id", "2").send().await;
+    let mut events = Events::open(r.unwrap()).await;
+    for version in [3, 4] {
+        let e = events.event().await.unwrap();
+        assert_eq!(e.name, "updated", "no snapshot first: {e:?}");
+        assert_eq!(e.id, Some(version.to_string()));
+        assert_eq!(e.json()["version"], version);
+        assert_eq!(e.json()["data"]["count"], version - 1);
+    }
+    // Then it goes on live.
+    increment(&s, 1).await;
+    assert_eq!(events.event().await.unwrap().id.as_deref(), Some("5"));
+
+    // `?since=` does the same.
+    let mut events = Events::open(s.get("/root/counter/_watch?since=3").await).await;
+    assert_eq!(events.event().await.unwrap().id.as_deref(), Some("4"));
+    assert_eq!(events.event().await.unwrap().id.as_deref(), Some("5"));
+}
+
+#[tokio::test]
+async fn a_version_older_than_the_history_starts_with_a_snapshot() {
+    let s = serve().await;
+    let counter = s.counter("counter").await;
+    drop(Events::open(s.get("/root/counter/_watch").await).await);
+    for _ in 0..70 {
+        counter.increment(1).await.unwrap();
+    }
+    let r = s.client.get(s.url("/root/counter/_watch")).header("last-event-id", "1").send().await;
+    let mut events = Events::open(r.unwrap()).await;
+    let first = events.event().await.unwrap();
+    assert_eq!(first.name, "snapshot");
+    assert_eq!(first.id.as_deref(), Some("71"));
+    assert_eq!(first.json()["data"]["count"], 70);
+    counter.increment(1).await.unwrap();
+    assert_eq!(events.event().await.unwrap().id.as_deref(), Some("72"));
+
+    // A version that is not a number is a 400.
+    let r = s.client.get(s.url("/root/counter/_watch")).header("last-event-id", "x").send().await;
+    problem(r.unwrap(), 400).await;
+    problem(s.get("/root/counter/_watch?since=-1").await, 400).await;
+}
