@@ -135,6 +135,7 @@ mod app;
 mod body;
 mod conditional;
 mod config;
+pub mod openapi;
 mod problem;
 mod resolve;
 mod routes;
