@@ -53,6 +53,12 @@ use serde_json::{json, Map, Value};
 /// Where shared schemas live, as a `$ref` prefix.
 const SCHEMAS: &str = "#/components/schemas/";
 
+/// Where the generator's `$ref`s point while the document is built: the
+/// definitions get their final names in `components/schemas` at the end, and
+/// these references are rewritten then, so that a generated name can never be
+/// confused with one of the document's own.
+const GENERATED: &str = "#/x-kinesis-generated/";
+
 /// The OpenAPI 3.1.0 document of the components under `root` as they are
 /// now: every exposed component with its methods, and the JSON Schemas of
 /// their state, arguments and replies (see the [module docs](self)).
@@ -114,7 +120,7 @@ struct Document {
 impl Document {
     fn new() -> Document {
         let generator = SchemaSettings::draft2020_12()
-            .with(|s| s.definitions_path = "/components/schemas".into())
+            .with(|s| s.definitions_path = GENERATED[1..GENERATED.len() - 1].to_owned().into())
             .into_generator();
         let mut doc = Document {
             generator,
@@ -499,17 +505,16 @@ impl Document {
     fn finish(mut self) -> Value {
         // Definitions of named types, under their `schemars` names unless
         // unsafe or already taken.
-        let mut renames: HashMap<String, String> = HashMap::new();
+        let mut names: HashMap<String, String> = HashMap::new();
         let definitions = self.generator.take_definitions(true);
-        for (name, schema) in definitions {
-            let valid = !name.is_empty() && name.chars().all(allowed);
-            let name = if valid && self.names.insert(name.clone()) {
-                name
+        for (generated, schema) in definitions {
+            let valid = !generated.is_empty() && generated.chars().all(allowed);
+            let name = if valid && self.names.insert(generated.clone()) {
+                generated.clone()
             } else {
-                let new = self.name(&name);
-                renames.insert(name, new.clone());
-                new
+                self.name(&generated)
             };
+            names.insert(generated, name.clone());
             self.schemas.insert(name, schema);
         }
         let mut responses = Map::new();
@@ -555,9 +560,7 @@ impl Document {
                 }
             }
         });
-        if !renames.is_empty() {
-            rename_refs(&mut doc, &renames);
-        }
+        resolve_refs(&mut doc, &names);
         doc
     }
 }
@@ -814,26 +817,26 @@ fn operation_base(uri: &str) -> String {
     }
 }
 
-/// Points the `$ref`s to renamed definitions at their new names.
-fn rename_refs(value: &mut Value, renames: &HashMap<String, String>) {
+/// Points the generator's `$ref`s at the definitions' final names.
+fn resolve_refs(value: &mut Value, names: &HashMap<String, String>) {
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
                 if key == "$ref" {
-                    if let Some(new) = v
+                    if let Some(name) = v
                         .as_str()
-                        .and_then(|r| r.strip_prefix(SCHEMAS))
+                        .and_then(|r| r.strip_prefix(GENERATED))
                         .and_then(decode_ref_name)
-                        .and_then(|name| renames.get(&name))
+                        .and_then(|name| names.get(&name))
                     {
-                        *v = Value::from(format!("{SCHEMAS}{new}"));
+                        *v = Value::from(format!("{SCHEMAS}{name}"));
                     }
                 } else {
-                    rename_refs(v, renames);
+                    resolve_refs(v, names);
                 }
             }
         }
-        Value::Array(items) => items.iter_mut().for_each(|v| rename_refs(v, renames)),
+        Value::Array(items) => items.iter_mut().for_each(|v| resolve_refs(v, names)),
         _ => {}
     }
 }
@@ -872,24 +875,61 @@ mod tests {
     }
 
     #[test]
-    fn renamed_definitions_are_followed_by_their_refs() {
+    fn generated_refs_point_at_the_final_names() {
         let mut doc = json!({
-            "a": {"$ref": "#/components/schemas/Wrap%3Cu8%3E"},
-            "b": [{"$ref": "#/components/schemas/a~1b"}, {"$ref": "#/components/schemas/Keep"}],
-            "$ref": "#/components/schemas/Keep"
+            "a": {"$ref": "#/x-kinesis-generated/Wrap%3Cu8%3E"},
+            "b": [{"$ref": "#/x-kinesis-generated/a~1b"}, {"$ref": "#/components/schemas/a~1b"}],
+            "$ref": "#/x-kinesis-generated/Keep"
         });
-        let renames = HashMap::from([
+        let names = HashMap::from([
             ("Wrap<u8>".to_owned(), "Wrap_u8_".to_owned()),
             ("a/b".to_owned(), "a_b".to_owned()),
+            ("Keep".to_owned(), "Keep".to_owned()),
         ]);
-        rename_refs(&mut doc, &renames);
+        resolve_refs(&mut doc, &names);
         assert_eq!(
             doc,
             json!({
                 "a": {"$ref": "#/components/schemas/Wrap_u8_"},
-                "b": [{"$ref": "#/components/schemas/a_b"}, {"$ref": "#/components/schemas/Keep"}],
+                "b": [{"$ref": "#/components/schemas/a_b"}, {"$ref": "#/components/schemas/a~1b"}],
                 "$ref": "#/components/schemas/Keep"
             })
+        );
+    }
+
+    /// A user type whose schema name is one of the document's own names, and
+    /// one whose name is not allowed in `components/schemas`.
+    #[derive(schemars::JsonSchema)]
+    #[schemars(rename = "kinesis.Problem")]
+    #[allow(dead_code)]
+    struct Clash {
+        n: u8,
+    }
+
+    #[derive(schemars::JsonSchema)]
+    #[schemars(rename = "bad name/with slash")]
+    #[allow(dead_code)]
+    struct Unsafe {
+        s: String,
+    }
+
+    #[test]
+    fn generated_names_never_replace_the_documents_own() {
+        let mut doc = Document::new();
+        let clash = doc.generator.subschema_for::<Clash>().to_value();
+        let bad = doc.generator.subschema_for::<Unsafe>().to_value();
+        doc.paths.insert("/x".to_owned(), json!({"clash": clash, "bad": bad}));
+        let doc = doc.finish();
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(schemas["kinesis.Problem"]["description"], "An error (RFC 9457).");
+        assert_eq!(doc["paths"]["/x"]["clash"]["$ref"], "#/components/schemas/kinesis.Problem2");
+        assert_eq!(schemas["kinesis.Problem2"]["properties"]["n"]["type"], "integer");
+        assert_eq!(doc["paths"]["/x"]["bad"]["$ref"], "#/components/schemas/bad_name_with_slash");
+        assert_eq!(schemas["bad_name_with_slash"]["properties"]["s"]["type"], "string");
+        // The fixed schemas' own references are untouched.
+        assert_eq!(
+            schemas["kinesis.Meta"]["properties"]["stage"]["$ref"],
+            "#/components/schemas/kinesis.Stage"
         );
     }
 }
