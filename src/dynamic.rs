@@ -155,6 +155,11 @@ pub trait DynComponent: Send + Sync + 'static {
     ) -> BoxFuture<'static, Result<JsonSnapshot>>;
     /// The methods callable by name (empty without `#[kinesis::handlers]`).
     fn methods(&self) -> &'static [MethodInfo];
+    /// The JSON Schema of the state, written with `generator` (see
+    /// [`methods`](crate::methods#json-schemas)): `None` unless the component
+    /// has `#[kinesis::handlers]` (an empty block will do) and its type
+    /// implements `schemars::JsonSchema`.
+    fn state_schema(&self, generator: &mut schemars::SchemaGenerator) -> Option<schemars::Schema>;
     /// Calls a method by name with a JSON object of named arguments.
     /// Read-only methods run on the latest snapshot; mutating ones go through
     /// the mailbox, checked against `if_match`.
@@ -248,6 +253,10 @@ impl<C: Component> DynComponent for Handle<C> {
 
     fn methods(&self) -> &'static [MethodInfo] {
         methods_of::<C>().map_or(&[], |t| t.methods)
+    }
+
+    fn state_schema(&self, generator: &mut schemars::SchemaGenerator) -> Option<schemars::Schema> {
+        methods_of::<C>().and_then(|t| (t.state_schema)(generator))
     }
 
     fn call_json(

@@ -170,6 +170,7 @@ pub use supervisor::{Backoff, Intensity, Restart, RestartPolicy};
 pub mod __private {
     pub use futures;
     pub use inventory;
+    pub use schemars;
     pub use serde;
     pub use serde_json;
 }

@@ -4,12 +4,26 @@
 //!
 //! Tables are registered with [`inventory`] at link time and found by type
 //! with [`methods_of`], so a component needs no extra wiring.
+//!
+//! # JSON Schemas
+//!
+//! Each table also carries JSON Schemas (draft 2020-12, the dialect of
+//! OpenAPI 3.1), as functions of a shared [`SchemaGenerator`] so that the
+//! types they mention are defined once, wherever the generator's
+//! `definitions_path` says: the schema of each method's arguments
+//! ([`MethodInfo::args_schema`]), of its reply ([`MethodInfo::reply_schema`])
+//! and of the component's state ([`MethodTable::state_schema`]). A type that
+//! implements [`schemars::JsonSchema`] is described by its schema; any other
+//! type by the permissive schema `true` (any JSON value), so deriving
+//! `JsonSchema` is never required. The HTTP add-on serves them as an
+//! OpenAPI document.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use futures::future::BoxFuture;
+use schemars::{Schema, SchemaGenerator};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -25,8 +39,20 @@ pub struct ArgInfo {
     pub ty: &'static str,
 }
 
+/// Writes a JSON Schema with a generator: the generator collects the
+/// definitions of the named types the schema refers to.
+pub type SchemaFn = fn(&mut SchemaGenerator) -> Schema;
+
+/// Writes the JSON Schema of a component's state, if its type implements
+/// [`schemars::JsonSchema`].
+pub type StateSchemaFn = fn(&mut SchemaGenerator) -> Option<Schema>;
+
 /// One method callable by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+///
+/// Serialises (for the `meta.methods` of the HTTP add-on) as `name`,
+/// `mutating`, `args`, `returns` and `doc`; the schema functions are left out
+/// of that form and of `==`, which compares what serialises.
+#[derive(Debug, Clone, Copy, Serialize)]
 pub struct MethodInfo {
     /// The method's name.
     pub name: &'static str,
@@ -39,7 +65,30 @@ pub struct MethodInfo {
     pub returns: &'static str,
     /// The method's doc comment.
     pub doc: &'static str,
+    /// The JSON Schema of the JSON object of named arguments: an object with
+    /// one property per argument, each required unless its type is written
+    /// `Option<_>`, and no other property. An argument whose type does not
+    /// implement [`schemars::JsonSchema`] is described by `true`.
+    #[serde(skip)]
+    pub args_schema: SchemaFn,
+    /// The JSON Schema of the reply: the `T` of a `Result<T, E>`, the value
+    /// returned, or `null` for `()`; `true` if that type does not implement
+    /// [`schemars::JsonSchema`].
+    #[serde(skip)]
+    pub reply_schema: SchemaFn,
 }
+
+impl PartialEq for MethodInfo {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.mutating == other.mutating
+            && self.args == other.args
+            && self.returns == other.returns
+            && self.doc == other.doc
+    }
+}
+
+impl Eq for MethodInfo {}
 
 /// Calls a `&mut self` method: state (`&mut C`), context (`&mut Context<C>`),
 /// method name, JSON object of named arguments.
@@ -75,6 +124,9 @@ pub struct MethodTable {
     pub call_mut: CallMutFn,
     /// Dispatches a read-only call.
     pub call_ref: CallRefFn,
+    /// The JSON Schema of the component's state: `None` if the component
+    /// type does not implement [`schemars::JsonSchema`].
+    pub state_schema: StateSchemaFn,
 }
 
 inventory::collect!(MethodTable);

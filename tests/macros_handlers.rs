@@ -178,6 +178,54 @@ impl Echo {
     }
 }
 
+/// An argument type that derives `JsonSchema`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Book {
+    title: String,
+    pages: u32,
+}
+
+/// An argument type that does not implement `JsonSchema`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    text: String,
+}
+
+/// A component whose state type derives `JsonSchema`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Shelf {
+    books: Vec<Book>,
+}
+
+impl Component for Shelf {}
+
+#[kinesis::handlers]
+impl Shelf {
+    /// Shelves a book, with an optional note; answers the books.
+    pub fn shelve(&mut self, book: Book, note: Option<Note>, copies: Option<u8>) -> Vec<Book> {
+        let _ = (note, copies);
+        self.books.push(book);
+        self.books.clone()
+    }
+
+    /// Any note; its type has no schema.
+    pub fn note(&self, about: Note) -> Note {
+        about
+    }
+}
+
+/// A component with an empty `#[kinesis::handlers]` block: it registers the
+/// state schema and no method.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Gauge {
+    level: i32,
+}
+
+impl Component for Gauge {}
+
+#[kinesis::handlers]
+impl Gauge {}
+
 /// A component without `#[kinesis::handlers]`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Plain {
@@ -647,5 +695,92 @@ async fn a_failing_call_rolls_the_whole_batch_back_and_is_named() {
         d.batch_json(batch(&[("increment", json!({"by": 1}))]), stale.into()).await.unwrap_err();
     assert_eq!(err, Error::Conflict { current: h.etag() });
     assert_eq!(h.snapshot().state.count, 1);
+    root.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_method_table_carries_json_schemas_of_arguments_replies_and_state() {
+    use schemars::generate::SchemaSettings;
+
+    let mut generator = SchemaSettings::draft2020_12().into_generator();
+    let counter = methods_of::<Counter>().unwrap();
+    let method = |n: &str| *counter.method(n).unwrap();
+
+    // One property per argument, required unless `Option<_>`, nothing else.
+    let increment = (method("increment").args_schema)(&mut generator).to_value();
+    assert_eq!(
+        increment,
+        json!({
+            "type": "object",
+            "properties": {"by": {"type": "integer", "format": "uint64", "minimum": 0}},
+            "required": ["by"],
+            "additionalProperties": false,
+        })
+    );
+    let relabel = (method("relabel").args_schema)(&mut generator).to_value();
+    assert_eq!(relabel["required"], json!(["label"]), "the `Option` argument is optional");
+    assert_eq!(relabel["properties"]["suffix"], json!({"type": ["string", "null"]}));
+    let reset = (method("reset").args_schema)(&mut generator).to_value();
+    assert_eq!(
+        reset,
+        json!({"type": "object", "properties": {}, "additionalProperties": false}),
+        "the context is not an argument"
+    );
+    // The reply: the `T` of `Result<T, E>`, or `null` for `()`.
+    assert_eq!(
+        (method("increment").reply_schema)(&mut generator).to_value(),
+        json!({"type": "integer", "format": "uint64", "minimum": 0})
+    );
+    assert_eq!(
+        (method("fail_with").reply_schema)(&mut generator).to_value(),
+        json!({"type": "null"})
+    );
+    assert_eq!(
+        (method("label_or").reply_schema)(&mut generator).to_value(),
+        json!({"type": "string"})
+    );
+    // `Counter` does not implement `JsonSchema`.
+    assert!((counter.state_schema)(&mut generator).is_none());
+
+    // A type with `JsonSchema` is referenced and defined once; one without
+    // is described by `true`.
+    let shelf = methods_of::<Shelf>().unwrap();
+    let shelve = (shelf.method("shelve").unwrap().args_schema)(&mut generator).to_value();
+    assert_eq!(shelve["properties"]["book"], json!({"$ref": "#/$defs/Book"}));
+    assert_eq!(shelve["properties"]["note"], json!(true), "`Note` has no schema");
+    assert_eq!(shelve["properties"]["copies"]["type"], json!(["integer", "null"]));
+    assert_eq!(shelve["required"], json!(["book"]));
+    assert_eq!(
+        (shelf.method("shelve").unwrap().reply_schema)(&mut generator).to_value(),
+        json!({"type": "array", "items": {"$ref": "#/$defs/Book"}})
+    );
+    let note = shelf.method("note").unwrap();
+    assert_eq!((note.args_schema)(&mut generator).to_value()["required"], json!(["about"]));
+    assert_eq!((note.reply_schema)(&mut generator).to_value(), json!(true));
+    let state = (shelf.state_schema)(&mut generator).expect("Shelf derives JsonSchema").to_value();
+    assert_eq!(state["type"], json!("object"));
+    assert_eq!(state["properties"]["books"]["items"], json!({"$ref": "#/$defs/Book"}));
+    let definitions = generator.definitions();
+    assert_eq!(definitions.keys().collect::<Vec<_>>(), ["Book"]);
+    assert_eq!(definitions["Book"]["required"], json!(["title", "pages"]));
+
+    // The schemas stay out of the serialised table.
+    let json = serde_json::to_value(shelf.methods).unwrap();
+    assert_eq!(
+        json[1],
+        json!({"name": "note", "mutating": false, "args": [{"name": "about", "type": "Note"}],
+               "returns": "Note", "doc": "Any note; its type has no schema."})
+    );
+
+    // Through `DynComponent`: an empty block is enough for the state schema;
+    // no block, no schema.
+    let root = Container::root().await.unwrap();
+    root.add("gauge", Gauge::default()).await.unwrap();
+    root.add("plain", Plain::default()).await.unwrap();
+    let gauge = root.get_dyn("gauge").unwrap();
+    assert!(gauge.methods().is_empty());
+    let schema = gauge.state_schema(&mut generator).expect("Gauge derives JsonSchema").to_value();
+    assert_eq!(schema["properties"]["level"]["type"], json!("integer"));
+    assert!(root.get_dyn("plain").unwrap().state_schema(&mut generator).is_none());
     root.shutdown().await.unwrap();
 }

@@ -117,6 +117,11 @@ pub(crate) async fn tree_root(State(api): State<Api>) -> Result<Response, Proble
     tree(&api)
 }
 
+/// `GET /_kinesis/openapi.json`: the OpenAPI 3.1 document of the live tree.
+pub(crate) async fn openapi(State(api): State<Api>) -> Result<Response, Problem> {
+    json(StatusCode::OK, &crate::openapi::document(api.root()))
+}
+
 /// Any other method on `/`.
 pub(crate) async fn tree_other(method: Method) -> Problem {
     Problem::method_not_allowed(method.as_str(), ALLOW_TREE)

@@ -138,6 +138,7 @@ mod config;
 mod handlers;
 mod ids;
 mod layers;
+pub mod openapi;
 mod problem;
 mod resolve;
 mod router;

@@ -3,6 +3,7 @@
 //! | route | handlers |
 //! | --- | --- |
 //! | `/` | `GET`/`HEAD` the tree; anything else 405 |
+//! | `/_kinesis/openapi.json` | `GET`/`HEAD`: the OpenAPI 3.1 document of the live tree ([`openapi::document`](crate::openapi::document)) |
 //! | `/{*path}` | `GET`/`HEAD`, `PUT`, `PATCH`, `POST` (see [the route table](crate#routes)); anything else 405 with the path's `Allow` |
 //!
 //! A component path is resolved against the live tree on every request, so
@@ -77,6 +78,7 @@ pub fn router_with_shutdown(
         .fallback(handlers::other);
     Router::new()
         .route("/", get(handlers::tree_root).fallback(handlers::tree_other))
+        .route("/_kinesis/openapi.json", get(handlers::openapi))
         .route("/{*path}", component)
         .with_state(api)
         .layer(RequestBodyLimitLayer::new(options.body_limit))

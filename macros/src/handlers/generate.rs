@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use super::{Method, Model, Ret};
+use super::{is_option, Method, Model, Ret};
 use crate::util::type_string;
 
 impl Method {
@@ -77,6 +77,48 @@ impl Method {
                 quote!(#f(__method, &mut __a, #name)?)
             })
             .collect()
+    }
+
+    /// The body of the function writing the JSON Schema of the arguments.
+    fn args_schema(&self) -> TokenStream {
+        let value = quote!(::kinesis::__private::serde_json::Value);
+        let inserts = self.args.iter().map(|a| {
+            let (ty, name) = (&a.ty, &a.name);
+            quote! {
+                __properties.insert(
+                    ::std::string::ToString::to_string(#name),
+                    (&&__KinesisSchemaProbe::<#ty>(::core::marker::PhantomData))
+                        .__kinesis_schema(__generator)
+                        .to_value(),
+                );
+            }
+        });
+        let required: Vec<&String> =
+            self.args.iter().filter(|a| !is_option(&a.ty)).map(|a| &a.name).collect();
+        let required = (!required.is_empty()).then(|| {
+            quote! {
+                __schema.insert(
+                    ::std::string::ToString::to_string("required"),
+                    #value::Array(::std::vec![#(#value::from(#required)),*]),
+                );
+            }
+        });
+        quote! {
+            let mut __properties = ::kinesis::__private::serde_json::Map::new();
+            #(#inserts)*
+            let mut __schema = ::kinesis::__private::serde_json::Map::new();
+            __schema.insert(::std::string::ToString::to_string("type"), #value::from("object"));
+            __schema.insert(
+                ::std::string::ToString::to_string("properties"),
+                #value::Object(__properties),
+            );
+            #required
+            __schema.insert(
+                ::std::string::ToString::to_string("additionalProperties"),
+                #value::Bool(false),
+            );
+            ::kinesis::__private::schemars::Schema::from(__schema)
+        }
     }
 
     fn reply_expr(&self) -> TokenStream {
@@ -234,7 +276,27 @@ pub(super) fn generate(m: &Model) -> TokenStream {
         }
     });
 
-    let infos = m.methods.iter().map(|x| {
+    let schema = quote!(::kinesis::__private::schemars::Schema);
+    let generator = quote!(::kinesis::__private::schemars::SchemaGenerator);
+    let schema_fns = m.methods.iter().enumerate().map(|(i, x)| {
+        let args_fn = quote::format_ident!("__kinesis_args_schema_{}", i);
+        let reply_fn = quote::format_ident!("__kinesis_reply_schema_{}", i);
+        let args_body = x.args_schema();
+        let reply = x.reply_ty();
+        quote! {
+            fn #args_fn(__generator: &mut #generator) -> #schema {
+                #args_body
+            }
+            fn #reply_fn(__generator: &mut #generator) -> #schema {
+                (&&__KinesisSchemaProbe::<#reply>(::core::marker::PhantomData))
+                    .__kinesis_schema(__generator)
+            }
+        }
+    });
+
+    let infos = m.methods.iter().enumerate().map(|(i, x)| {
+        let args_fn = quote::format_ident!("__kinesis_args_schema_{}", i);
+        let reply_fn = quote::format_ident!("__kinesis_reply_schema_{}", i);
         let (name, mutating, returns, doc) = (&x.name, x.mutating, &x.returns, &x.doc);
         let args = x.args.iter().map(|a| {
             let (n, t) = (&a.name, type_string(&a.ty));
@@ -247,6 +309,8 @@ pub(super) fn generate(m: &Model) -> TokenStream {
                 args: &[#(#args),*],
                 returns: #returns,
                 doc: #doc,
+                args_schema: #args_fn,
+                reply_schema: #reply_fn,
             }
         }
     });
@@ -498,12 +562,66 @@ pub(super) fn generate(m: &Model) -> TokenStream {
                 }
             }
 
+            // JSON Schemas by autoref specialisation: a type that implements
+            // `JsonSchema` is described by its schema, any other one by `true`.
+            struct __KinesisSchemaProbe<T: ?::core::marker::Sized>(::core::marker::PhantomData<T>);
+            trait __KinesisHasSchema {
+                fn __kinesis_schema(self, generator: &mut #generator) -> #schema;
+                fn __kinesis_state_schema(
+                    self,
+                    generator: &mut #generator,
+                ) -> ::core::option::Option<#schema>;
+            }
+            impl<T: ?::core::marker::Sized + ::kinesis::__private::schemars::JsonSchema>
+                __KinesisHasSchema for &&__KinesisSchemaProbe<T>
+            {
+                fn __kinesis_schema(self, generator: &mut #generator) -> #schema {
+                    generator.subschema_for::<T>()
+                }
+                fn __kinesis_state_schema(
+                    self,
+                    generator: &mut #generator,
+                ) -> ::core::option::Option<#schema> {
+                    ::core::option::Option::Some(
+                        <T as ::kinesis::__private::schemars::JsonSchema>::json_schema(generator),
+                    )
+                }
+            }
+            trait __KinesisNoSchema {
+                fn __kinesis_schema(self, generator: &mut #generator) -> #schema;
+                fn __kinesis_state_schema(
+                    self,
+                    generator: &mut #generator,
+                ) -> ::core::option::Option<#schema>;
+            }
+            impl<T: ?::core::marker::Sized> __KinesisNoSchema for &__KinesisSchemaProbe<T> {
+                fn __kinesis_schema(self, _: &mut #generator) -> #schema {
+                    #schema::from(true)
+                }
+                fn __kinesis_state_schema(
+                    self,
+                    _: &mut #generator,
+                ) -> ::core::option::Option<#schema> {
+                    ::core::option::Option::None
+                }
+            }
+
+            #(#schema_fns)*
+
+            fn __kinesis_state_schema(
+                __generator: &mut #generator,
+            ) -> ::core::option::Option<#schema> {
+                (&&__KinesisSchemaProbe::<#self_ty>(::core::marker::PhantomData))
+                    .__kinesis_state_schema(__generator)
+            }
+
             ::kinesis::__private::inventory::submit! {
                 ::kinesis::methods::MethodTable {
                     type_id: __kinesis_type_id,
                     methods: &[#(#infos),*],
                     call_mut: __kinesis_call_mut,
                     call_ref: __kinesis_call_ref,
+                    state_schema: __kinesis_state_schema,
                 }
             }
         };

@@ -359,6 +359,20 @@ fn method(f: &ImplItemFn, self_ty: &Type, type_ident: &Ident, all: &mut Errors) 
     })
 }
 
+/// Whether `ty` is written `Option<_>` (any path ending in `Option` with one
+/// type argument): such an argument may be left out of the JSON object, since
+/// a missing argument is read as `null`.
+fn is_option(ty: &Type) -> bool {
+    let Type::Path(p) = ty else { return false };
+    if p.qself.is_some() {
+        return false;
+    }
+    let last = p.path.segments.last().expect("a path has a segment");
+    last.ident == "Option"
+        && matches!(&last.arguments, PathArguments::AngleBracketed(a)
+            if a.args.len() == 1 && matches!(a.args[0], syn::GenericArgument::Type(_)))
+}
+
 fn classify(ty: Type) -> Ret {
     match &ty {
         Type::Tuple(t) if t.elems.is_empty() => Ret::Unit,
@@ -427,6 +441,21 @@ mod tests {
         assert!(matches!(set.ret, Ret::Unit));
         assert!(matches!(&m.methods[2].ret, Ret::Result(_, Some(e)) if type_string(e) == "String"));
         assert!(matches!(m.methods[3].ret, Ret::Unit));
+    }
+
+    #[test]
+    fn recognises_option_arguments() {
+        for (ty, optional) in [
+            (syn::parse_quote!(Option<u64>), true),
+            (syn::parse_quote!(std::option::Option<Vec<u8>>), true),
+            (syn::parse_quote!(u64), false),
+            (syn::parse_quote!(Vec<Option<u8>>), false),
+            (syn::parse_quote!(OptionSet), false),
+            (syn::parse_quote!((Option<u8>,)), false),
+        ] {
+            let ty: Type = ty;
+            assert_eq!(is_option(&ty), optional, "{}", type_string(&ty));
+        }
     }
 
     #[test]
