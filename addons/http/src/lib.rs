@@ -9,6 +9,13 @@
 //! [`exposed`](kinesis::Component::exposed) is false (add-ons such as this
 //! server) are not served, nor is anything below them.
 //!
+//! The whole surface is an axum [`Router`](axum::Router): [`router`] (with
+//! [`router_with_shutdown`]) builds it, to nest or merge into an app of your
+//! own beside your routes and under your layers; [`layers`] adds the
+//! standard tower-http ones (request ids, `TraceLayer`, compression). The
+//! server of [`serve`] is exactly `layers(router_with_shutdown(…))`.
+//! `examples/embed.rs` mounts it under `/api`.
+//!
 //! # Routes
 //!
 //! | request | answer |
@@ -19,12 +26,15 @@
 //! | `PATCH {uri}` | JSON merge patch (RFC 7396, `application/merge-patch+json` or `application/json`) on `data`; `If-Match` as for `PUT` |
 //! | `POST {uri}/{method}` | calls a mutating method with a JSON object of named arguments (an empty body is no arguments); optional `If-Match`; answers the method's JSON reply |
 //! | `GET {uri}/{method}` | calls a read-only (`&self`) method; arguments from the query string, each parsed as JSON if it parses, else taken as a string (read-only methods also take `POST` with a JSON body) |
-//! | `POST {uri}/_control` | `{"op": "restart" \| "stop" \| "persist" \| "notify"}`; answers `{op, uri, stage}` once done |
-//! | `GET {uri}/_watch` | server-sent events: a `snapshot` event, then one event per change (`updated` with `id` = version, `stage`, `state`, `lagged`); see [`sse`](crate#watching-changes) |
+//! | `POST {uri}/_control` | `{"op": "restart" \| "stop" \| "persist" \| "notify"}`; answers `{op, uri, stage}` once done; `{"op": "restart", "after": "5s"}` stops now, starts after the delay, and answers `202` with `after` at once |
+//! | `POST {uri}/_batch` | `[{"method", "args"}, …]`: the calls in order in one mailbox turn, all or nothing, `If-Match` checked once; answers `{"results": […]}` or a problem naming the failing call |
+//! | `GET {uri}/_watch` | server-sent events: a `snapshot` event, then one event per change (`updated` with `id` = version, `stage`, `state`, `lagged`); `Last-Event-ID: N` or `?since=N` resumes after version `N`; see [`sse`](crate#watching-changes) |
+//! | `GET /_kinesis/openapi.json` | the OpenAPI 3.1 document of the live tree ([`openapi::document`]) |
 //!
 //! `HEAD` is accepted wherever `GET` is. A path is tried as a component URI
-//! first; otherwise its last segment names a method, `_control` or `_watch`
-//! of the component before it. Paths are never percent-decoded or
+//! first; otherwise its last segment names a method, `_control`, `_batch` or
+//! `_watch` of the component before it. Answers over 1 KiB are compressed
+//! (gzip, br or zstd) when the request's `Accept-Encoding` asks for it. Paths are never percent-decoded or
 //! normalised (names use only unreserved characters), so `%2F`, `..` and `//`
 //! name nothing and get 404.
 //!
@@ -68,7 +78,11 @@
 //! event named after its type, `updated` events with `id` = the new version.
 //! A watcher that falls behind gets `event: lagged` with `{"missed": n}` and
 //! continues with the newest changes; it never slows the component.
-//! Keep-alive comments are sent every 15 s of silence.
+//! Keep-alive comments are sent every 15 s of silence. A watch that
+//! reconnects with `Last-Event-ID: N` (as `EventSource` does) or `?since=N`
+//! gets the `updated` events after version `N` it missed, from a history of
+//! the last 64 updates, then the live ones; a version older than the history
+//! starts with a `snapshot` event.
 //!
 //! # A session
 //!

@@ -344,6 +344,23 @@ fn http_section(md: &mut String, outcomes: &[Outcome]) {
         http::CONNECTIONS
     );
     rate_table(md, outcomes, &rows, "req_per_s", "requests/s", "bare axum");
+    md.push_str("Targets (issue 12), both ways of reading the runs: the ratio of the medians, and the median of the paired ratios.\n\n| request | target | ratio of medians | paired ratio | verdict |\n| --- | --- | ---: | ---: | --- |\n");
+    for (op, goal) in [(http::Op::Get, 0.95), (http::Op::Post, 0.9), (http::Op::Put, 0.9)] {
+        let key = Workload::Http(op).key();
+        let kinesis = median_of(outcomes, &key, "kinesis", "req_per_s");
+        let bare = median_of(outcomes, &key, "bare-axum", "req_per_s");
+        let of_medians = kinesis.zip(bare).map(|(k, b)| k / b);
+        let paired = ratio_of(outcomes, &key, "kinesis", "bare-axum", "req_per_s");
+        let _ = writeln!(
+            md,
+            "| {} | ≥ {goal:.2}× | {} | {} | {} |",
+            op.title(),
+            ratio_text(of_medians),
+            ratio_text(paired),
+            verdict(of_medians.zip(paired).map(|(m, p)| m >= goal && p >= goal))
+        );
+    }
+    md.push('\n');
 }
 
 fn persist_section(md: &mut String, outcomes: &[Outcome]) {
