@@ -2,6 +2,7 @@
 //! the start with the segment and the offset named, and left-overs of an
 //! interrupted compaction go. Every test damages real files written (and
 //! synced) by the store, then opens the directory again.
+#![cfg(unix)]
 
 mod common;
 

@@ -69,3 +69,24 @@ pub(crate) fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
 pub(crate) fn frames_end(bytes: &[u8]) -> usize {
     frames(bytes).last().map_or(SEGMENT_HEADER_LEN, |(at, len)| at + len)
 }
+
+/// `(kind, version, uri)` of every entry of every frame of a segment file,
+/// read as documented: `crc u32 | kind u8 | version u64 | uri_len u16 |
+/// data_len u32 | uri | data`; kind 1 is a save, 2 a delete.
+pub(crate) fn entries(bytes: &[u8]) -> Vec<(u8, u64, String)> {
+    let mut out = Vec::new();
+    for (at, len) in frames(bytes) {
+        let body = &bytes[at + FRAME_HEADER_LEN..at + len];
+        let mut i = 0;
+        while i < body.len() {
+            let kind = body[i + 4];
+            let version = u64::from_le_bytes(body[i + 5..i + 13].try_into().unwrap());
+            let uri_len = u16::from_le_bytes(body[i + 13..i + 15].try_into().unwrap()) as usize;
+            let data_len = u32::from_le_bytes(body[i + 15..i + 19].try_into().unwrap()) as usize;
+            let uri = String::from_utf8(body[i + 19..i + 19 + uri_len].to_vec()).unwrap();
+            out.push((kind, version, uri));
+            i += 19 + uri_len + data_len;
+        }
+    }
+    out
+}
