@@ -49,7 +49,20 @@ pub(crate) enum Request {
     },
 }
 
+/// The most bytes of records one group commit takes (more wait for the
+/// next): bounds the size of a frame and the memory of a commit.
+pub(crate) const GROUP_BYTES: usize = 16 * 1024 * 1024;
+
 impl Request {
+    /// Bytes of record data this request writes.
+    fn bytes(&self) -> usize {
+        match self {
+            Request::Save { uri, data, .. } => uri.len() + data.len(),
+            Request::Delete { uri, .. } => uri.len(),
+            Request::Roll { .. } => 0,
+        }
+    }
+
     /// Answers with an error saying why nothing was done.
     fn fail(self, why: &str) {
         match self {
@@ -104,13 +117,25 @@ impl Queue {
         self.wake.notify_all();
     }
 
-    /// Everything queued, waiting for something; `None` once closed and
-    /// drained.
+    /// The next group: what is queued, in order, up to [`GROUP_BYTES`] of
+    /// records (at least one request), waiting for something; `None` once
+    /// closed and drained.
     fn take(&self) -> Option<Vec<Request>> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if !state.requests.is_empty() {
-                return Some(std::mem::take(&mut state.requests));
+                let mut bytes = 0;
+                let count = state
+                    .requests
+                    .iter()
+                    .take_while(|r| {
+                        bytes += r.bytes();
+                        bytes <= GROUP_BYTES
+                    })
+                    .count()
+                    .max(1);
+                let rest = state.requests.split_off(count);
+                return Some(std::mem::replace(&mut state.requests, rest));
             }
             if state.closed {
                 return None;
@@ -302,5 +327,32 @@ impl Answer {
                 let _ = reply.send(Ok(existed));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn save(bytes: usize) -> Request {
+        let (reply, _) = oneshot::channel();
+        Request::Save { uri: "/x".into(), version: 1, expected: 0, data: vec![0; bytes], reply }
+    }
+
+    #[test]
+    fn a_group_takes_at_most_group_bytes_but_always_one_request() {
+        let queue = Queue::default();
+        for bytes in [10, 20, GROUP_BYTES / 2, GROUP_BYTES / 2, GROUP_BYTES * 2, 5] {
+            queue.push(save(bytes)).unwrap();
+        }
+        let sizes = |group: Vec<Request>| group.iter().map(Request::bytes).collect::<Vec<_>>();
+        let half = GROUP_BYTES / 2 + 2;
+        assert_eq!(sizes(queue.take().unwrap()), vec![12, 22, half]);
+        assert_eq!(sizes(queue.take().unwrap()), vec![half]);
+        assert_eq!(sizes(queue.take().unwrap()), vec![GROUP_BYTES * 2 + 2]);
+        assert_eq!(sizes(queue.take().unwrap()), vec![7]);
+        queue.close();
+        assert!(queue.take().is_none());
+        assert!(queue.push(save(1)).is_err());
     }
 }

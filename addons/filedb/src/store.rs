@@ -70,7 +70,9 @@ pub struct Stats {
 /// layout and the exact guarantees.
 ///
 /// Cheap to clone; clones share the store. Opening a directory that this
-/// process already has open gives a handle to the same store. Saves and
+/// process already has open gives a handle to the same store. Dropping the
+/// last handle finishes the queued saves (waiting for the sync in flight),
+/// stops the store's threads and releases the directory. Saves and
 /// deletes are done by the store's commit thread, loads and listings on
 /// tokio's blocking pool, so every operation must be awaited inside a tokio
 /// runtime.
@@ -191,8 +193,8 @@ impl fmt::Debug for FileStore {
     }
 }
 
-/// The largest record, as JSON, a save takes.
-const MAX_RECORD_BYTES: usize = format::MAX_FRAME_BODY / 2;
+/// The largest record, as JSON, a save takes (256 MiB).
+const MAX_RECORD_BYTES: usize = 256 * 1024 * 1024;
 
 impl Store for FileStore {
     fn backend(&self) -> &'static str {

@@ -38,9 +38,6 @@ pub(crate) const PUT: u8 = 1;
 /// Entry kind: the record was deleted.
 pub(crate) const DELETE: u8 = 2;
 
-/// The longest body a frame may have (the length field is 32 bits).
-pub(crate) const MAX_FRAME_BODY: usize = u32::MAX as usize;
-
 /// One entry, as read from a frame body or a load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry<'a> {
