@@ -17,16 +17,19 @@
 //! | `DIR/filedb-<seq>.compacted` | the live records of every segment up to `<seq>`, written by compaction |
 //! | `DIR/filedb-<seq>.compacted.tmp` | a compaction in progress (removed at start) |
 //!
-//! Other files in `DIR` are never read, listed or touched, so other files
-//! (such as a key file) may live there. A segment is a 16-byte header
-//! followed by frames: one frame per group commit, `"KFR1"`, its length and
-//! a CRC-32, then its entries. An entry is a CRC-32 of its own, the kind
-//! (save or delete), the record's version, the URI, and the record of
-//! DESIGN §6 as compact JSON (nothing for a delete, a tombstone). Integers
-//! are little endian. A segment is sealed at 16 MiB
-//! ([`Options::segment_bytes`]). A record may take up to 256 MiB as JSON;
-//! one group commit takes up to 16 MiB of records, more wait for the next. URIs are stored as they are: any non-empty
-//! URI of at most 4096 bytes is taken; others are refused with
+//! Other files in `DIR` are never read, listed or touched (except those of
+//! the former file-per-record format, see *Conversion* below), so other
+//! files, such as a key file, may live there.
+//!
+//! A segment is a 16-byte header followed by frames: one frame per group
+//! commit, `"KFR1"`, its length and a CRC-32, then its entries. An entry is
+//! a CRC-32 of its own, the kind (save or delete), the record's version,
+//! the URI, and the record of DESIGN §6 as compact JSON (nothing for a
+//! delete: a tombstone). Integers are little endian. A segment is sealed at
+//! 16 MiB ([`Options::segment_bytes`]). A record may take up to 256 MiB as
+//! JSON; one group commit takes up to 16 MiB of records, more wait for the
+//! next. URIs are stored as they are: any non-empty URI of at most 4096
+//! bytes is taken; others are refused with
 //! [`StoreError::InvalidKey`](kinesis::persist::StoreError::InvalidKey).
 //!
 //! # Guarantees
