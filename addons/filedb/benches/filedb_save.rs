@@ -1,10 +1,13 @@
 //! Raw `save` throughput of the file store, fsync on.
 //!
-//! * `one_writer`: one record, one save after another (each save is a
-//!   write + fsync of the temporary file, a rename and an fsync of the
-//!   directory).
+//! * `one_writer`: one record, one save after another (each save is one
+//!   commit: a write and an `fdatasync`), the log growing into zeros written
+//!   ahead ([`Options::preallocate_bytes`], the default).
+//! * `one_writer_append`: the same with plain appends (no zeros written
+//!   ahead: every `fdatasync` also flushes the new file size).
 //! * `64_writers_64_records`: 64 saves at once, one per record, each
-//!   iteration; throughput counts saves.
+//!   iteration; throughput counts saves (group commit: a few syncs for 64
+//!   saves).
 //!
 //! The directory is a temporary one under `KINESIS_BENCH_DIR` if set, else
 //! the system's temporary directory: put it on the disk you want measured
@@ -21,7 +24,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use kinesis::persist::{Record, Store};
-use kinesis_filedb::FileStore;
+use kinesis_filedb::{FileStore, Options};
 use serde_json::{json, Map};
 
 const WRITERS: usize = 64;
@@ -37,19 +40,24 @@ fn record(uri: &str, version: u64) -> Record {
 fn save_throughput(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let base = std::env::var_os("KINESIS_BENCH_DIR").map_or_else(std::env::temp_dir, Into::into);
-    let tmp = tempfile::tempdir_in(base).unwrap();
+    let tmp = tempfile::tempdir_in(&base).unwrap();
     let store = Arc::new(FileStore::open(tmp.path()).unwrap());
+    let append_tmp = tempfile::tempdir_in(&base).unwrap();
+    let append_only = Options { preallocate_bytes: 0, ..Options::default() };
+    let append_store = Arc::new(FileStore::open_with(append_tmp.path(), append_only).unwrap());
 
     let mut group = c.benchmark_group("filedb_save");
 
     group.throughput(Throughput::Elements(1));
-    let version = AtomicU64::new(0);
-    group.bench_function("one_writer", |b| {
-        b.to_async(&runtime).iter(|| async {
-            let expected = version.fetch_add(1, Ordering::Relaxed);
-            store.save(&record("/bench/one", expected + 1), expected).await.unwrap();
-        })
-    });
+    for (name, store) in [("one_writer", &store), ("one_writer_append", &append_store)] {
+        let version = AtomicU64::new(0);
+        group.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                let expected = version.fetch_add(1, Ordering::Relaxed);
+                store.save(&record("/bench/one", expected + 1), expected).await.unwrap();
+            })
+        });
+    }
 
     group.throughput(Throughput::Elements(WRITERS as u64));
     let uris: Vec<String> = (0..WRITERS).map(|i| format!("/bench/many/{i}")).collect();

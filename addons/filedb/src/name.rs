@@ -1,78 +1,47 @@
-//! File names of records: a reversible encoding of a URI into one name.
+//! URIs as the store takes them, and the file names of the former
+//! file-per-record format.
 //!
-//! Every byte of the URI's UTF-8 that is an ASCII letter or digit, `_`, `~`
-//! or `-` stands for itself; every other byte, `/`, `.` and `%` included,
-//! becomes `%` and two upper-case hex digits. So `/root/a.b` is stored as
-//! `%2Froot%2Fa%2Eb.json`.
+//! The log stores a URI as it is, so any non-empty URI of at most
+//! [`MAX_URI_BYTES`] bytes is taken ([`check`]).
 //!
-//! What follows from that rule:
-//! * a name never contains `/`, NUL or `.`, so it is never `.` or `..`, never
-//!   names a sub-directory, and always stays inside the data directory;
-//! * the suffixes (`.json`, `.tmp`, `.lock`) cannot be confused with the name;
-//! * decoding is exact, and only canonical names decode, so two different
-//!   names never stand for one URI;
-//! * a byte-wise prefix of the URI encodes to a prefix of the name.
+//! The former format named each record's file after its URI: every byte of
+//! the URI's UTF-8 that is an ASCII letter or digit, `_`, `~` or `-` stood
+//! for itself; every other byte, `/`, `.` and `%` included, became `%` and
+//! two upper-case hex digits (`/root/a.b` was `%2Froot%2Fa%2Eb.json`).
+//! [`decode`] reads such names when a directory of that format is converted;
+//! only canonical names decode, so files of other programs are never taken
+//! for records.
 
 use kinesis::persist::StoreError;
 
-/// The longest file name most file systems take (ext4, XFS, btrfs, APFS).
-pub(crate) const MAX_FILE_NAME: usize = 255;
+/// The longest URI the store takes, in bytes of UTF-8.
+pub(crate) const MAX_URI_BYTES: usize = 4096;
 
-/// Suffix of a record's file.
-pub(crate) const RECORD_SUFFIX: &str = ".json";
-/// Suffix of the temporary file a record is written to before the rename.
-pub(crate) const TEMP_SUFFIX: &str = ".tmp";
-/// Suffix of a record's lock file.
-pub(crate) const LOCK_SUFFIX: &str = ".lock";
+/// The longest encoded name of the former format.
+const MAX_ENCODED: usize = 250;
 
-/// The longest encoded URI: room for the longest suffix.
-pub(crate) const MAX_ENCODED: usize = MAX_FILE_NAME - longest_suffix();
-
-const fn longest_suffix() -> usize {
-    let (a, b, c) = (RECORD_SUFFIX.len(), TEMP_SUFFIX.len(), LOCK_SUFFIX.len());
-    let ab = if a > b { a } else { b };
-    if ab > c {
-        ab
-    } else {
-        c
+/// `Ok` when `uri` can be stored; [`StoreError::InvalidKey`] when it is
+/// empty or longer than [`MAX_URI_BYTES`].
+pub(crate) fn check(uri: &str) -> Result<(), StoreError> {
+    if uri.is_empty() {
+        return Err(StoreError::InvalidKey("\"\": the URI is empty".into()));
     }
+    if uri.len() > MAX_URI_BYTES {
+        return Err(StoreError::InvalidKey(format!(
+            "{}: it is {} bytes long, the file store takes at most {MAX_URI_BYTES}",
+            shorten(uri),
+            uri.len()
+        )));
+    }
+    Ok(())
 }
-
-const HEX: &[u8; 16] = b"0123456789ABCDEF";
 
 fn is_plain(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'~' | b'-')
 }
 
-/// The file name stem of `uri`, or [`StoreError::InvalidKey`] when the URI
-/// is empty or its encoding is longer than [`MAX_ENCODED`] bytes.
-pub(crate) fn encode(uri: &str) -> Result<String, StoreError> {
-    if uri.is_empty() {
-        return Err(StoreError::InvalidKey("\"\": the URI is empty".into()));
-    }
-    let mut out = String::with_capacity(uri.len());
-    for &byte in uri.as_bytes() {
-        if is_plain(byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0f)]));
-        }
-    }
-    if out.len() > MAX_ENCODED {
-        return Err(StoreError::InvalidKey(format!(
-            "{}: its file name would be {} bytes, the file store takes at most {MAX_ENCODED} \
-             (letters, digits, `_`, `~` and `-` take one byte each, any other byte three)",
-            shorten(uri),
-            out.len()
-        )));
-    }
-    Ok(out)
-}
-
 /// The URI a stem stands for, or `None` when `stem` is not exactly what
-/// [`encode`] makes of some URI (a foreign file).
+/// the former format made of some URI (a foreign file).
 pub(crate) fn decode(stem: &str) -> Option<String> {
     if stem.is_empty() || stem.len() > MAX_ENCODED {
         return None;
@@ -123,23 +92,42 @@ pub(crate) fn shorten(uri: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn plain_characters_stay_and_others_are_escaped() {
-        assert_eq!(encode("/root/a.b_c~d-E9").unwrap(), "%2Froot%2Fa%2Eb_c~d-E9");
-        assert_eq!(encode("..").unwrap(), "%2E%2E");
-        assert_eq!(encode("a\0b").unwrap(), "a%00b");
-        assert_eq!(encode("%").unwrap(), "%25");
-        assert_eq!(encode("é").unwrap(), "%C3%A9");
-        assert!(matches!(encode(""), Err(StoreError::InvalidKey(_))));
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+    /// The former format's encoding (the inverse of [`decode`]).
+    fn encode(uri: &str) -> String {
+        let mut out = String::with_capacity(uri.len());
+        for &byte in uri.as_bytes() {
+            if is_plain(byte) {
+                out.push(char::from(byte));
+            } else {
+                out.push('%');
+                out.push(char::from(HEX[usize::from(byte >> 4)]));
+                out.push(char::from(HEX[usize::from(byte & 0x0f)]));
+            }
+        }
+        out
     }
 
     #[test]
-    fn decoding_inverts_encoding() {
+    fn the_uri_must_be_non_empty_and_at_most_4096_bytes() {
+        assert!(check("/").is_ok());
+        assert!(check(&"é".repeat(MAX_URI_BYTES / 2)).is_ok());
+        assert!(matches!(check(""), Err(StoreError::InvalidKey(_))));
+        let err = check(&"a".repeat(MAX_URI_BYTES + 1)).unwrap_err();
+        assert!(err.to_string().contains("4097 bytes"), "{err}");
+        assert!(err.to_string().len() < 300, "{err}");
+    }
+
+    #[test]
+    fn decoding_inverts_the_former_encoding() {
+        assert_eq!(encode("/root/a.b_c~d-E9"), "%2Froot%2Fa%2Eb_c~d-E9");
         for uri in ["/root/a.b_c~d-E9", "..", "/", "a\0b", "%2F", "/é/中/🦀", " ", "\\x"] {
-            let stem = encode(uri).unwrap();
+            let stem = encode(uri);
             assert!(!stem.contains(['/', '.', '\0']), "{stem}");
             assert_eq!(decode(&stem).as_deref(), Some(uri), "{stem}");
         }
+        assert!(decode(&"a".repeat(MAX_ENCODED + 1)).is_none());
     }
 
     #[test]
@@ -149,17 +137,6 @@ mod tests {
         {
             assert_eq!(decode(foreign), None, "{foreign:?}");
         }
-    }
-
-    #[test]
-    fn the_length_limit_counts_encoded_bytes() {
-        assert_eq!(MAX_ENCODED, 250);
-        assert!(encode(&"a".repeat(MAX_ENCODED)).is_ok());
-        assert!(matches!(encode(&"a".repeat(MAX_ENCODED + 1)), Err(StoreError::InvalidKey(_))));
-        assert!(encode(&"/".repeat(MAX_ENCODED / 3)).is_ok());
-        let err = encode(&"/".repeat(MAX_ENCODED / 3 + 1)).unwrap_err();
-        assert!(err.to_string().contains("252 bytes"), "{err}");
-        assert!(decode(&"a".repeat(MAX_ENCODED + 1)).is_none());
     }
 
     #[test]

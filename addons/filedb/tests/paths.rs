@@ -1,18 +1,16 @@
-//! What the file store does with hostile URIs, foreign files and damaged
-//! records on disk.
+//! What the file store does with hostile and long URIs, foreign files in its
+//! directory, and what its files look like on disk.
+#![cfg(unix)]
+
+mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use common::{entries, frames, log_segments, record};
 use kinesis::persist::{Record, Store, StoreError};
 use kinesis_filedb::FileStore;
-use serde_json::{json, Map, Value};
-
-fn record(uri: &str, version: u64) -> Record {
-    let mut fields = Map::new();
-    fields.insert("n".into(), json!(version));
-    Record::new(uri, "test::Probe", version, fields)
-}
+use serde_json::{json, Value};
 
 /// Every path below `root`, relative to it, sorted.
 fn tree(root: &Path) -> Vec<PathBuf> {
@@ -31,13 +29,13 @@ fn tree(root: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// URIs made of `..`, `/`, NUL, backslashes, dots and file-store suffixes
-/// are stored as single files directly in the data directory: each round
-/// trips, is listed as written, and nothing is created outside the data
-/// directory or in a sub-directory of it; deleting them all leaves only the
-/// lock directory.
+/// URIs made of `..`, `/`, NUL, backslashes, dots and names that look like
+/// the store's own files are only keys: each round trips, is listed as
+/// written, and the directory holds nothing but the lock file and the log
+/// (no file is named after a URI, nothing is created elsewhere); deleting
+/// them all leaves an empty listing.
 #[tokio::test]
-async fn hostile_uris_never_leave_the_data_directory() {
+async fn hostile_uris_are_only_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let store = FileStore::open(&data).unwrap();
@@ -60,202 +58,144 @@ async fn hostile_uris_never_leave_the_data_directory() {
         "%2F..",
         "%2E%2E",
         "name.json",
-        "x.tmp",
+        "filedb.lock",
+        "filedb-0000000000000001.log",
         ".locks",
-        ".locks/../x.lock",
         "~",
         "a b",
         "\n",
         "é/中/🦀",
     ];
-    for (i, uri) in hostile.iter().enumerate() {
+    for uri in hostile {
         let r = record(uri, 1);
         store.save(&r, 0).await.unwrap_or_else(|e| panic!("{uri:?}: {e}"));
         assert_eq!(store.load(uri).await.unwrap(), Some(r), "{uri:?}");
-        let path = store.record_path(uri).unwrap();
-        assert_eq!(path.parent(), Some(store.dir()), "{uri:?} is stored at {}", path.display());
-        assert_eq!(
-            tree(tmp.path()).iter().filter(|p| p.extension() == Some("json".as_ref())).count(),
-            i + 1
-        );
     }
     let mut sorted: Vec<String> = hostile.iter().map(|s| s.to_string()).collect();
     sorted.sort();
     assert_eq!(store.list("").await.unwrap(), sorted);
 
-    // Only `data`, its `.locks`, and plain files directly in them.
-    for path in tree(tmp.path()) {
-        let parts: Vec<_> = path.components().collect();
-        match parts.len() {
-            1 => assert_eq!(path, Path::new("data")),
-            2 => assert!(
-                path == Path::new("data/.locks") || tmp.path().join(&path).is_file(),
-                "unexpected {}",
-                path.display()
-            ),
-            3 => assert!(path.starts_with("data/.locks"), "unexpected {}", path.display()),
-            _ => panic!("unexpected {}", path.display()),
-        }
-    }
+    let expected = vec![
+        PathBuf::from("data"),
+        PathBuf::from("data/filedb-0000000000000001.log"),
+        PathBuf::from("data/filedb.lock"),
+    ];
+    assert_eq!(tree(tmp.path()), expected);
 
     for uri in hostile {
         assert!(store.delete(uri).await.unwrap(), "{uri:?}");
+        assert_eq!(store.load(uri).await.unwrap(), None, "{uri:?}");
     }
-    let left: Vec<_> = fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(left, vec![std::ffi::OsString::from(".locks")]);
+    assert!(store.list("").await.unwrap().is_empty());
+    assert_eq!(tree(tmp.path()), expected);
 }
 
-/// A URI whose file name would exceed 255 bytes is refused with
-/// `InvalidKey` by `save`, `load` and `delete`, at exactly the limit: 250
-/// encoded bytes are taken, 251 are not, counting three bytes for every
-/// escaped byte. Nothing is written for a refused URI and the error message
-/// stays short even for a 100 000-byte URI.
+/// Any non-empty URI of up to 4096 bytes is taken; a longer one is refused
+/// with `InvalidKey` by `save`, `load` and `delete`, with a short message
+/// even for a 100 000-byte URI; so is the empty URI.
 #[tokio::test]
-async fn uris_too_long_for_a_file_name_are_invalid_keys() {
+async fn uris_longer_than_4096_bytes_are_invalid_keys() {
     let tmp = tempfile::tempdir().unwrap();
     let store = FileStore::open(tmp.path()).unwrap();
 
-    let fits = ["a".repeat(250), "/".repeat(83), "é".repeat(41), format!("{}/", "b".repeat(247))];
+    let fits = ["a".repeat(4096), "é".repeat(2048), format!("/{}", "b".repeat(4095))];
     for uri in &fits {
         store.save(&record(uri, 1), 0).await.unwrap();
         assert_eq!(store.load(uri).await.unwrap().map(|r| r.version), Some(1));
-        let name = store.record_path(uri).unwrap();
-        assert!(name.file_name().unwrap().len() <= 255);
     }
-
-    let too_long = [
-        "a".repeat(251),
-        "/".repeat(84),
-        "é".repeat(42),
-        format!("{}/", "b".repeat(248)),
-        "x".repeat(100_000),
-    ];
+    let too_long = ["a".repeat(4097), "é".repeat(2049), "x".repeat(100_000)];
     for uri in &too_long {
-        let shown = &uri[..uri.len().min(12)];
+        let shown = &uri[..12];
         match store.save(&record(uri, 1), 0).await {
             Err(StoreError::InvalidKey(message)) => {
                 assert!(message.len() < 300, "{message}");
-                assert!(message.contains("at most 250"), "{message}");
+                assert!(message.contains("at most 4096"), "{message}");
             }
             other => panic!("save of {shown}…: {other:?}"),
         }
         assert!(matches!(store.load(uri).await, Err(StoreError::InvalidKey(_))), "{shown}");
         assert!(matches!(store.delete(uri).await, Err(StoreError::InvalidKey(_))), "{shown}");
-        assert!(matches!(store.record_path(uri), Err(StoreError::InvalidKey(_))), "{shown}");
     }
     assert!(matches!(store.save(&record("", 1), 0).await, Err(StoreError::InvalidKey(_))));
-
     let mut expected: Vec<String> = fits.to_vec();
     expected.sort();
     assert_eq!(store.list("").await.unwrap(), expected);
 }
 
-/// Files the store did not write (other names, lower-case or broken escapes,
-/// dotted names, temporary files, a key file) are not listed and not
-/// touched, and do not disturb saving.
+/// Files the store did not write (other names, near misses of its own
+/// names, a key file) are not listed, not touched, and do not disturb
+/// saving, compacting or opening again.
 #[tokio::test]
 async fn foreign_files_are_ignored() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = FileStore::open(tmp.path()).unwrap();
     let foreign = [
         "notes.txt",
-        "%2Fother.tmp",
         "%2fx.json",
-        "%zz.json",
         "a.b.json",
         ".hidden.json",
         "%41.json",
         "kinesis.key",
+        "filedb-1.log",
+        "filedb-000000000000000G.log",
+        "filedb-0000000000000001.log.bak",
+        "filedb.lock.old",
     ];
     for name in foreign {
         fs::write(tmp.path().join(name), b"foreign").unwrap();
     }
+    let store = FileStore::open(tmp.path()).unwrap();
     assert!(store.list("").await.unwrap().is_empty());
     store.save(&record("/x", 1), 0).await.unwrap();
     assert_eq!(store.list("").await.unwrap(), vec!["/x".to_owned()]);
+    store.compact().await.unwrap();
     assert!(store.delete("/x").await.unwrap());
+    drop(store);
+    drop(FileStore::open(tmp.path()).unwrap());
     for name in foreign {
         assert_eq!(fs::read(tmp.path().join(name)).unwrap(), b"foreign", "{name}");
     }
 }
 
-/// The file on disk is the record of DESIGN §6 as JSON, readable by the
-/// owner only, and the URI is encoded as documented.
+/// On disk: the lock file and a segment, readable by the owner only; the
+/// segment is the documented header and one frame per commit, whose entry
+/// holds the URI, the version and the record of DESIGN §6 as JSON; a
+/// delete is a tombstone entry.
 #[tokio::test]
-async fn the_record_file_is_the_documented_json() {
+async fn the_log_is_the_documented_format() {
     let tmp = tempfile::tempdir().unwrap();
     let store = FileStore::open(tmp.path()).unwrap();
     let r = record("/root/a.b_c~d-E9", 1);
     store.save(&r, 0).await.unwrap();
-    let path = store.record_path(&r.uri).unwrap();
-    assert_eq!(path.file_name().unwrap(), "%2Froot%2Fa%2Eb_c~d-E9.json");
-    let on_disk: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    assert!(store.delete(&r.uri).await.unwrap());
+
+    let segment = &log_segments(tmp.path())[0];
+    let bytes = fs::read(segment).unwrap();
+    assert_eq!(&bytes[..16], b"kinesis-filedb\x00\x01");
+    let all = frames(&bytes);
+    assert_eq!(all.len(), 2, "one frame per commit");
+    assert_eq!(
+        entries(&bytes),
+        vec![(1, 1, r.uri.clone()), (2, 1, r.uri.clone())],
+        "a save, then a tombstone"
+    );
+    // The first entry's data is the record as JSON.
+    let (at, _) = all[0];
+    let entry = &bytes[at + 12..];
+    let uri_len = u16::from_le_bytes([entry[13], entry[14]]) as usize;
+    let data_len = u32::from_le_bytes(entry[15..19].try_into().unwrap()) as usize;
+    let data = &entry[19 + uri_len..19 + uri_len + data_len];
+    let on_disk: Value = serde_json::from_slice(data).unwrap();
     assert_eq!(
         on_disk,
         json!({"schema": 1, "uri": r.uri, "type": "test::Probe", "version": 1,
                "updated_at": r.updated_at, "fields": {"n": 1}})
     );
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    }
-}
+    let parsed: Record = serde_json::from_slice(data).unwrap();
+    assert_eq!(parsed, r);
 
-/// An empty file, garbage, a truncated record and another URI's record are
-/// each reported by `load` and `save` as `Corrupt` naming the file; `save`
-/// leaves the file as it was; `delete` removes it, after which the URI can
-/// be created again.
-#[tokio::test]
-async fn damaged_record_files_are_corrupt_and_never_overwritten() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = FileStore::open(tmp.path()).unwrap();
-    let whole = serde_json::to_vec(&record("/c", 1)).unwrap();
-    let other = serde_json::to_vec(&record("/someone-else", 1)).unwrap();
-    let damages: [(&str, Vec<u8>, &str); 4] = [
-        ("empty", Vec::new(), "is empty"),
-        ("garbage", b"\x00\xffnot json".to_vec(), "is not a record"),
-        ("truncated", whole[..whole.len() / 2].to_vec(), "is not a record"),
-        ("moved", other, "holds the record of \"/someone-else\""),
-    ];
-    for (what, bytes, says) in damages {
-        let uri = "/c";
-        let path = store.record_path(uri).unwrap();
-        fs::write(&path, &bytes).unwrap();
-        let shown = path.display().to_string();
-        for result in [store.load(uri).await.map(|_| ()), store.save(&record(uri, 1), 0).await] {
-            match result {
-                Err(StoreError::Corrupt { uri: u, reason }) => {
-                    assert_eq!(u, uri, "{what}");
-                    assert!(reason.contains(&shown) && reason.contains(says), "{what}: {reason}");
-                }
-                other => panic!("{what}: {other:?}"),
-            }
-        }
-        assert!(matches!(store.save(&record(uri, 2), 1).await, Err(StoreError::Corrupt { .. })));
-        assert_eq!(fs::read(&path).unwrap(), bytes, "{what}: a save overwrote the damaged file");
-        assert!(store.delete(uri).await.unwrap(), "{what}");
-        store.save(&record(uri, 1), 0).await.unwrap();
-        assert!(store.delete(uri).await.unwrap());
+    use std::os::unix::fs::PermissionsExt;
+    for file in [segment.clone(), tmp.path().join("filedb.lock")] {
+        let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", file.display());
     }
-}
-
-/// A temporary file left by a writer killed mid-save (here: garbage in
-/// `<name>.tmp`) is invisible: the record loads as before, is listed once,
-/// and the next save replaces the leftover.
-#[tokio::test]
-async fn a_leftover_temporary_file_is_invisible() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = FileStore::open(tmp.path()).unwrap();
-    let first = record("/t", 1);
-    store.save(&first, 0).await.unwrap();
-    let json_path = store.record_path("/t").unwrap();
-    let temp_path = json_path.with_extension("tmp");
-    fs::write(&temp_path, b"{\"schema\": 1, \"uri\": \"/t\", \"vers").unwrap();
-    assert_eq!(store.load("/t").await.unwrap(), Some(first));
-    assert_eq!(store.list("").await.unwrap(), vec!["/t".to_owned()]);
-    let second = record("/t", 2);
-    store.save(&second, 1).await.unwrap();
-    assert!(!temp_path.exists(), "the save did not replace the leftover");
-    assert_eq!(store.load("/t").await.unwrap(), Some(second));
 }

@@ -37,6 +37,8 @@ pub enum Workload {
     Http(http::Op),
     /// Persisted writes with this many writers.
     Persist(usize),
+    /// Start-up time and disk space of a large file store.
+    PersistStartup,
 }
 
 impl Workload {
@@ -47,6 +49,7 @@ impl Workload {
         all.push(Workload::Snapshot);
         all.extend(http::Op::ALL.into_iter().map(Workload::Http));
         all.extend(persist::WRITERS.into_iter().map(Workload::Persist));
+        all.push(Workload::PersistStartup);
         all
     }
 
@@ -58,6 +61,7 @@ impl Workload {
             Workload::Snapshot => "snapshot".to_owned(),
             Workload::Http(op) => format!("http-{}", op.name()),
             Workload::Persist(n) => format!("persist-{n}"),
+            Workload::PersistStartup => "persist-startup".to_owned(),
         }
     }
 
@@ -80,6 +84,7 @@ impl Workload {
                 .collect(),
             Workload::Http(_) => http::SERVERS.to_vec(),
             Workload::Persist(_) => persist::STORES.to_vec(),
+            Workload::PersistStartup => vec!["filedb"],
         }
     }
 
@@ -87,6 +92,7 @@ impl Workload {
     fn time_limit(self, seconds: f64) -> Duration {
         match self {
             Workload::Idle => Duration::from_secs(30),
+            Workload::PersistStartup => Duration::from_secs(180),
             _ => Duration::from_secs_f64(30.0 + 10.0 * seconds),
         }
     }
@@ -287,6 +293,7 @@ fn child(args: &[String]) {
         }
         Workload::Http(op) => http::run(op, variant, seconds),
         Workload::Persist(writers) => persist::run(variant, writers, seconds),
+        Workload::PersistStartup => persist::run_startup(variant),
     };
     print_metrics(&metrics);
 }

@@ -2,20 +2,26 @@
 //! to change it, back to back, for a fixed time. Each reply arrives only
 //! after the store confirmed the write.
 //!
-//! * `filedb`: [`kinesis_filedb::FileStore`] — one JSON file per record,
-//!   written to a temporary file, `fsync`ed, renamed, directory `fsync`ed.
+//! * `filedb`: [`kinesis_filedb::FileStore`] — an append-only log with
+//!   group commit: the saves waiting while a sync is in flight are written
+//!   together and made durable by one `fdatasync`.
 //! * `sqlite` (the baseline): [`kinesis_sql::SqlStore`] on a SQLite file
 //!   through sqlx, WAL mode, `synchronous = FULL`, default pool (10).
 //!
 //! With one writer, one task asks one component; with 64 writers, 64 tasks
 //! each ask their own component (64 records). The stores live in a fresh
 //! temporary directory on the same disk.
+//!
+//! [`run_startup`] (workload `persist-startup`, filedb only) measures what
+//! a large log costs: the time to open a store of [`STARTUP_RECORDS`]
+//! records (read the log, build the index) and load one, and the disk space
+//! against the live data before and after compaction.
 
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kinesis::persist::{Persistence, SharedStore};
+use kinesis::persist::{Persistence, SharedStore, Store};
 use kinesis::{Component, Container, Context, Handle, Handler, Persist, Result};
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +32,12 @@ pub const STORES: [&str; 2] = ["sqlite", "filedb"];
 
 /// The writer counts.
 pub const WRITERS: [usize; 2] = [1, 64];
+
+/// Records in the start-up and disk-space workload.
+pub const STARTUP_RECORDS: u64 = 100_000;
+
+/// Concurrent writers that fill the store for [`run_startup`].
+const FILL_WRITERS: u64 = 64;
 
 /// A component whose total is persisted.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, Persist)]
@@ -98,4 +110,72 @@ async fn round(ledgers: &[Handle<Ledger>], duration: Duration) -> f64 {
         total += t.await.expect("writer task");
     }
     per_second(total, started.elapsed())
+}
+
+/// Fills a file store with [`STARTUP_RECORDS`] records of a small
+/// component (each saved twice, so half the log is garbage), closes it,
+/// then opens it again. Metrics: `startup_s` (open and load one record),
+/// `disk_ratio_before` and `disk_ratio_after` (bytes of log files ÷ bytes
+/// of live records, before and after [`FileStore::compact`](kinesis_filedb::FileStore::compact)).
+pub fn run_startup(store: &str) -> Metrics {
+    assert_eq!(store, "filedb", "the start-up workload measures the file store only");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    crate::runtime().block_on(async {
+        let store = kinesis_filedb::FileStore::open(dir.path()).expect("file store");
+        for version in 1..=2u64 {
+            let tasks: Vec<_> = (0..FILL_WRITERS)
+                .map(|w| {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        for i in (w..STARTUP_RECORDS).step_by(FILL_WRITERS as usize) {
+                            let record = ledger_record(i, version);
+                            store.save(&record, version - 1).await.expect("fill");
+                        }
+                    })
+                })
+                .collect();
+            for task in tasks {
+                task.await.expect("fill task");
+            }
+        }
+        drop(store);
+
+        let started = Instant::now();
+        let path = dir.path().to_path_buf();
+        let store = tokio::task::spawn_blocking(move || kinesis_filedb::FileStore::open(path))
+            .await
+            .expect("open task")
+            .expect("reopen");
+        let loaded = store.load(&ledger_uri(STARTUP_RECORDS / 2)).await.expect("load");
+        let startup = started.elapsed().as_secs_f64();
+        assert_eq!(loaded.map(|r| r.version), Some(2));
+
+        let before = store.stats().await.expect("stats");
+        store.compact().await.expect("compact");
+        let after = store.stats().await.expect("stats");
+        assert_eq!(after.records, STARTUP_RECORDS);
+        let ratio = |s: &kinesis_filedb::Stats| s.disk_bytes as f64 / s.live_bytes as f64;
+        vec![
+            ("startup_s".to_owned(), startup),
+            ("disk_ratio_before".to_owned(), ratio(&before)),
+            ("disk_ratio_after".to_owned(), ratio(&after)),
+            ("live_bytes".to_owned(), after.live_bytes as f64),
+        ]
+    })
+}
+
+fn ledger_uri(i: u64) -> String {
+    format!("/root/ledgers/l{i}")
+}
+
+/// The record a [`Ledger`] at `total` would save.
+fn ledger_record(i: u64, version: u64) -> kinesis::persist::Record {
+    let mut fields = serde_json::Map::new();
+    fields.insert("total".into(), serde_json::json!(version));
+    kinesis::persist::Record::new(
+        &ledger_uri(i),
+        "kinesis_compare::persist::Ledger",
+        version,
+        fields,
+    )
 }

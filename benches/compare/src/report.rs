@@ -376,7 +376,8 @@ fn persist_section(md: &mut String, outcomes: &[Outcome]) {
         })
         .filter(|(k, _)| outcomes.iter().any(|o| &o.workload == k))
         .collect();
-    if rows.is_empty() {
+    let startup = outcomes.iter().any(|o| o.workload == Workload::PersistStartup.key());
+    if rows.is_empty() && !startup {
         return;
     }
     md.push_str(
@@ -384,6 +385,65 @@ fn persist_section(md: &mut String, outcomes: &[Outcome]) {
          confirmed the write (higher is better).\n\n",
     );
     rate_table(md, outcomes, &rows, "writes_per_s", "writes/s", "SQLite");
+    startup_table(md, outcomes);
+}
+
+/// Start-up and disk space of the file store, and the targets of issue 17.
+fn startup_table(md: &mut String, outcomes: &[Outcome]) {
+    let key = Workload::PersistStartup.key();
+    let startup = outcomes.iter().find(|o| o.workload == key);
+    let ratio = |writers: usize| {
+        ratio_of(outcomes, &Workload::Persist(writers).key(), "filedb", "sqlite", "writes_per_s")
+    };
+    let times = |v: f64| format!("{v:.2}×");
+    let stat = |metric: &str| startup.and_then(|o| o.stats(metric));
+    if let Some(case) = startup {
+        let _ = writeln!(
+            md,
+            "The file store with {} records (a small component each, saved twice), opened again \
+             (read the log, build the index, load one record), then compacted{}:\n",
+            persist::STARTUP_RECORDS,
+            note(case)
+        );
+        md.push_str("| figure | median (min–max) |\n| --- | ---: |\n");
+        let rows = [
+            ("start-up", "startup_s", secs as fn(f64) -> String),
+            ("log files ÷ live data, before compaction", "disk_ratio_before", times),
+            ("log files ÷ live data, after compaction", "disk_ratio_after", times),
+            ("live data", "live_bytes", bytes),
+        ];
+        for (title, metric, format) in rows {
+            let _ = writeln!(md, "| {title} | {} |", figure(stat(metric), format));
+        }
+        md.push('\n');
+    }
+    md.push_str("Targets (issue 17):\n\n| target | measured | verdict |\n| --- | --- | --- |\n");
+    for (writers, goal) in [(1, 1.5), (64, 3.0)] {
+        let r = ratio(writers);
+        let who = if writers == 1 { "1 writer".to_owned() } else { format!("{writers} writers") };
+        let _ = writeln!(
+            md,
+            "| persisted writes, {who}: ≥ {goal:.1}× SQLite | {} | {} |",
+            ratio_text(r),
+            verdict(r.map(|r| r >= goal))
+        );
+    }
+    let s = stat("startup_s").map(|s| s.median);
+    let _ = writeln!(
+        md,
+        "| start-up with {} records: ≤ 1 s | {} | {} |",
+        persist::STARTUP_RECORDS,
+        s.map_or("—".to_owned(), secs),
+        verdict(s.map(|s| s <= 1.0))
+    );
+    let d = stat("disk_ratio_after").map(|s| s.median);
+    let _ = writeln!(
+        md,
+        "| disk space after compaction: ≤ 2× the live data | {} | {} |",
+        d.map_or("—".to_owned(), times),
+        verdict(d.map(|d| d <= 2.0))
+    );
+    md.push('\n');
 }
 
 fn median_of(outcomes: &[Outcome], workload: &str, variant: &str, metric: &str) -> Option<f64> {
