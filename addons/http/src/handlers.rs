@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::header::{HeaderName, HeaderValue, CONTENT_TYPE, ETAG};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -76,27 +76,24 @@ impl Api {
 }
 
 /// `GET` and `HEAD` of every path but `/`.
-pub(crate) async fn get(
-    State(api): State<Api>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, Problem> {
+pub(crate) async fn get(State(api): State<Api>, request: Request) -> Result<Response, Problem> {
+    let (uri, headers) = (request.uri(), request.headers());
     match resolve(api.root(), uri.path())? {
         Target::Tree => tree(&api),
         Target::Resource(c) => {
             ready(&*c)?;
-            read(&*c, &headers)
+            read(&*c, headers)
         }
         Target::Member(_, "_control" | "_batch") => {
             Err(Problem::method_not_allowed("GET", ALLOW_POST))
         }
         Target::Member(c, "_watch") => {
             ready(&*c)?;
-            let since = crate::sse::resume_from(&headers, uri.query())?;
+            let since = crate::sse::resume_from(headers, uri.query())?;
             crate::sse::watch(&c, since, &api.0.shutdown, api.0.keep_alive)
         }
         Target::Member(c, name) => {
-            let info = method_of(&c, name, &uri)?;
+            let info = method_of(&c, name, uri)?;
             if info.mutating {
                 return Err(Problem::method_not_allowed("GET", ALLOW_POST));
             }
@@ -128,34 +125,25 @@ pub(crate) async fn tree_other(method: Method) -> Problem {
 }
 
 /// `PUT {uri}`: replace the state.
-pub(crate) async fn put(
-    State(api): State<Api>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, Problem> {
+pub(crate) async fn put(State(api): State<Api>, request: Request) -> Result<Response, Problem> {
+    let (parts, body) = request.into_parts();
+    let (uri, headers) = (parts.uri, parts.headers);
     let c = resource_for(&api, &Method::PUT, &uri)?;
     write(c, Accept::Json, &headers, body).await
 }
 
 /// `PATCH {uri}`: merge-patch the state.
-pub(crate) async fn patch(
-    State(api): State<Api>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, Problem> {
+pub(crate) async fn patch(State(api): State<Api>, request: Request) -> Result<Response, Problem> {
+    let (parts, body) = request.into_parts();
+    let (uri, headers) = (parts.uri, parts.headers);
     let c = resource_for(&api, &Method::PATCH, &uri)?;
     write(c, Accept::MergePatch, &headers, body).await
 }
 
 /// `POST {uri}/{method}`, `{uri}/_control` and `{uri}/_batch`.
-pub(crate) async fn post(
-    State(api): State<Api>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, Problem> {
+pub(crate) async fn post(State(api): State<Api>, request: Request) -> Result<Response, Problem> {
+    let (parts, body) = request.into_parts();
+    let (uri, headers) = (parts.uri, parts.headers);
     match resolve(api.root(), uri.path())? {
         Target::Tree => Err(Problem::method_not_allowed("POST", ALLOW_TREE)),
         Target::Resource(_) => Err(Problem::method_not_allowed("POST", ALLOW_RESOURCE)),

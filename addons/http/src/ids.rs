@@ -117,11 +117,10 @@ impl MakeRequestId for MakeTraceId {
     }
 }
 
-/// The trace id in a request's `Trace-ID` header (as [`normalise`] left
+/// The trace id of a request's `Trace-ID` header (as [`normalise`] left
 /// it), or a new one when nothing put one there.
-pub(crate) fn of_request(headers: &HeaderMap) -> TraceId {
-    headers
-        .get(TRACE_ID_HEADER)
+pub(crate) fn of_request(header: Option<&HeaderValue>) -> TraceId {
+    header
         .filter(|v| v.to_str().is_ok_and(valid_trace_id))
         .map_or_else(TraceId::generate, |v| TraceId(v.clone()))
 }

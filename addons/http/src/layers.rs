@@ -15,13 +15,18 @@
 //!    zstd when the request's `Accept-Encoding` asks for one (never
 //!    server-sent events, whose events must arrive as they happen).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
+use axum::body::Body;
 use axum::extract::Request;
-use axum::http::header::HeaderName;
-use axum::middleware::Next;
+use axum::http::header::{HeaderName, HeaderValue};
+use axum::http::{Method, Uri};
 use axum::response::Response;
 use axum::Router;
+use tower::util::MapRequestLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
@@ -59,15 +64,15 @@ pub fn layers(router: Router) -> Router {
     let trace_id = HeaderName::from_static(TRACE_ID_HEADER);
     router
         .layer(CompressionLayer::new().compress_when(compress))
-        .layer(axum::middleware::from_fn(access_log))
+        .layer(AccessLogLayer)
         .layer(trace)
         .layer(PropagateRequestIdLayer::new(trace_id.clone()))
         .layer(SetRequestIdLayer::new(trace_id, MakeTraceId))
-        .layer(axum::middleware::map_request(|r: Request| async move { ids::normalise(r) }))
+        .layer(MapRequestLayer::new(ids::normalise::<Body>))
 }
 
 /// The `http.request` span of `request`.
-fn request_span(request: &Request) -> Span {
+fn request_span<B>(request: &axum::http::Request<B>) -> Span {
     let trace_id = request.headers().get(TRACE_ID_HEADER).and_then(|v| v.to_str().ok());
     tracing::info_span!(
         "http.request",
@@ -77,22 +82,89 @@ fn request_span(request: &Request) -> Span {
     )
 }
 
-/// Writes the access-log event of each request, inside its span.
-async fn access_log(request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let path = loggable(request.uri().path()).to_owned();
-    let trace_id = request.headers().get(TRACE_ID_HEADER).cloned();
-    let response = next.run(request).await;
-    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    tracing::info!(
-        target: "kinesis_http::access",
-        %method,
-        path,
-        status = response.status().as_u16(),
-        latency_us,
-        trace_id = trace_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default(),
-        "request"
-    );
-    response
+/// Writes the access-log event of each request, inside its span: a plain
+/// tower layer that captures nothing when the event is disabled.
+#[derive(Debug, Clone, Copy)]
+struct AccessLogLayer;
+
+impl<S> tower::Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(&self, inner: S) -> AccessLog<S> {
+        AccessLog { inner }
+    }
+}
+
+/// The service of [`AccessLogLayer`].
+#[derive(Debug, Clone)]
+struct AccessLog<S> {
+    inner: S,
+}
+
+/// What the access-log event says of the request.
+struct RequestLine {
+    started: Instant,
+    method: Method,
+    uri: Uri,
+    trace_id: Option<HeaderValue>,
+}
+
+impl<S, B> tower::Service<Request<B>> for AccessLog<S>
+where
+    S: tower::Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = AccessFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let line =
+            tracing::enabled!(target: "kinesis_http::access", tracing::Level::INFO).then(|| {
+                RequestLine {
+                    started: Instant::now(),
+                    method: request.method().clone(),
+                    uri: request.uri().clone(),
+                    trace_id: request.headers().get(TRACE_ID_HEADER).cloned(),
+                }
+            });
+        AccessFuture { inner: self.inner.call(request), line }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`AccessLog`].
+    struct AccessFuture<F> {
+        #[pin]
+        inner: F,
+        line: Option<RequestLine>,
+    }
+}
+
+impl<F, E> Future for AccessFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = std::task::ready!(this.inner.poll(cx));
+        if let (Some(line), Ok(response)) = (this.line.take(), &result) {
+            let latency_us = u64::try_from(line.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            tracing::info!(
+                target: "kinesis_http::access",
+                method = %line.method,
+                path = loggable(line.uri.path()),
+                status = response.status().as_u16(),
+                latency_us,
+                trace_id = line.trace_id.as_ref().and_then(|v| v.to_str().ok()).unwrap_or_default(),
+                "request"
+            );
+        }
+        Poll::Ready(result)
+    }
 }

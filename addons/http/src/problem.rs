@@ -3,8 +3,8 @@
 //! Every error response of the add-on is a [`Problem`]: handlers return one
 //! (it is their `IntoResponse` error), and error responses that layers made
 //! without a problem body (413 from the body limit, 504 from the request
-//! timeout, axum's own rejections) are turned into one by [`problem_bodies`],
-//! the router's outermost layer, which also fills in the `trace_id` member
+//! timeout, axum's own rejections) are turned into one by [`ProblemLayer`],
+//! the router's outermost layer ([`ProblemLayer`]), which also fills in the `trace_id` member
 //! from the request's `Trace-ID` header. The body is
 //!
 //! ```json
@@ -17,12 +17,14 @@
 //! The detail of an error is its message: kinesis errors never carry key
 //! material or plaintext of encrypted fields, so nothing else is added.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE};
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use kinesis::{Error, ErrorKind};
 use serde::Serialize;
@@ -254,24 +256,85 @@ pub(crate) struct Limits {
 }
 
 /// The router's outermost layer: renders every [`Problem`] with the
-/// request's trace id, and turns any other error response into one.
-pub(crate) async fn problem_bodies(
-    State(limits): State<Limits>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let trace_id = crate::ids::of_request(request.headers());
-    let mut response = next.run(request).await;
-    if let Some(Pending(problem)) = response.extensions_mut().remove::<Pending>() {
+/// request's trace id, and turns any other error response into one. A plain
+/// tower layer (no boxed future, no cloned service), so the requests that
+/// need none of this pay next to nothing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ProblemLayer(pub(crate) Limits);
+
+impl<S> tower::Layer<S> for ProblemLayer {
+    type Service = ProblemBodies<S>;
+
+    fn layer(&self, inner: S) -> ProblemBodies<S> {
+        ProblemBodies { inner, limits: self.0 }
+    }
+}
+
+/// The service of [`ProblemLayer`].
+#[derive(Debug, Clone)]
+pub(crate) struct ProblemBodies<S> {
+    inner: S,
+    limits: Limits,
+}
+
+impl<S> tower::Service<Request> for ProblemBodies<S>
+where
+    S: tower::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ProblemFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let trace_id = request.headers().get(crate::TRACE_ID_HEADER).cloned();
+        ProblemFuture { inner: self.inner.call(request), trace_id, limits: self.limits }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`ProblemBodies`].
+    pub(crate) struct ProblemFuture<F> {
+        #[pin]
+        inner: F,
+        trace_id: Option<HeaderValue>,
+        limits: Limits,
+    }
+}
+
+impl<F, E> Future for ProblemFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        Poll::Ready(Ok(finish(response, this.trace_id.take(), *this.limits)))
+    }
+}
+
+/// `response` with its problem rendered, if it is an error.
+fn finish(mut response: Response, trace_id: Option<HeaderValue>, limits: Limits) -> Response {
+    let pending = response.extensions_mut().remove::<Pending>();
+    let status = response.status();
+    let is_error = status.is_client_error() || status.is_server_error();
+    if pending.is_none() && !is_error {
+        return response;
+    }
+    let trace_id = crate::ids::of_request(trace_id.as_ref());
+    if let Some(Pending(problem)) = pending {
         if problem.status == StatusCode::PAYLOAD_TOO_LARGE {
             return Problem::payload_too_large(limits.body_limit).render(trace_id.as_str());
         }
         return problem.render(trace_id.as_str());
     }
-    let status = response.status();
-    let is_error = status.is_client_error() || status.is_server_error();
     let is_problem = response.headers().get(CONTENT_TYPE).is_some_and(|v| v == PROBLEM_JSON);
-    if !is_error || is_problem {
+    if is_problem {
         return response;
     }
     let problem = match status {

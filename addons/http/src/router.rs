@@ -4,11 +4,12 @@
 //! | --- | --- |
 //! | `/` | `GET`/`HEAD` the tree; anything else 405 |
 //! | `/_kinesis/openapi.json` | `GET`/`HEAD`: the OpenAPI 3.1 document of the live tree ([`openapi::document`](crate::openapi::document)) |
-//! | `/{*path}` | `GET`/`HEAD`, `PUT`, `PATCH`, `POST` (see [the route table](crate#routes)); anything else 405 with the path's `Allow` |
+//! | every other path (the router's fallback) | `GET`/`HEAD`, `PUT`, `PATCH`, `POST` (see [the route table](crate#routes)); anything else 405 with the path's `Allow` |
 //!
 //! A component path is resolved against the live tree on every request, so
-//! a component's routes come and go with it; that is why one wildcard route
-//! serves them all. Around the routes, from the outside in:
+//! a component's routes come and go with it; that is why one method router,
+//! the fallback, serves them all (a fallback rather than a `/{*path}` route:
+//! the same requests, without capturing the path as a parameter). Around the routes, from the outside in:
 //!
 //! 1. the problem layer: every error answer becomes `application/problem+json`
 //!    with the request's trace id;
@@ -30,7 +31,7 @@ use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::handlers::{self, Api};
-use crate::problem::{problem_bodies, Limits};
+use crate::problem::{Limits, ProblemLayer};
 use crate::HttpOptions;
 
 /// The REST surface of `root` (and every exposed component below it) as an
@@ -79,8 +80,8 @@ pub fn router_with_shutdown(
     Router::new()
         .route("/", get(handlers::tree_root).fallback(handlers::tree_other))
         .route("/_kinesis/openapi.json", get(handlers::openapi))
-        .route("/{*path}", component)
+        .fallback_service(component.with_state(api.clone()))
         .with_state(api)
         .layer(RequestBodyLimitLayer::new(options.body_limit))
-        .layer(axum::middleware::from_fn_with_state(limits, problem_bodies))
+        .layer(ProblemLayer(limits))
 }
