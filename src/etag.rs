@@ -41,7 +41,17 @@ impl ETag {
 
     /// The tag in double quotes, as in `ETag` and `If-Match` headers.
     pub fn quoted(&self) -> String {
-        format!("\"{self}\"")
+        let mut out = String::with_capacity(34);
+        out.push('"');
+        out.push_str(&self.to_hex());
+        out.push('"');
+        out
+    }
+
+    /// The 32 lowercase hex digits, as `Display` writes them.
+    pub fn to_hex(&self) -> String {
+        let hex = self.hex();
+        hex.iter().map(|&b| char::from(b)).collect()
     }
 
     /// Whether `candidate` (quoted or not, `W/` weak prefix refused) names

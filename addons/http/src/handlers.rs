@@ -35,6 +35,7 @@ use kinesis::{
     State as Coarse,
 };
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -289,7 +290,30 @@ struct MetaView<'a> {
     state: Coarse,
     etag: &'a str,
     version: u64,
-    methods: &'static [MethodInfo],
+    methods: MethodsJson,
+}
+
+/// A method table as JSON, serialised once per table (tables are static).
+struct MethodsJson(&'static [MethodInfo]);
+
+impl Serialize for MethodsJson {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        type Cache = std::sync::RwLock<std::collections::HashMap<usize, &'static RawValue>>;
+        static CACHE: std::sync::OnceLock<Cache> = std::sync::OnceLock::new();
+        let cache = CACHE.get_or_init(Cache::default);
+        let key = self.0.as_ptr() as usize;
+        let cached = cache.read().unwrap_or_else(|p| p.into_inner()).get(&key).copied();
+        let raw = match cached {
+            Some(raw) => raw,
+            None => {
+                let text = serde_json::to_string(self.0).map_err(serde::ser::Error::custom)?;
+                let raw: &'static RawValue =
+                    Box::leak(RawValue::from_string(text).map_err(serde::ser::Error::custom)?);
+                *cache.write().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert(raw)
+            }
+        };
+        raw.serialize(s)
+    }
 }
 
 impl<'a> MetaView<'a> {
@@ -302,7 +326,7 @@ impl<'a> MetaView<'a> {
             state: snapshot.stage.state(),
             etag,
             version: snapshot.version,
-            methods: c.methods(),
+            methods: MethodsJson(c.methods()),
         }
     }
 }
@@ -311,7 +335,7 @@ impl<'a> MetaView<'a> {
 /// with its `ETag`. `data` is the snapshot's JSON text as the commit's first
 /// reader made it: only the small `meta` object is serialised here.
 fn resource(c: &dyn DynComponent, snapshot: &JsonSnapshot) -> Result<Response, Problem> {
-    let etag = snapshot.etag.to_string();
+    let etag = snapshot.etag.to_hex();
     let meta = MetaView::of(c, snapshot, &etag);
     let data = snapshot.data.as_bytes();
     let mut bytes = Vec::with_capacity(data.len() + 320);

@@ -21,10 +21,9 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::header::{HeaderName, HeaderValue};
 use axum::http::{Method, Uri};
-use axum::response::Response;
+use axum::http::{Request, Response};
 use axum::Router;
 use tower::util::MapRequestLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
@@ -62,17 +61,19 @@ pub fn layers(router: Router) -> Router {
         .on_eos(())
         .on_failure(());
     let trace_id = HeaderName::from_static(TRACE_ID_HEADER);
-    router
-        .layer(CompressionLayer::new().compress_when(compress))
-        .layer(AccessLogLayer)
-        .layer(trace)
-        .layer(PropagateRequestIdLayer::new(trace_id.clone()))
-        .layer(SetRequestIdLayer::new(trace_id, MakeTraceId))
+    // Outermost first. Around the router as a whole, see `router::wrap`.
+    let stack = tower::ServiceBuilder::new()
         .layer(MapRequestLayer::new(ids::normalise::<Body>))
+        .layer(SetRequestIdLayer::new(trace_id.clone(), MakeTraceId))
+        .layer(PropagateRequestIdLayer::new(trace_id))
+        .layer(trace)
+        .layer(AccessLogLayer)
+        .layer(CompressionLayer::new().compress_when(compress));
+    crate::router::wrap(router, stack)
 }
 
 /// The `http.request` span of `request`.
-fn request_span<B>(request: &axum::http::Request<B>) -> Span {
+fn request_span<B>(request: &Request<B>) -> Span {
     let trace_id = request.headers().get(TRACE_ID_HEADER).and_then(|v| v.to_str().ok());
     tracing::info_span!(
         "http.request",
@@ -109,11 +110,11 @@ struct RequestLine {
     trace_id: Option<HeaderValue>,
 }
 
-impl<S, B> tower::Service<Request<B>> for AccessLog<S>
+impl<S, B, ResB> tower::Service<Request<B>> for AccessLog<S>
 where
-    S: tower::Service<Request<B>, Response = Response>,
+    S: tower::Service<Request<B>, Response = Response<ResB>>,
 {
-    type Response = Response;
+    type Response = Response<ResB>;
     type Error = S::Error;
     type Future = AccessFuture<S::Future>;
 
@@ -144,11 +145,11 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, E> Future for AccessFuture<F>
+impl<F, E, ResB> Future for AccessFuture<F>
 where
-    F: Future<Output = Result<Response, E>>,
+    F: Future<Output = Result<Response<ResB>, E>>,
 {
-    type Output = Result<Response, E>;
+    type Output = Result<Response<ResB>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();

@@ -4,12 +4,11 @@
 //! | --- | --- |
 //! | `/` | `GET`/`HEAD` the tree; anything else 405 |
 //! | `/_kinesis/openapi.json` | `GET`/`HEAD`: the OpenAPI 3.1 document of the live tree ([`openapi::document`](crate::openapi::document)) |
-//! | every other path (the router's fallback) | `GET`/`HEAD`, `PUT`, `PATCH`, `POST` (see [the route table](crate#routes)); anything else 405 with the path's `Allow` |
+//! | `/{*path}` | `GET`/`HEAD`, `PUT`, `PATCH`, `POST` (see [the route table](crate#routes)); anything else 405 with the path's `Allow` |
 //!
 //! A component path is resolved against the live tree on every request, so
-//! a component's routes come and go with it; that is why one method router,
-//! the fallback, serves them all (a fallback rather than a `/{*path}` route:
-//! the same requests, without capturing the path as a parameter). Around the routes, from the outside in:
+//! a component's routes come and go with it; that is why one wildcard route
+//! serves them all. Around the routes, from the outside in:
 //!
 //! 1. the problem layer: every error answer becomes `application/problem+json`
 //!    with the request's trace id;
@@ -28,6 +27,7 @@ use axum::Router;
 use kinesis::Container;
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::map_response_body::MapResponseBodyLayer;
 use tower_http::timeout::TimeoutLayer;
 
 use crate::handlers::{self, Api};
@@ -77,11 +77,35 @@ pub fn router_with_shutdown(
         .patch(handlers::patch.layer(timeout))
         .post(handlers::post.layer(timeout))
         .fallback(handlers::other);
-    Router::new()
+    let routes = Router::new()
         .route("/", get(handlers::tree_root).fallback(handlers::tree_other))
         .route("/_kinesis/openapi.json", get(handlers::openapi))
-        .fallback_service(component.with_state(api.clone()))
-        .with_state(api)
-        .layer(RequestBodyLimitLayer::new(options.body_limit))
-        .layer(ProblemLayer(limits))
+        .route("/{*path}", component)
+        .with_state(api);
+    // Around the whole router, not `Router::layer` (which wraps every route
+    // on its own, so each request cloned every layered endpoint: twice the
+    // instructions per request).
+    wrap(
+        routes,
+        tower::ServiceBuilder::new()
+            .layer(ProblemLayer(limits))
+            .layer(MapResponseBodyLayer::new(axum::body::Body::new))
+            .layer(RequestBodyLimitLayer::new(options.body_limit)),
+    )
+}
+
+/// `router` inside `layer`, as a router again (its fallback), so that it can
+/// still be nested, merged and layered like any other.
+pub(crate) fn wrap<L>(router: Router, layer: L) -> Router
+where
+    L: tower::Layer<Router>,
+    L::Service: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse,
+    <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+{
+    Router::new().fallback_service(layer.layer(router))
 }
