@@ -50,8 +50,8 @@ impl ETag {
 
     /// The 32 lowercase hex digits, as `Display` writes them.
     pub fn to_hex(&self) -> String {
-        let hex = self.hex();
-        hex.iter().map(|&b| char::from(b)).collect()
+        // The digits are ASCII, so this never fails.
+        std::str::from_utf8(&self.hex()).unwrap_or_default().to_owned()
     }
 
     /// Whether `candidate` (quoted or not, `W/` weak prefix refused) names

@@ -28,6 +28,7 @@ use axum::Router;
 use tower::util::MapRequestLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::compression::CompressionLayer;
+use tower_http::map_response_body::MapResponseBodyLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
@@ -68,6 +69,9 @@ pub fn layers(router: Router) -> Router {
         .layer(PropagateRequestIdLayer::new(trace_id))
         .layer(trace)
         .layer(AccessLogLayer)
+        // A compressed body carries its encoders' state (hundreds of bytes):
+        // boxed here once, rather than copied through every layer outside.
+        .layer(MapResponseBodyLayer::new(Body::new))
         .layer(CompressionLayer::new().compress_when(compress));
     crate::router::wrap(router, stack)
 }
