@@ -16,6 +16,10 @@
 //!   bounded queues that never block the component: a subscriber that falls
 //!   more than the queue's capacity behind gets [`Lagged`] with the number of
 //!   changes it missed, then continues with the oldest change still queued.
+//! * **Order**: a committed change reaches every subscription (and the
+//!   history below) before the operations that made it are answered, so a
+//!   caller whose `ask` returned finds its change there; callbacks run after
+//!   the answers.
 //! * **Resuming** ([`Handle::resume`](crate::Handle::resume)): once a
 //!   component has been subscribed to, it keeps its last 64 updates. A
 //!   watcher that saw version `n` and lost its connection gets the updates

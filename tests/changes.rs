@@ -265,3 +265,22 @@ async fn resuming_while_updates_land_misses_and_repeats_nothing() {
     assert_eq!(seen, (since + 1..=last).collect::<Vec<_>>(), "every version once, in order");
     root.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_reaches_subscribers_and_the_history_before_its_ask_returns() {
+    let root = Container::root().await.unwrap();
+    let c = root.add("c", Counter::default()).await.unwrap();
+    let mut sub = c.subscribe();
+    for _ in 0..2000 {
+        c.ask(Inc(1)).await.unwrap();
+        let version = c.snapshot().version;
+        // Already queued for the subscriber: no waiting.
+        match sub.try_recv() {
+            Ok(Some(Change::Updated { curr, .. })) => assert_eq!(curr.version, version),
+            other => panic!("version {version} not yet sent to subscribers: {other:?}"),
+        }
+        // Already in the history.
+        assert_eq!(versions(&c.resume(version - 1).0), [version]);
+    }
+    root.shutdown().await.unwrap();
+}

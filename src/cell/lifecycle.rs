@@ -273,6 +273,11 @@ impl<C: Component> Cell<C> {
     /// Tells subscribers and callbacks about `change`.
     pub(crate) async fn publish(&mut self, change: Change<C>) {
         self.shared.publisher.broadcast(&change);
+        self.run_callbacks(change).await;
+    }
+
+    /// Runs the callbacks for `change` (subscribers were told already).
+    pub(crate) async fn run_callbacks(&mut self, change: Change<C>) {
         if !self.shared.publisher.has_callbacks() {
             return;
         }

@@ -168,11 +168,12 @@ impl<C: Component> Cell<C> {
             Ok(true) => (Ok(()), Some(self.publish_snapshot())),
             Err(e) => (Err(e), None),
         };
-        self.answer_group(outcome);
-        if let Some(change) = change {
-            // No callbacks (checked above): subscribers are all there is.
-            self.shared.publisher.broadcast(&change);
+        // Subscribers (and the watch history) have the change before its
+        // callers get their answers. No callbacks (checked above).
+        if let Some(change) = &change {
+            self.shared.publisher.broadcast(change);
         }
+        self.answer_group(outcome);
     }
 
     /// Answers every operation of the pending group with `outcome`.
@@ -189,9 +190,14 @@ impl<C: Component> Cell<C> {
             return;
         }
         let (outcome, change) = self.commit(false).await;
+        // Subscribers (and the watch history) have the change before its
+        // callers get their answers; callbacks run after.
+        if let Some(change) = &change {
+            self.shared.publisher.broadcast(change);
+        }
         self.answer_group(outcome);
         if let Some(change) = change {
-            self.publish(change).await;
+            self.run_callbacks(change).await;
         }
     }
 
