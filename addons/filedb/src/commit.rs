@@ -7,8 +7,10 @@
 //! of one record in one group behave as if they came one after the other.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use kinesis::persist::{StoreError, StoreResult};
 use tokio::sync::oneshot;
@@ -85,11 +87,19 @@ impl Request {
     }
 }
 
+/// How long the commit thread looks for the next request before it goes to
+/// sleep. With one writer the next save arrives a few microseconds after
+/// the last answer, and waking a sleeping thread costs more than that.
+const SPIN: Duration = Duration::from_micros(50);
+
 /// The requests waiting for the commit thread.
 #[derive(Debug, Default)]
 pub(crate) struct Queue {
     state: Mutex<QueueState>,
     wake: Condvar,
+    /// Whether `state.requests` may hold something: read while spinning,
+    /// without the lock.
+    ready: AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +116,7 @@ impl Queue {
             return Err(request);
         }
         state.requests.push(request);
+        self.ready.store(true, Ordering::Release);
         drop(state);
         self.wake.notify_one();
         Ok(())
@@ -121,6 +132,10 @@ impl Queue {
     /// records (at least one request), waiting for something; `None` once
     /// closed and drained.
     fn take(&self) -> Option<Vec<Request>> {
+        let spin_until = Instant::now() + SPIN;
+        while !self.ready.load(Ordering::Acquire) && Instant::now() < spin_until {
+            std::thread::yield_now();
+        }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             if !state.requests.is_empty() {
@@ -135,6 +150,7 @@ impl Queue {
                     .count()
                     .max(1);
                 let rest = state.requests.split_off(count);
+                self.ready.store(!rest.is_empty(), Ordering::Release);
                 return Some(std::mem::replace(&mut state.requests, rest));
             }
             if state.closed {
