@@ -18,7 +18,11 @@
 //!
 //! The router resolves paths as it sees them, so it may be nested under any
 //! prefix (`Router::new().nest("/api", kinesis_http::router(…))`): component
-//! URIs stay `/root/…` below that prefix.
+//! URIs stay `/root/…` below that prefix. The routes and layers sit behind
+//! the returned router's fallback (see [`wrap`]), so merging it into an app
+//! (`app.merge(kinesis_http::router(…))`) gives kinesis every path the app
+//! does not route; axum refuses to merge two routers that both have a
+//! fallback, so an app with a fallback of its own nests kinesis instead.
 
 use axum::handler::Handler;
 use axum::http::StatusCode;

@@ -72,3 +72,25 @@ async fn kinesis_under_api_beside_the_apps_route_under_the_apps_layer() {
     assert_eq!(served_by(&r), "embed-example");
     root.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn merged_into_an_app_kinesis_serves_every_path_the_app_does_not() {
+    let root = Container::root().await.unwrap();
+    root.add("counter", embed::Counter::default()).await.unwrap();
+    let app = axum::Router::new()
+        .route("/mine", axum::routing::get(|| async { "mine" }))
+        .merge(kinesis_http::layers(kinesis_http::router(root.clone(), &HttpOptions::default())));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let client = reqwest::Client::new();
+    let mine = client.get(format!("{base}/mine")).send().await.unwrap();
+    assert_eq!(mine.text().await.unwrap(), "mine");
+    let r = client.get(format!("{base}/root/counter")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().contains_key("trace-id"));
+    let r = client.get(format!("{base}/nothing")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    root.shutdown().await.unwrap();
+}
