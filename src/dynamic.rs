@@ -278,7 +278,7 @@ impl<C: Component> DynComponent for Handle<C> {
                 let snap = handle.snapshot();
                 return (table.call_ref)(&snap.state, &method, args).await;
             }
-            let op = Arc::new(CallJsonOp::new(table, method, args, if_match));
+            let op = Arc::new(CallJsonOp::new(table, (method, args), if_match));
             handle.send_op(op.clone()).await?;
             handle.named(op.reply().await)
         })

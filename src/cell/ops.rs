@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::slot::{Deadline, Run, Slot};
@@ -372,29 +373,90 @@ impl<C: Component> Operation<C> for JsonWriteOp<C> {
     }
 }
 
-/// Calls a mutating method by name with JSON arguments.
-pub(crate) struct CallJsonOp {
-    slot: Slot<(String, Value), Value>,
+/// What is called by name: one mutating method (`(name, args)`) or a
+/// batch of calls.
+pub(crate) trait ByName: Send + 'static {
+    /// What the caller gets back.
+    type Reply: Send + 'static;
+
+    /// Calls into `state` through `table`.
+    fn call<'a, C: Component>(
+        self,
+        table: &'static MethodTable,
+        state: &'a mut C,
+        ctx: &'a mut Context<C>,
+    ) -> BoxFuture<'a, Result<Self::Reply>>;
+}
+
+impl ByName for (String, Value) {
+    type Reply = Value;
+
+    fn call<'a, C: Component>(
+        self,
+        table: &'static MethodTable,
+        state: &'a mut C,
+        ctx: &'a mut Context<C>,
+    ) -> BoxFuture<'a, Result<Value>> {
+        let (method, args) = self;
+        Box::pin(async move { (table.call_mut)(state, ctx, &method, args).await })
+    }
+}
+
+impl ByName for Vec<BatchCall> {
+    type Reply = Vec<Value>;
+
+    /// In order; the first failure ends the batch, named.
+    fn call<'a, C: Component>(
+        self,
+        table: &'static MethodTable,
+        state: &'a mut C,
+        ctx: &'a mut Context<C>,
+    ) -> BoxFuture<'a, Result<Vec<Value>>> {
+        Box::pin(async move {
+            let mut replies = Vec::with_capacity(self.len());
+            for (index, call) in self.into_iter().enumerate() {
+                let reply = match table.method(&call.method) {
+                    None => Err(Error::NotFound(format!("no method `{}`", call.method))),
+                    Some(info) if info.mutating => {
+                        (table.call_mut)(state, ctx, &call.method, call.args).await
+                    }
+                    // Read-only methods see the batch's changes so far.
+                    Some(_) => (table.call_ref)(&*state, &call.method, call.args).await,
+                };
+                let prefix = || {
+                    format!("batch call {index} (`{}`) failed, batch rolled back: ", call.method)
+                };
+                replies.push(reply.map_err(|e| prefixed(prefix(), e))?);
+            }
+            Ok(replies)
+        })
+    }
+}
+
+/// Calls by name with JSON, checked against a precondition first:
+/// [`CallJsonOp`] and [`BatchJsonOp`].
+pub(crate) struct ByNameOp<I: ByName> {
+    slot: Slot<I, I::Reply>,
     table: &'static MethodTable,
     if_match: Precondition,
 }
 
-impl CallJsonOp {
-    pub(crate) fn new(
-        table: &'static MethodTable,
-        method: String,
-        args: Value,
-        if_match: Precondition,
-    ) -> Self {
-        CallJsonOp { slot: Slot::new((method, args), None), table, if_match }
+/// Calls one mutating method by name.
+pub(crate) type CallJsonOp = ByNameOp<(String, Value)>;
+/// Calls methods by name in order, in one mailbox turn, all or nothing.
+pub(crate) type BatchJsonOp = ByNameOp<Vec<BatchCall>>;
+
+impl<I: ByName> ByNameOp<I> {
+    pub(crate) fn new(table: &'static MethodTable, input: I, if_match: Precondition) -> Self {
+        ByNameOp { slot: Slot::new(input, None), table, if_match }
     }
 
-    pub(crate) async fn reply(&self) -> Result<Value> {
+    pub(crate) async fn reply(&self) -> Result<I::Reply> {
         self.slot.wait().await
     }
 }
 
-impl<C: Component> Operation<C> for CallJsonOp {
+impl<C: Component, I: ByName> Operation<C> for ByNameOp<I> {
     fn conditional(&self) -> bool {
         self.if_match.is_conditional()
     }
@@ -407,90 +469,11 @@ impl<C: Component> Operation<C> for CallJsonOp {
     ) -> Run<'a> {
         Box::pin(async move {
             check_if_match(&self.if_match, current)?;
-            let Some((method, args)) = self.slot.take_input() else { return Ok(()) };
-            let r = (self.table.call_mut)(state, ctx, &method, args).await;
+            let Some(input) = self.slot.take_input() else { return Ok(()) };
+            let r = input.call(self.table, state, ctx).await;
             let outcome = r.as_ref().map(|_| ()).map_err(Clone::clone);
             self.slot.set_ran(r);
             outcome
-        })
-    }
-
-    fn slot(&self) -> &dyn Answer {
-        &self.slot
-    }
-
-    fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {
-        self.slot.answer_with(|ran| reply_of(outcome, ran));
-    }
-}
-
-/// Calls methods by name in order, in one mailbox turn, all or nothing.
-pub(crate) struct BatchJsonOp {
-    slot: Slot<Vec<BatchCall>, Vec<Value>>,
-    table: &'static MethodTable,
-    if_match: Precondition,
-}
-
-impl BatchJsonOp {
-    pub(crate) fn new(
-        table: &'static MethodTable,
-        calls: Vec<BatchCall>,
-        if_match: Precondition,
-    ) -> Self {
-        BatchJsonOp { slot: Slot::new(calls, None), table, if_match }
-    }
-
-    pub(crate) async fn reply(&self) -> Result<Vec<Value>> {
-        self.slot.wait().await
-    }
-}
-
-impl<C: Component> Operation<C> for BatchJsonOp {
-    fn conditional(&self) -> bool {
-        self.if_match.is_conditional()
-    }
-
-    fn run<'a>(
-        &'a self,
-        state: &'a mut C,
-        ctx: &'a mut Context<C>,
-        current: &'a Snapshot<C>,
-    ) -> Run<'a> {
-        Box::pin(async move {
-            check_if_match(&self.if_match, current)?;
-            let Some(calls) = self.slot.take_input() else { return Ok(()) };
-            let mut replies = Vec::with_capacity(calls.len());
-            for (index, call) in calls.into_iter().enumerate() {
-                let fail = |e: Error| {
-                    prefixed(
-                        format!(
-                            "batch call {index} (`{}`) failed, batch rolled back: ",
-                            call.method
-                        ),
-                        e,
-                    )
-                };
-                let reply = match self.table.method(&call.method) {
-                    None => Err(Error::NotFound(format!("no method `{}`", call.method))),
-                    Some(info) if info.mutating => {
-                        (self.table.call_mut)(state, ctx, &call.method, call.args.clone()).await
-                    }
-                    // Read-only methods see the batch's changes so far.
-                    Some(_) => {
-                        (self.table.call_ref)(&*state, &call.method, call.args.clone()).await
-                    }
-                };
-                match reply {
-                    Ok(value) => replies.push(value),
-                    Err(e) => {
-                        let e = fail(e);
-                        self.slot.set_ran(Err(e.clone()));
-                        return Err(e);
-                    }
-                }
-            }
-            self.slot.set_ran(Ok(replies));
-            Ok(())
         })
     }
 
