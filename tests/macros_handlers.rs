@@ -1,9 +1,11 @@
 //! `#[kinesis::handlers]` against the real runtime: components driven by name
 //! with JSON through `DynComponent`, and through the generated typed methods.
 
+mod support;
+
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
+use support::Gate;
 
 use futures::StreamExt;
 use kinesis::methods::{methods_of, ArgInfo};
@@ -20,25 +22,6 @@ pub struct Rejected(String);
 impl fmt::Display for Rejected {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "rejected: {}", self.0)
-    }
-}
-
-/// Lets a test hold a component's mailbox inside a handler.
-#[derive(Clone, Default)]
-pub struct Gate {
-    entered: Arc<tokio::sync::Notify>,
-    release: Arc<tokio::sync::Notify>,
-}
-
-impl fmt::Debug for Gate {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Gate")
-    }
-}
-
-impl PartialEq for Gate {
-    fn eq(&self, _: &Gate) -> bool {
-        true
     }
 }
 
@@ -102,8 +85,7 @@ impl Counter {
 
     /// Holds the mailbox until the test releases the gate.
     pub async fn hold(&mut self) {
-        self.gate.entered.notify_one();
-        self.gate.release.notified().await;
+        self.gate.hold().await;
     }
 
     /// The count.
@@ -492,7 +474,7 @@ async fn read_only_methods_run_on_the_snapshot_without_waiting_for_the_mailbox()
 
     let busy = c.clone();
     let held = tokio::spawn(async move { busy.hold().await });
-    gate.entered.notified().await; // the mailbox is inside `hold` now
+    gate.entered().await; // the mailbox is inside `hold` now
 
     assert_eq!(promptly(c.total()).await.unwrap(), 2);
     assert_eq!(promptly(c.scaled(2)).await.unwrap(), 4);
@@ -504,10 +486,10 @@ async fn read_only_methods_run_on_the_snapshot_without_waiting_for_the_mailbox()
     // A mutating call queues behind the held message.
     let queued = c.clone();
     let inc = tokio::spawn(async move { queued.increment(1).await });
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    support::queued(&c, 1).await;
     assert!(!inc.is_finished(), "a mutating call did not queue behind the mailbox");
     assert!(!held.is_finished());
-    gate.release.notify_one();
+    gate.release();
     held.await.unwrap().unwrap();
     assert_eq!(inc.await.unwrap().unwrap(), 3);
     assert_eq!(c.snapshot().version, version + 1, "only the increment made a version");

@@ -40,10 +40,11 @@ pub(crate) async fn batch(
     c: SharedDyn,
     headers: &HeaderMap,
     body: Body,
+    limit: usize,
     if_match: Option<Precondition>,
 ) -> Result<Response, Problem> {
     body::require(headers, Accept::Json)?;
-    let value = body::parse(&body::read(body).await?)?;
+    let value = body::parse(&body::read(body, limit).await?)?;
     let calls: Vec<BatchCall> = serde_json::from_value(value).map_err(|e| {
         Problem::from_error(
             &Error::Invalid(format!(

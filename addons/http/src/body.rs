@@ -64,12 +64,12 @@ pub(crate) fn require(headers: &HeaderMap, accept: Accept) -> Result<(), Problem
     }
 }
 
-/// Reads the whole body (413 if the body limit layer stopped it).
-pub(crate) async fn read(body: Body) -> Result<Bytes, Problem> {
+/// Reads the whole body; 413 naming `limit` (the limit the router's body
+/// limit layer enforces) if that layer stopped it.
+pub(crate) async fn read(body: Body, limit: usize) -> Result<Bytes, Problem> {
     axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
         if is_length_limit(&e) {
-            // The router's problem layer names the configured limit.
-            Problem::from_status(axum::http::StatusCode::PAYLOAD_TOO_LARGE)
+            Problem::payload_too_large(limit)
         } else {
             Problem::bad_request(format!("the body could not be read: {e}"))
         }
@@ -97,8 +97,9 @@ pub(crate) fn parse(bytes: &[u8]) -> Result<Value, Problem> {
 pub(crate) async fn arguments(
     headers: &HeaderMap,
     body: Body,
+    limit: usize,
 ) -> Result<Map<String, Value>, Problem> {
-    let bytes = read(body).await?;
+    let bytes = read(body, limit).await?;
     if bytes.is_empty() && essence(headers).is_none() {
         return Ok(Map::new());
     }
@@ -214,22 +215,22 @@ mod tests {
     async fn bodies_over_the_limit_are_413() {
         let limited =
             |bytes: Vec<u8>| Body::new(http_body_util::Limited::new(Body::from(bytes), 10));
-        let err = read(limited(vec![b'x'; 100])).await.unwrap_err();
+        let err = read(limited(vec![b'x'; 100]), 10).await.unwrap_err();
         assert_eq!(err.status().as_u16(), 413);
-        assert_eq!(read(limited(b"1234".to_vec())).await.unwrap().as_ref(), b"1234");
+        assert_eq!(read(limited(b"1234".to_vec()), 10).await.unwrap().as_ref(), b"1234");
     }
 
     #[tokio::test]
     async fn arguments_are_an_object_or_nothing() {
-        let none = arguments(&HeaderMap::new(), Body::empty()).await.unwrap();
+        let none = arguments(&HeaderMap::new(), Body::empty(), 100).await.unwrap();
         assert!(none.is_empty());
-        let some = arguments(&typed("application/json"), Body::from("{\"by\":2}")).await;
+        let some = arguments(&typed("application/json"), Body::from("{\"by\":2}"), 100).await;
         assert_eq!(some.unwrap()["by"], 2);
-        let arr = arguments(&typed("application/json"), Body::from("[1]")).await;
+        let arr = arguments(&typed("application/json"), Body::from("[1]"), 100).await;
         assert_eq!(arr.unwrap_err().status().as_u16(), 422);
-        let bad = arguments(&typed("application/json"), Body::from("{")).await;
+        let bad = arguments(&typed("application/json"), Body::from("{"), 100).await;
         assert_eq!(bad.unwrap_err().status().as_u16(), 400);
-        let untyped = arguments(&HeaderMap::new(), Body::from("{}")).await;
+        let untyped = arguments(&HeaderMap::new(), Body::from("{}"), 100).await;
         assert_eq!(untyped.unwrap_err().status().as_u16(), 415);
     }
 }

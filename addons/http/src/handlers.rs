@@ -55,6 +55,7 @@ pub(crate) struct Api(Arc<ApiShared>);
 
 struct ApiShared {
     root: Container,
+    body_limit: usize,
     request_timeout: Duration,
     keep_alive: Duration,
     shutdown: CancellationToken,
@@ -63,11 +64,12 @@ struct ApiShared {
 impl Api {
     pub(crate) fn new(
         root: Container,
+        body_limit: usize,
         request_timeout: Duration,
         keep_alive: Duration,
         shutdown: CancellationToken,
     ) -> Api {
-        Api(Arc::new(ApiShared { root, request_timeout, keep_alive, shutdown }))
+        Api(Arc::new(ApiShared { root, body_limit, request_timeout, keep_alive, shutdown }))
     }
 
     /// The container whose tree is served.
@@ -130,7 +132,7 @@ pub(crate) async fn put(State(api): State<Api>, request: Request) -> Result<Resp
     let (parts, body) = request.into_parts();
     let (uri, headers) = (parts.uri, parts.headers);
     let c = resource_for(&api, &Method::PUT, &uri)?;
-    write(c, Accept::Json, &headers, body).await
+    write(c, Accept::Json, &headers, body, api.0.body_limit).await
 }
 
 /// `PATCH {uri}`: merge-patch the state.
@@ -138,7 +140,7 @@ pub(crate) async fn patch(State(api): State<Api>, request: Request) -> Result<Re
     let (parts, body) = request.into_parts();
     let (uri, headers) = (parts.uri, parts.headers);
     let c = resource_for(&api, &Method::PATCH, &uri)?;
-    write(c, Accept::MergePatch, &headers, body).await
+    write(c, Accept::MergePatch, &headers, body, api.0.body_limit).await
 }
 
 /// `POST {uri}/{method}`, `{uri}/_control` and `{uri}/_batch`.
@@ -151,18 +153,18 @@ pub(crate) async fn post(State(api): State<Api>, request: Request) -> Result<Res
         Target::Member(_, "_watch") => Err(Problem::method_not_allowed("POST", ALLOW_TREE)),
         Target::Member(c, "_control") => {
             ready(&*c)?;
-            control(c, &headers, body).await
+            control(c, &headers, body, api.0.body_limit).await
         }
         Target::Member(c, "_batch") => {
             ready(&*c)?;
             let if_match = conditional::if_match(&headers)?;
-            crate::batch::batch(c, &headers, body, if_match).await
+            crate::batch::batch(c, &headers, body, api.0.body_limit, if_match).await
         }
         Target::Member(c, name) => {
             let info = method_of(&c, name, &uri)?;
             ready(&*c)?;
             let if_match = conditional::if_match(&headers)?;
-            let args = body::arguments(&headers, body).await?;
+            let args = body::arguments(&headers, body, api.0.body_limit).await?;
             call(c, info.name, Value::Object(args), if_match).await
         }
     }
@@ -370,6 +372,7 @@ async fn write(
     accept: Accept,
     headers: &HeaderMap,
     body: Body,
+    limit: usize,
 ) -> Result<Response, Problem> {
     ready(&*c)?;
     body::require(headers, accept).map_err(|p| match accept {
@@ -379,7 +382,7 @@ async fn write(
         }
     })?;
     let if_match = conditional::if_match(headers)?.ok_or_else(Problem::precondition_required)?;
-    let value = body::parse(&body::read(body).await?)?;
+    let value = body::parse(&body::read(body, limit).await?)?;
     let written = match accept {
         Accept::Json => c.replace_json(value, if_match).await,
         Accept::MergePatch => c.merge_patch_json(value, if_match).await,
@@ -411,9 +414,14 @@ async fn call(
 /// the component stops now and starts again once the delay has passed, so
 /// that one answers `202 Accepted` as soon as it is under way, with
 /// `"after"` in the body.
-async fn control(c: SharedDyn, headers: &HeaderMap, body: Body) -> Result<Response, Problem> {
+async fn control(
+    c: SharedDyn,
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Response, Problem> {
     let invalid = |message: String| Problem::from_error(&Error::Invalid(message), false);
-    let args = body::arguments(headers, body).await?;
+    let args = body::arguments(headers, body, limit).await?;
     let op = args.get("op").and_then(Value::as_str).ok_or_else(|| {
         invalid("the body needs {\"op\": \"restart\" | \"stop\" | \"persist\" | \"notify\"}".into())
     })?;

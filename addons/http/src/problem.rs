@@ -328,9 +328,6 @@ fn finish(mut response: Response, trace_id: Option<HeaderValue>, limits: Limits)
     }
     let trace_id = crate::ids::of_request(trace_id.as_ref());
     if let Some(Pending(problem)) = pending {
-        if problem.status == StatusCode::PAYLOAD_TOO_LARGE {
-            return Problem::payload_too_large(limits.body_limit).render(trace_id.as_str());
-        }
         return problem.render(trace_id.as_str());
     }
     let is_problem = response.headers().get(CONTENT_TYPE).is_some_and(|v| v == PROBLEM_JSON);
