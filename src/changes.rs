@@ -130,7 +130,10 @@ impl<C> Subscription<C> {
         match self.rx.recv().await {
             Ok(c) => Ok(Some(c)),
             Err(broadcast::error::RecvError::Closed) => Ok(None),
-            Err(broadcast::error::RecvError::Lagged(missed)) => Err(Lagged { missed }),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                crate::metrics::lagged(missed);
+                Err(Lagged { missed })
+            }
         }
     }
 
@@ -138,7 +141,10 @@ impl<C> Subscription<C> {
     pub fn try_recv(&mut self) -> Result<Option<Change<C>>, Lagged> {
         match self.rx.try_recv() {
             Ok(c) => Ok(Some(c)),
-            Err(broadcast::error::TryRecvError::Lagged(missed)) => Err(Lagged { missed }),
+            Err(broadcast::error::TryRecvError::Lagged(missed)) => {
+                crate::metrics::lagged(missed);
+                Err(Lagged { missed })
+            }
             Err(_) => Ok(None),
         }
     }

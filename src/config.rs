@@ -10,6 +10,7 @@
 //! | `KINESIS_DB_SYMMETRIC_ENCRYPT_KEY` | base64; 32 bytes are used as they are, anything else is stretched with Argon2id | none |
 //! | `KINESIS_DB_PREVIOUS_ENCRYPT_KEYS` | comma separated base64 keys, for reading only | none |
 //! | `KINESIS_SHUTDOWN_TIMEOUT` | a duration such as `30s`, `2m`, `500ms`, or whole seconds | `30s` |
+//! | `KINESIS_TASK_WORKERS` | how many [tasks](crate::tasks) run at once, 1 to 4096 | the number of CPUs |
 //!
 //! The crates that read other variables own them, each with a `VARIABLES`
 //! table and a `from_lookup` of the same shape as [`Config::from_lookup`]:
@@ -32,7 +33,11 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY", "base64 key for encrypted fields"),
     ("KINESIS_DB_PREVIOUS_ENCRYPT_KEYS", "comma separated base64 keys, read only"),
     ("KINESIS_SHUTDOWN_TIMEOUT", "how long shutdown may take, e.g. 30s (default 30s)"),
+    ("KINESIS_TASK_WORKERS", "how many tasks run at once, 1-4096 (default: the number of CPUs)"),
 ];
+
+/// The most workers `KINESIS_TASK_WORKERS` may ask for.
+pub const MAX_TASK_WORKERS: usize = 4096;
 
 /// Reads the variable `name` from the process environment, in the shape a
 /// `from_lookup` takes: `None` when it is not set, an [`Error::Config`]
@@ -100,6 +105,8 @@ pub struct Config {
     pub previous_keys: Vec<String>,
     /// How long shutdown may take.
     pub shutdown_timeout: Duration,
+    /// How many tasks of the [task manager](crate::tasks) run at once.
+    pub task_workers: usize,
 }
 
 impl std::fmt::Debug for Config {
@@ -109,18 +116,20 @@ impl std::fmt::Debug for Config {
             .field("encrypt_key", &self.encrypt_key.as_ref().map(|_| "***"))
             .field("previous_keys", &self.previous_keys.len())
             .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("task_workers", &self.task_workers)
             .finish()
     }
 }
 
 impl Default for Config {
-    /// No store URL, no keys, a 30 s shutdown deadline.
+    /// No store URL, no keys, a 30 s shutdown deadline, a task worker per CPU.
     fn default() -> Self {
         Config {
             db_connection: None,
             encrypt_key: None,
             previous_keys: Vec::new(),
             shutdown_timeout: Duration::from_secs(30),
+            task_workers: crate::tasks::default_workers(),
         }
     }
 }
@@ -173,6 +182,17 @@ impl Config {
                 ))
             })?;
         }
+        if let Some(workers) = get("KINESIS_TASK_WORKERS")? {
+            cfg.task_workers = workers
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_TASK_WORKERS).contains(n))
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "KINESIS_TASK_WORKERS=`{workers}` is not valid; use a whole number from 1 to {MAX_TASK_WORKERS}"
+                    ))
+                })?;
+        }
         Ok(cfg)
     }
 
@@ -215,6 +235,9 @@ mod tests {
             ("KINESIS_DB_CONNECTION", "just-a-path"),
             ("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY", "%%%"),
             ("KINESIS_SHUTDOWN_TIMEOUT", "soon"),
+            ("KINESIS_TASK_WORKERS", "0"),
+            ("KINESIS_TASK_WORKERS", "many"),
+            ("KINESIS_TASK_WORKERS", "5000"),
         ] {
             let err = with(&[(name, value)]).unwrap_err();
             assert!(matches!(err, Error::Config(_)), "{name}: {err}");
@@ -253,6 +276,7 @@ mod tests {
             Duration::from_secs(7)
         );
         assert!(cfg.cipher().unwrap().is_some());
+        assert_eq!(with(&[("KINESIS_TASK_WORKERS", " 3 ")]).unwrap().task_workers, 3);
         assert!(!format!("{cfg:?}").contains(&key));
     }
 
@@ -264,6 +288,7 @@ mod tests {
             "KINESIS_DB_SYMMETRIC_ENCRYPT_KEY",
             "KINESIS_DB_PREVIOUS_ENCRYPT_KEYS",
             "KINESIS_SHUTDOWN_TIMEOUT",
+            "KINESIS_TASK_WORKERS",
         ] {
             assert!(names.contains(&name), "{name}");
         }

@@ -82,6 +82,16 @@ impl<C: Component> Context<C> {
         self.run_token.get_or_insert_with(CancellationToken::new).clone()
     }
 
+    /// The [task manager](crate::tasks), spawning on behalf of this
+    /// component: its tasks run in the bounded pool of workers, report
+    /// progress, can be cancelled, and are cancelled when this run of the
+    /// component ends. A failing or panicking task is reported failed; the
+    /// component carries on.
+    pub fn tasks(&mut self) -> crate::tasks::ComponentTasks {
+        let run = self.cancellation_token();
+        crate::tasks::ComponentTasks::new(self.uri().to_owned(), run)
+    }
+
     /// The tracing span carrying the component's URI.
     pub fn span(&self) -> &tracing::Span {
         &self.span

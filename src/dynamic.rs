@@ -20,7 +20,7 @@ use crate::changes::{Lagged, Replay};
 pub use crate::json::{from_json, redacted_json, JsonSnapshot, JsonText};
 use crate::methods::{methods_of, BatchCall, MethodInfo};
 use crate::{
-    Change, Component, Container, Control, ETag, Error, Handle, Precondition, Result, Stage, State,
+    Change, Component, ComponentDiagnostics, Container, Control, ETag, Error, Handle, Precondition, Result, Stage, State,
     Subscription,
 };
 
@@ -194,6 +194,12 @@ pub trait DynComponent: Send + Sync + 'static {
     fn as_any(&self) -> &dyn Any;
     /// The container, if this component is one.
     fn as_container(&self) -> Option<Container>;
+    /// Runs the component's [`Component::health`] check on its latest
+    /// snapshot.
+    fn health(&self) -> BoxFuture<'static, Result<()>>;
+    /// Stage, version, restarts, last failure, mailbox depth, uptime and
+    /// subscribers.
+    fn diagnostics(&self) -> ComponentDiagnostics;
 }
 
 impl<C: Component> DynComponent for Handle<C> {
@@ -358,6 +364,27 @@ impl<C: Component> DynComponent for Handle<C> {
 
     fn as_container(&self) -> Option<Container> {
         (&self.snapshot().state as &dyn Any).downcast_ref::<Container>().cloned()
+    }
+
+    fn health(&self) -> BoxFuture<'static, Result<()>> {
+        let snapshot = self.snapshot();
+        Box::pin(async move { snapshot.state.health().await })
+    }
+
+    fn diagnostics(&self) -> ComponentDiagnostics {
+        let shared = &self.shared;
+        ComponentDiagnostics {
+            uri: self.uri().to_owned(),
+            type_name: std::any::type_name::<C>(),
+            stage: Handle::stage(self),
+            state: Handle::state(self),
+            version: self.snapshot().version,
+            restarts: shared.stats_if_any().map_or(0, |s| s.restarts()),
+            last_failure: shared.stats_if_any().and_then(|s| s.last_failure()),
+            mailbox_depth: shared.mailbox.len(),
+            uptime_seconds: shared.stats_if_any().and_then(|s| s.uptime_seconds()),
+            subscribers: shared.subscribers(),
+        }
     }
 }
 

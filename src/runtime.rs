@@ -85,6 +85,7 @@ impl RuntimeBuilder {
     /// installed, or for the store and its keys.
     pub async fn start(self) -> Result<Runtime> {
         let signals = Arc::new(tokio::sync::Mutex::new(Signals::new()?));
+        crate::tasks::TaskManager::global().set_workers(self.config.task_workers);
         let RuntimeBuilder { config, stores, default_connection, default_key_file } = self;
         let (url, is_default) = match (&config.db_connection, &default_connection) {
             (Some(u), _) => (Some(u.clone()), false),
@@ -110,7 +111,7 @@ impl RuntimeBuilder {
                         })?);
                     }
                 }
-                let store = stores.open(&url).await?;
+                let store = crate::metrics::metered(stores.open(&url).await?);
                 tracing::info!(
                     store = store.backend(),
                     url = %crate::persist::redact_url(&url),

@@ -39,6 +39,7 @@ impl<C: Component> Cell<C> {
         self.set_stage(Stage::Preinitialized).await;
         self.set_stage(Stage::Initializing).await;
         if let Err(e) = self.initialize().await {
+            self.shared.stats().failed(format!("initialisation: {e}"));
             tracing::error!(error = %e, "initialisation failed; aborting");
             self.set_stage(Stage::Aborting).await;
             self.teardown().await;
@@ -76,8 +77,11 @@ impl<C: Component> Cell<C> {
                     return Ok(());
                 }
                 Err(e) => {
+                    self.shared.stats().failed(format!("start: {e}"));
                     let Decision::Restart(delay) = self.decide(false) else { return Err(e) };
                     tracing::warn!(error = %e, ?delay, "start failed; restarting");
+                    self.shared.stats().restarted();
+                    crate::metrics::restarted(self.uri());
                     self.set_stage(Stage::Restarting).await;
                     self.stop_run().await;
                     self.pause(delay).await;
@@ -126,6 +130,8 @@ impl<C: Component> Cell<C> {
 
     /// Restarts a started component: `stop`, wait, `start`.
     pub(crate) async fn restart(&mut self, delay: Duration) {
+        self.shared.stats().restarted();
+        crate::metrics::restarted(self.uri());
         self.set_stage(Stage::Restarting).await;
         self.stop_run().await;
         self.pause(delay).await;
@@ -139,6 +145,9 @@ impl<C: Component> Cell<C> {
 
     /// A failure while started: restart or stop, as the policy says.
     pub(crate) async fn fail(&mut self, error: Error, normal_exit: bool) {
+        if !normal_exit {
+            self.shared.stats().failed(error.to_string());
+        }
         match self.decide(normal_exit) {
             Decision::Restart(delay) => {
                 tracing::warn!(%error, ?delay, "component failed; restarting");
@@ -297,6 +306,20 @@ impl<C: Component> Cell<C> {
             return;
         }
         self.shared.store_stage(next);
+        match next {
+            Stage::Started => {
+                self.shared.stats().started();
+                // Resolved once per run, so that turning metrics on or off
+                // applies from the next start.
+                self.metrics = crate::metrics::CellMetrics::new(self.uri());
+            }
+            Stage::Restarting | Stage::Stopping | Stage::Aborting => {
+                if let Some(stats) = self.shared.stats_if_any() {
+                    stats.stopped();
+                }
+            }
+            _ => {}
+        }
         tracing::debug!(%prev, %next, "stage");
         self.publish(Change::Stage { prev, curr: next }).await;
         let (ps, ns): (State, State) = (prev.state(), next.state());

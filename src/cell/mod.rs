@@ -83,6 +83,9 @@ pub(crate) struct Shared<C: Component> {
     pub(crate) publisher: Publisher<C>,
     /// Callbacks this component registered during its current run.
     owned: Owned,
+    /// Restarts, last failure and start time, for diagnostics; allocated
+    /// when the component first starts (8 bytes until then).
+    stats: once_cell::race::OnceBox<crate::diagnostics::Stats>,
 }
 
 fn stage_index(stage: Stage) -> u8 {
@@ -126,6 +129,21 @@ impl<C: Component> Shared<C> {
 
     /// A receiver of future changes and the updates after `since` it will
     /// not see; `None` once the component is torn down.
+    /// What is recorded for diagnostics.
+    pub(crate) fn stats(&self) -> &crate::diagnostics::Stats {
+        self.stats.get_or_init(Box::default)
+    }
+
+    /// What was recorded for diagnostics, if anything was.
+    pub(crate) fn stats_if_any(&self) -> Option<&crate::diagnostics::Stats> {
+        self.stats.get()
+    }
+
+    /// Open subscriptions.
+    pub(crate) fn subscribers(&self) -> usize {
+        self.publisher.subscribers()
+    }
+
     pub(crate) fn resume(
         &self,
         since: u64,
@@ -165,6 +183,7 @@ pub(crate) fn prepare_component<C: Component>(
         stage_changed: Notify::new(),
         publisher: Publisher::new(),
         owned: Owned::default(),
+        stats: once_cell::race::OnceBox::new(),
     });
     let handle = Handle::from_shared(Arc::clone(&shared));
     let ctx = Context::new(handle.clone(), parent);
@@ -177,6 +196,7 @@ pub(crate) fn prepare_component<C: Component>(
         pending: Vec::new(),
         inbox: VecDeque::new(),
         done: false,
+        metrics: None,
     };
     Ok(PreparedCell { handle, cell })
 }
@@ -231,6 +251,8 @@ pub(crate) struct Cell<C: Component> {
     pub(crate) inbox: VecDeque<Envelope<C>>,
     /// Torn down: the loop ends.
     pub(crate) done: bool,
+    /// The metric handles of the current run, when recording is on.
+    pub(crate) metrics: Option<Box<crate::metrics::CellMetrics>>,
 }
 
 impl<C: Component> Cell<C> {
@@ -302,7 +324,7 @@ mod tests {
         let PreparedCell { handle, cell } =
             prepare_component("c", "/root/c".into(), Count::default(), None, None).unwrap();
         let shared = std::mem::size_of::<Shared<Count>>();
-        assert!(shared <= 352, "Shared grew to {shared} bytes");
+        assert!(shared <= 360, "Shared grew to {shared} bytes");
         let owner: Arc<dyn CallbackOwner> = cell.shared.clone();
         let task = OWNER.scope(owner, cell.serve()).instrument(tracing::Span::none());
         let task = std::mem::size_of_val(&task);

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::slot::{Deadline, Run, Slot};
 use crate::json::{from_json, unredact};
+use crate::metrics::OpKind;
 use crate::methods::{BatchCall, MethodTable};
 use crate::{Component, Context, ETag, Error, Handler, Precondition, Result, Snapshot};
 
@@ -53,6 +54,9 @@ pub(crate) trait Operation<C: Component>: Send + Sync {
     fn answered(&self) -> bool {
         self.slot().answered()
     }
+
+    /// What kind of operation this is, for metrics.
+    fn kind(&self) -> OpKind;
 }
 
 /// Answers `op` with a timeout if its deadline is past `now`.
@@ -70,6 +74,8 @@ pub(crate) trait Answer: Send + Sync {
     fn fail(&self, error: &Error);
     /// See [`Operation::answered`].
     fn answered(&self) -> bool;
+    /// The span that was current when the operation was made.
+    fn span(&self) -> Option<&tracing::Span>;
 }
 
 impl<I: Send, R: Send> Answer for Slot<I, R> {
@@ -84,10 +90,19 @@ impl<I: Send, R: Send> Answer for Slot<I, R> {
     fn answered(&self) -> bool {
         Slot::answered(self)
     }
+
+    fn span(&self) -> Option<&tracing::Span> {
+        Slot::span(self)
+    }
 }
 
 /// A queued operation. Dropping it unanswered (the component's task ended)
 /// answers `Stopping`, so no caller ever waits for a mailbox that is gone.
+///
+/// The operation in the envelope carries the sender's tracing span (an HTTP
+/// request's `http.request` span, with its trace id, in its reply slot), so
+/// the handler runs in a span that is its child wherever the message was
+/// sent from.
 pub(crate) struct Envelope<C: Component> {
     /// `None` once answered.
     op: Option<Arc<dyn Operation<C>>>,
@@ -174,6 +189,10 @@ impl<M: Send + 'static, C: Handler<M>> Operation<C> for AskOp<M, C> {
         &self.slot
     }
 
+    fn kind(&self) -> OpKind {
+        if self.told { OpKind::Tell } else { OpKind::Ask }
+    }
+
     fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {
         if self.told {
             if let Err(e) = &outcome {
@@ -224,6 +243,10 @@ impl<M: Send + 'static, C: Handler<M>> Operation<C> for BatchOp<M, C> {
 
     fn slot(&self) -> &dyn Answer {
         &self.slot
+    }
+
+    fn kind(&self) -> OpKind {
+        OpKind::Batch
     }
 
     fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {
@@ -300,6 +323,10 @@ impl<C: Component> Operation<C> for ReplaceOp<C> {
         &self.slot
     }
 
+    fn kind(&self) -> OpKind {
+        OpKind::Replace
+    }
+
     fn finish(&self, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>) {
         self.slot.answer(outcome.map(|()| Arc::clone(snapshot)));
     }
@@ -368,6 +395,10 @@ impl<C: Component> Operation<C> for JsonWriteOp<C> {
         &self.slot
     }
 
+    fn kind(&self) -> OpKind {
+        OpKind::Write
+    }
+
     fn finish(&self, outcome: Result<()>, snapshot: &Arc<Snapshot<C>>) {
         self.slot.answer(outcome.map(|()| Arc::clone(snapshot)));
     }
@@ -378,6 +409,9 @@ impl<C: Component> Operation<C> for JsonWriteOp<C> {
 pub(crate) trait ByName: Send + 'static {
     /// What the caller gets back.
     type Reply: Send + 'static;
+
+    /// The operation's kind, for metrics.
+    const KIND: OpKind;
 
     /// Calls into `state` through `table`.
     fn call<'a, C: Component>(
@@ -390,6 +424,7 @@ pub(crate) trait ByName: Send + 'static {
 
 impl ByName for (String, Value) {
     type Reply = Value;
+    const KIND: OpKind = OpKind::Call;
 
     fn call<'a, C: Component>(
         self,
@@ -404,6 +439,7 @@ impl ByName for (String, Value) {
 
 impl ByName for Vec<BatchCall> {
     type Reply = Vec<Value>;
+    const KIND: OpKind = OpKind::CallBatch;
 
     /// In order; the first failure ends the batch, named.
     fn call<'a, C: Component>(
@@ -479,6 +515,10 @@ impl<C: Component, I: ByName> Operation<C> for ByNameOp<I> {
 
     fn slot(&self) -> &dyn Answer {
         &self.slot
+    }
+
+    fn kind(&self) -> OpKind {
+        I::KIND
     }
 
     fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {

@@ -137,6 +137,15 @@ impl<C: Send + Sync + 'static> Publisher<C> {
         Some((watchers.tx.subscribe(), resume))
     }
 
+    /// How many subscriptions are open.
+    pub(crate) fn subscribers(&self) -> usize {
+        if !self.watched.load(Ordering::Acquire) {
+            return 0;
+        }
+        let guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        guard.as_ref().map_or(0, |w| w.tx.receiver_count())
+    }
+
     /// Ends every subscription once its queued changes are received.
     pub(crate) fn close(&self) {
         self.changes.lock().unwrap_or_else(|p| p.into_inner()).take();

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
+use tracing::Instrument;
 
 use super::mailbox::ControlEnvelope;
 use super::ops::{expire_if_due, Envelope};
@@ -111,12 +112,28 @@ impl<C: Component> Cell<C> {
             Box::pin(self.flush()).await;
         }
         let checkpoint = (mutates && !self.pending.is_empty()).then(|| self.state.clone());
+        if let Some(m) = self.metrics.as_mut() {
+            m.start();
+        }
         let run = {
             let Cell { state, ctx, shared, inbox, pending, committer, .. } = self;
             let op = env.op();
             let fut = AssertUnwindSafe(op.run(state, ctx, committer.current())).catch_unwind();
-            guard(fut, Cell::watched(shared, inbox, pending, Some(op))).await
+            match op.slot().span() {
+                // Sent from within a span (an HTTP request's): the handler
+                // runs in a child of it, so its logs carry the trace id.
+                // Boxed: the span stays off the task's future.
+                Some(parent) => {
+                    let span = tracing::info_span!(parent: parent, "handle", uri = %shared.uri, kind = ?op.kind());
+                    let watched = Cell::watched(shared, inbox, pending, Some(op));
+                    Box::pin(guard(fut.instrument(span), watched)).await
+                }
+                None => guard(fut, Cell::watched(shared, inbox, pending, Some(op))).await,
+            }
         };
+        if let Some(m) = self.metrics.as_mut() {
+            m.handled(env.op().kind());
+        }
         // Nothing was committed meanwhile: this is the snapshot the
         // operation ran against.
         let current = self.committer.current();
@@ -178,6 +195,9 @@ impl<C: Component> Cell<C> {
 
     /// Answers every operation of the pending group with `outcome`.
     fn answer_group(&mut self, outcome: Result<()>) {
+        if let Some(m) = self.metrics.as_mut() {
+            m.committed(self.pending.len(), outcome.is_ok());
+        }
         let current = self.committer.current();
         for env in self.pending.drain(..) {
             env.finish(outcome.clone(), current);

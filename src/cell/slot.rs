@@ -51,14 +51,27 @@ enum Phase<I, R> {
 }
 
 /// The input, the result and the waiting caller of one operation.
+///
+/// It also carries the tracing span that was current when the operation
+/// was made (an HTTP request's span, with its trace id), so the handler can
+/// run in a child of it.
 pub(crate) struct Slot<I, R> {
     inner: Mutex<(Phase<I, R>, Option<Waker>)>,
     deadline: Option<Deadline>,
+    /// The sender's span, if it was in one.
+    span: Option<tracing::Span>,
 }
 
 impl<I, R> Slot<I, R> {
     pub(crate) fn new(input: I, deadline: Option<Deadline>) -> Self {
-        Slot { inner: Mutex::new((Phase::Queued(input), None)), deadline }
+        let current = tracing::Span::current();
+        let span = (!current.is_none()).then_some(current);
+        Slot { inner: Mutex::new((Phase::Queued(input), None)), deadline, span }
+    }
+
+    /// The span that was current when the operation was made.
+    pub(crate) fn span(&self) -> Option<&tracing::Span> {
+        self.span.as_ref()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (Phase<I, R>, Option<Waker>)> {

@@ -68,6 +68,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// The URIs of all records whose URI starts with `prefix`, sorted.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>>;
+
+    /// A cheap check that the store is reachable and writable, for
+    /// readiness (`GET /_kinesis/ready`). The default lists the records
+    /// under a URI that names none (`/_kinesis/ping`); back-ends override it
+    /// with something closer to a write (filedb checks that its directory
+    /// takes a new file).
+    fn ping(&self) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move { self.list("/_kinesis/ping/").await.map(drop) })
+    }
 }
 
 /// A shared store.

@@ -214,7 +214,7 @@ pub(crate) fn resolve_dir(dir: &Path) -> Result<PathBuf> {
 
 /// Creates and removes a file in `dir`, so an unwritable directory is found
 /// when the store is opened rather than at the first save.
-fn probe_writable(dir: &Path) -> Result<()> {
+pub(crate) fn probe_writable(dir: &Path) -> Result<()> {
     let probe = dir.join(format!(".probe-{}", std::process::id()));
     let not_writable = |e: &std::io::Error| {
         Error::Config(format!("data directory {} is not writable: {}", dir.display(), describe(e)))

@@ -265,6 +265,20 @@ impl Store for FileStore {
             .await
         })
     }
+
+    /// The data directory is still the one the store opened and takes a
+    /// new file.
+    fn ping(&self) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(async move {
+            let shared = Arc::clone(self.shared());
+            blocking(move || {
+                shared.check_dir().map_err(StoreError::Backend)?;
+                crate::engine::probe_writable(&shared.dir)
+                    .map_err(|e| StoreError::Backend(e.to_string()))
+            })
+            .await
+        })
+    }
 }
 
 /// The latest record of `uri`: found in the index, read back with one

@@ -1,0 +1,135 @@
+//! Diagnostics: what an operator asks about each component, and the tree of
+//! them ([`report`]), as the HTTP add-on serves it at
+//! `GET /_kinesis/diagnostics`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::{Container, DynComponent, Failure, Stage, State};
+
+/// What [`DynComponent::diagnostics`] says of one component.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComponentDiagnostics {
+    /// Path from the root.
+    pub uri: String,
+    /// Rust type name.
+    #[serde(rename = "type")]
+    pub type_name: &'static str,
+    /// Lifecycle stage.
+    pub stage: Stage,
+    /// Coarse state.
+    pub state: State,
+    /// Version of the current snapshot.
+    pub version: u64,
+    /// How often it was restarted since it was added.
+    pub restarts: u32,
+    /// Its last failure, if it ever failed.
+    pub last_failure: Option<LastFailure>,
+    /// Operations waiting in its mailbox (queued and taken, not handled yet).
+    pub mailbox_depth: usize,
+    /// Seconds since it last reached `Started`; `None` when not started.
+    pub uptime_seconds: Option<f64>,
+    /// Open subscriptions (each `_watch` stream is one).
+    pub subscribers: usize,
+}
+
+/// A component's last failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastFailure {
+    /// When, RFC 3339.
+    pub at: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// The diagnostics of a whole tree.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// Every component, the containers themselves included, depth first.
+    pub components: Vec<ComponentDiagnostics>,
+    /// The failures that escalated to each container, by container URI
+    /// (containers without failures are left out); see
+    /// [`Container::failures`].
+    pub failures: Vec<ContainerFailures>,
+    /// The tasks of the [task manager](crate::tasks).
+    pub tasks: Vec<crate::tasks::TaskStatus>,
+}
+
+/// The escalated failures of one container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContainerFailures {
+    /// The container's URI.
+    pub uri: String,
+    /// Its failures, oldest first.
+    pub failures: Vec<Failure>,
+}
+
+/// The diagnostics of `roots` and everything below them.
+pub fn report(roots: &[&Container]) -> Report {
+    let mut components = Vec::new();
+    let mut failures = Vec::new();
+    for root in roots {
+        let own = root.handle().map(|h| Arc::new(h) as Arc<dyn DynComponent>);
+        for component in own.into_iter().chain(root.walk()) {
+            let container = component.as_container();
+            components.push(component.diagnostics());
+            if let Some(c) = container {
+                let list = c.failures();
+                if !list.is_empty() {
+                    failures.push(ContainerFailures { uri: c.uri().to_owned(), failures: list });
+                }
+            }
+        }
+    }
+    Report { components, failures, tasks: crate::tasks::TaskManager::global().list() }
+}
+
+/// What a cell records for diagnostics; shared with its handles.
+#[derive(Default)]
+pub(crate) struct Stats {
+    restarts: AtomicU32,
+    /// Unix time in milliseconds of the last `Started`; 0: not started.
+    started_ms: AtomicU64,
+    last_failure: Mutex<Option<Box<LastFailure>>>,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Stats {
+    pub(crate) fn started(&self) {
+        self.started_ms.store(unix_ms().max(1), Ordering::Relaxed);
+    }
+
+    pub(crate) fn stopped(&self) {
+        self.started_ms.store(0, Ordering::Relaxed);
+    }
+
+    pub(crate) fn restarted(&self) {
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn failed(&self, message: String) {
+        let failure = LastFailure { at: crate::persist::now_rfc3339(), message };
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(failure));
+    }
+
+    pub(crate) fn restarts(&self) -> u32 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn last_failure(&self) -> Option<LastFailure> {
+        self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).as_deref().cloned()
+    }
+
+    pub(crate) fn uptime_seconds(&self) -> Option<f64> {
+        match self.started_ms.load(Ordering::Relaxed) {
+            0 => None,
+            at => Some(unix_ms().saturating_sub(at) as f64 / 1000.0),
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The runtime's metrics, through the [`metrics`] facade.
+//!
+//! kinesis records through whatever recorder is installed (the HTTP add-on
+//! installs `metrics-exporter-prometheus` and serves it at
+//! `/_kinesis/metrics`), so an application's own `metrics::counter!(…)`
+//! land in the same registry. Nothing is recorded until [`enable`] was
+//! called: without it the hot path pays one relaxed atomic load per message.
+//! Components started before [`enable`] are measured from their next start.
+//!
+//! | metric | type | labels | what |
+//! | --- | --- | --- | --- |
+//! | `kinesis_messages_total` | counter | `uri`, `kind` | operations handled by a component's mailbox; `kind` is `ask`, `tell`, `batch`, `replace`, `write`, `call` or `call_batch` |
+//! | `kinesis_message_duration_seconds` | histogram | `uri` | time a component spent handling one operation (its handler, not the queue) |
+//! | `kinesis_commits_total` | counter | `uri`, `outcome` | group commits (`ok`, `error`) |
+//! | `kinesis_commit_group_size` | histogram | `uri` | operations answered by one group commit |
+//! | `kinesis_restarts_total` | counter | `uri` | restarts (a panic or a failure that the restart policy restarts) |
+//! | `kinesis_lagged_total` | counter | | changes subscribers missed because they fell behind |
+//! | `kinesis_store_operations_total` | counter | `backend`, `op`, `outcome` | store calls; `outcome` is `ok`, `conflict` or `error` |
+//! | `kinesis_store_duration_seconds` | histogram | `backend`, `op`, `outcome` | store call latency |
+//! | `kinesis_component_stage` | gauge | `uri` | the stage's position in [`Stage::ALL`] (0 `Submitted`, 6 `Started`, 7 `Restarting`, 8 `Stopping`, 11 `TornDown`, 12 `Aborting`), set by [`observe`] |
+//! | `kinesis_mailbox_depth` | gauge | `uri` | operations waiting in the mailbox, set by [`observe`] |
+//! | `kinesis_component_uptime_seconds` | gauge | `uri` | time since the component last reached `Started`, set by [`observe`] |
+//! | `kinesis_subscribers` | gauge | `uri` | open subscriptions, set by [`observe`] |
+//! | `kinesis_tasks` | gauge | `state` | tasks of the [task manager](crate::tasks) by state, set by [`observe`] |
+//!
+//! Labels stay bounded: component URIs and fixed words, never request ids,
+//! ETags or versions. Handles are resolved once per component (on its first
+//! message), never per message.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use futures::future::BoxFuture;
+use metrics::{Counter, Histogram};
+
+use crate::persist::{Record, SharedStore, Store, StoreError, StoreResult};
+use crate::{Container, Stage};
+
+/// Operations handled, by component and kind.
+pub const MESSAGES: &str = "kinesis_messages_total";
+/// Handling time of one operation.
+pub const MESSAGE_DURATION: &str = "kinesis_message_duration_seconds";
+/// Group commits.
+pub const COMMITS: &str = "kinesis_commits_total";
+/// Operations per group commit.
+pub const COMMIT_GROUP_SIZE: &str = "kinesis_commit_group_size";
+/// Restarts.
+pub const RESTARTS: &str = "kinesis_restarts_total";
+/// Changes missed by subscribers that fell behind.
+pub const LAGGED: &str = "kinesis_lagged_total";
+/// Store calls.
+pub const STORE_OPERATIONS: &str = "kinesis_store_operations_total";
+/// Store call latency.
+pub const STORE_DURATION: &str = "kinesis_store_duration_seconds";
+/// A component's stage (its index in [`Stage::ALL`]).
+pub const STAGE: &str = "kinesis_component_stage";
+/// Operations waiting in a mailbox.
+pub const MAILBOX_DEPTH: &str = "kinesis_mailbox_depth";
+/// Seconds since a component last started.
+pub const UPTIME: &str = "kinesis_component_uptime_seconds";
+/// Open subscriptions of a component.
+pub const SUBSCRIBERS: &str = "kinesis_subscribers";
+/// Tasks of the task manager, by state.
+pub const TASKS: &str = "kinesis_tasks";
+
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+/// Turns recording on: call it once a recorder is installed
+/// (`metrics::set_global_recorder`); the HTTP add-on does so when it
+/// installs its Prometheus recorder.
+pub fn enable() {
+    ENABLED.store(true, Ordering::Release);
+}
+
+/// Turns recording off again: components stop recording at their next
+/// start (for benchmarks that compare both in one process).
+pub fn disable() {
+    ENABLED.store(false, Ordering::Release);
+}
+
+/// Whether recording is on.
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// The kinds of operations a mailbox handles, the `kind` label of
+/// [`MESSAGES`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Ask,
+    Tell,
+    Batch,
+    Replace,
+    Write,
+    Call,
+    CallBatch,
+}
+
+impl OpKind {
+    const COUNT: usize = 7;
+
+    fn label(self) -> &'static str {
+        match self {
+            OpKind::Ask => "ask",
+            OpKind::Tell => "tell",
+            OpKind::Batch => "batch",
+            OpKind::Replace => "replace",
+            OpKind::Write => "write",
+            OpKind::Call => "call",
+            OpKind::CallBatch => "call_batch",
+        }
+    }
+}
+
+/// The handles of one component, resolved once; owned by its task.
+pub(crate) struct CellMetrics {
+    uri: Arc<str>,
+    messages: [Option<Counter>; OpKind::COUNT],
+    duration: Histogram,
+    commits_ok: Counter,
+    commits_error: Option<Counter>,
+    group_size: Histogram,
+    /// When the operation being handled started.
+    started: Instant,
+}
+
+impl CellMetrics {
+    /// The handles of the component at `uri`, if recording is on.
+    pub(crate) fn new(uri: &str) -> Option<Box<CellMetrics>> {
+        if !enabled() {
+            return None;
+        }
+        let uri: Arc<str> = Arc::from(uri);
+        Some(Box::new(CellMetrics {
+            duration: metrics::histogram!(MESSAGE_DURATION, "uri" => Arc::clone(&uri)),
+            commits_ok: metrics::counter!(COMMITS, "uri" => Arc::clone(&uri), "outcome" => "ok"),
+            commits_error: None,
+            group_size: metrics::histogram!(COMMIT_GROUP_SIZE, "uri" => Arc::clone(&uri)),
+            messages: Default::default(),
+            started: Instant::now(),
+            uri,
+        }))
+    }
+
+    /// An operation starts being handled.
+    pub(crate) fn start(&mut self) {
+        self.started = Instant::now();
+    }
+
+    /// The operation started last was handled; it was of `kind`.
+    pub(crate) fn handled(&mut self, kind: OpKind) {
+        let took = self.started.elapsed();
+        let uri = &self.uri;
+        self.messages[kind as usize]
+            .get_or_insert_with(|| {
+                metrics::counter!(MESSAGES, "uri" => Arc::clone(uri), "kind" => kind.label())
+            })
+            .increment(1);
+        self.duration.record(took.as_secs_f64());
+    }
+
+    /// A group of `size` operations was committed (or failed to).
+    pub(crate) fn committed(&mut self, size: usize, ok: bool) {
+        if ok {
+            self.commits_ok.increment(1);
+        } else {
+            let uri = &self.uri;
+            self.commits_error
+                .get_or_insert_with(|| {
+                    metrics::counter!(COMMITS, "uri" => Arc::clone(uri), "outcome" => "error")
+                })
+                .increment(1);
+        }
+        self.group_size.record(size as f64);
+    }
+}
+
+/// A restart of the component at `uri`.
+pub(crate) fn restarted(uri: &str) {
+    if enabled() {
+        metrics::counter!(RESTARTS, "uri" => uri.to_owned()).increment(1);
+    }
+}
+
+/// A subscriber missed `missed` changes.
+pub(crate) fn lagged(missed: u64) {
+    if enabled() {
+        metrics::counter!(LAGGED).increment(missed);
+    }
+}
+
+/// A [`Store`] that records [`STORE_OPERATIONS`] and [`STORE_DURATION`] of
+/// every call of the store it wraps. [`Runtime`](crate::Runtime) wraps the
+/// store it opens; wrap a store of your own with [`metered`].
+pub struct MeteredStore {
+    inner: SharedStore,
+}
+
+/// `store`, measured (see [`MeteredStore`]).
+pub fn metered(store: SharedStore) -> SharedStore {
+    Arc::new(MeteredStore { inner: store })
+}
+
+impl MeteredStore {
+    async fn measure<T>(
+        &self,
+        op: &'static str,
+        call: BoxFuture<'_, StoreResult<T>>,
+    ) -> StoreResult<T> {
+        if !enabled() {
+            return call.await;
+        }
+        let started = Instant::now();
+        let result = call.await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(StoreError::Conflict { .. }) => "conflict",
+            Err(_) => "error",
+        };
+        let backend = self.inner.backend();
+        let labels = [("backend", backend), ("op", op), ("outcome", outcome)];
+        metrics::counter!(STORE_OPERATIONS, &labels).increment(1);
+        metrics::histogram!(STORE_DURATION, &labels).record(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+impl Store for MeteredStore {
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    fn load<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, StoreResult<Option<Record>>> {
+        Box::pin(self.measure("load", self.inner.load(uri)))
+    }
+
+    fn save<'a>(&'a self, record: &'a Record, expected: u64) -> BoxFuture<'a, StoreResult<()>> {
+        Box::pin(self.measure("save", self.inner.save(record, expected)))
+    }
+
+    fn delete<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+        Box::pin(self.measure("delete", self.inner.delete(uri)))
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+        Box::pin(self.measure("list", self.inner.list(prefix)))
+    }
+
+    fn ping(&self) -> BoxFuture<'_, StoreResult<()>> {
+        Box::pin(self.measure("ping", self.inner.ping()))
+    }
+}
+
+/// The URIs [`observe`] set gauges for last time, so that the gauges of
+/// components that are gone can be set to `TornDown`.
+static OBSERVED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// Sets the gauges that are read rather than counted ([`STAGE`],
+/// [`MAILBOX_DEPTH`], [`UPTIME`], [`SUBSCRIBERS`], [`TASKS`]) for `root`
+/// and every component below it. Call it before rendering (the HTTP add-on
+/// does, on every scrape): the hot path never touches them. A component
+/// seen before and gone now gets the stage `TornDown` and depth 0.
+pub fn observe(roots: &[&Container]) {
+    if !enabled() {
+        return;
+    }
+    let mut seen = HashSet::new();
+    for root in roots {
+        let all = root.handle().map(|h| Arc::new(h) as Arc<dyn crate::DynComponent>);
+        for component in all.into_iter().chain(root.walk()) {
+            let d = component.diagnostics();
+            let uri = d.uri.clone();
+            metrics::gauge!(STAGE, "uri" => uri.clone()).set(stage_value(d.stage));
+            metrics::gauge!(MAILBOX_DEPTH, "uri" => uri.clone()).set(d.mailbox_depth as f64);
+            metrics::gauge!(UPTIME, "uri" => uri.clone())
+                .set(d.uptime_seconds.unwrap_or_default());
+            metrics::gauge!(SUBSCRIBERS, "uri" => uri.clone()).set(d.subscribers as f64);
+            seen.insert(uri);
+        }
+    }
+    let mut observed = OBSERVED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(before) = observed.as_ref() {
+        for gone in before.difference(&seen) {
+            metrics::gauge!(STAGE, "uri" => gone.clone()).set(stage_value(Stage::TornDown));
+            metrics::gauge!(MAILBOX_DEPTH, "uri" => gone.clone()).set(0.0);
+            metrics::gauge!(SUBSCRIBERS, "uri" => gone.clone()).set(0.0);
+        }
+    }
+    *observed = Some(seen);
+    for (state, n) in crate::tasks::TaskManager::global().counts() {
+        metrics::gauge!(TASKS, "state" => state.label()).set(n as f64);
+    }
+}
+
+/// The value of [`STAGE`] for `stage`: its index in [`Stage::ALL`].
+pub fn stage_value(stage: Stage) -> f64 {
+    Stage::ALL.iter().position(|s| *s == stage).unwrap_or_default() as f64
+}
