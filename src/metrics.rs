@@ -5,7 +5,8 @@
 //! `/_kinesis/metrics`), so an application's own `metrics::counter!(…)`
 //! land in the same registry. Nothing is recorded until [`enable`] was
 //! called: without it the hot path pays one relaxed atomic load per message.
-//! Components started before [`enable`] are measured from their next start.
+//! A component resolves its handles on its first message after [`enable`];
+//! after [`disable`] it stops recording at its next start.
 //!
 //! | metric | type | labels | what |
 //! | --- | --- | --- | --- |

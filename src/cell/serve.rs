@@ -112,6 +112,10 @@ impl<C: Component> Cell<C> {
             Box::pin(self.flush()).await;
         }
         let checkpoint = (mutates && !self.pending.is_empty()).then(|| self.state.clone());
+        if self.metrics.is_none() && crate::metrics::enabled() {
+            // Recording was turned on after this run started.
+            self.metrics = crate::metrics::CellMetrics::new(&self.shared.uri);
+        }
         if let Some(m) = self.metrics.as_mut() {
             m.start();
         }

@@ -153,6 +153,7 @@ mod handlers;
 mod ids;
 mod layers;
 pub mod openapi;
+pub mod ops;
 mod problem;
 mod resolve;
 mod router;

@@ -71,6 +71,7 @@ pub fn router_with_shutdown(
     options: &HttpOptions,
     shutdown: CancellationToken,
 ) -> Router {
+    let ops = crate::ops::routes(root.clone(), shutdown.clone(), options.keep_alive);
     let api =
         Api::new(root, options.body_limit, options.request_timeout, options.keep_alive, shutdown);
     let limits =
@@ -86,13 +87,15 @@ pub fn router_with_shutdown(
         .route("/", get(handlers::tree_root).fallback(handlers::tree_other))
         .route("/_kinesis/openapi.json", get(handlers::openapi))
         .route("/{*path}", component)
-        .with_state(api);
+        .with_state(api)
+        .merge(ops);
     // Around the whole router, not `Router::layer` (which wraps every route
     // on its own, so each request cloned every layered endpoint: twice the
     // instructions per request).
     wrap(
         routes,
         tower::ServiceBuilder::new()
+            .layer(crate::ops::metrics::RequestMetricsLayer)
             .layer(ProblemLayer(limits))
             .layer(MapResponseBodyLayer::new(axum::body::Body::new))
             .layer(RequestBodyLimitLayer::new(options.body_limit)),
