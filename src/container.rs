@@ -309,6 +309,22 @@ impl Container {
         self.children().order.iter().map(|c| c.name().to_owned()).collect()
     }
 
+    /// The URIs of the children being added: their name is taken, they are
+    /// not started yet (still in their lifecycle, or prepared and not
+    /// started). Readiness fails while there are any.
+    pub fn starting(&self) -> Vec<String> {
+        let uri = self.uri();
+        let mut out: Vec<String> = self
+            .children()
+            .by_name
+            .iter()
+            .filter(|(_, child)| child.is_none())
+            .map(|(name, _)| format!("{uri}/{name}"))
+            .collect();
+        out.sort();
+        out
+    }
+
     /// The started children, in start order.
     pub fn list(&self) -> Vec<Arc<dyn DynComponent>> {
         self.children().order.clone()

@@ -6,7 +6,8 @@
 //!   encrypted, shown as `"***"`).
 //! * `/root/counter`: a counter with `increment`, `reset` and `total`.
 //! * `/root/notes`: a small key-value notes store with `put`, `get`,
-//!   `remove` and `list`.
+//!   `remove` and `list`, and `recount`, which starts a slow task whose
+//!   progress shows at `/_kinesis/tasks`.
 
 use std::collections::BTreeMap;
 
@@ -162,6 +163,39 @@ impl Notes {
     /// The keys of all notes, sorted.
     pub fn list(&self) -> Vec<String> {
         self.notes.keys().cloned().collect()
+    }
+
+    /// Starts a slow re-count of the words in every note as a task of the
+    /// task manager (`GET /_kinesis/tasks/{id}`, `…/_watch`, `DELETE` to
+    /// cancel) and answers its id at once. The task takes `steps` steps
+    /// (default 20, at most 1000) of `step_ms` milliseconds each (default
+    /// 500, at most 10000), so that its progress can be watched.
+    pub fn recount(
+        &mut self,
+        steps: Option<u64>,
+        step_ms: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) -> Result<u64> {
+        let steps = steps.unwrap_or(20);
+        let step_ms = step_ms.unwrap_or(500);
+        if !(1..=1000).contains(&steps) || step_ms > 10_000 {
+            return Err(Error::invalid("steps is 1 to 1000, step_ms at most 10000"));
+        }
+        let notes: Vec<String> = self.notes.values().cloned().collect();
+        let task = ctx.tasks().spawn("notes.recount", move |progress| async move {
+            let mut words = 0;
+            progress.update(0, steps, "starting");
+            for step in 1..=steps {
+                tokio::time::sleep(std::time::Duration::from_millis(step_ms)).await;
+                // Each step counts its share of the notes.
+                let share = notes.iter().skip(step as usize - 1).step_by(steps as usize);
+                words += share.map(|n| n.split_whitespace().count()).sum::<usize>();
+                progress.update(step, steps, format!("{words} words so far"));
+            }
+            tracing::info!(words, "notes recounted");
+            Ok(())
+        });
+        Ok(task.id())
     }
 }
 

@@ -94,11 +94,16 @@ pub(crate) async fn checks(ops: &Ops) -> Vec<Check> {
     });
     let own = ops.root.handle().map(|h| Arc::new(h) as Arc<dyn DynComponent>);
     let components: Vec<Arc<dyn DynComponent>> = own.into_iter().chain(ops.root.walk()).collect();
-    let not_started: Vec<String> = components
+    let mut not_started: Vec<String> = components
         .iter()
         .filter(|c| c.stage() != Stage::Started)
         .map(|c| format!("{} is {}", c.uri(), c.stage()))
         .collect();
+    let containers = std::iter::once(ops.root.clone())
+        .chain(components.iter().filter_map(|c| c.as_container()));
+    for container in containers {
+        not_started.extend(container.starting().into_iter().map(|uri| format!("{uri} is starting")));
+    }
     checks.push(match (components.is_empty(), not_started.is_empty()) {
         (true, _) => Check::fail("components", "the root container is not started"),
         (false, true) => Check::pass("components"),

@@ -57,15 +57,8 @@ pub(crate) async fn watch(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     let task = task(&id)?;
-    let statuses = statuses(task.watch());
     let mut seq = 0u64;
-    let mut ended = false;
-    let events = statuses
-        .take_while(move |status| {
-            let go = !ended;
-            ended = status.state.is_finished();
-            futures::future::ready(go)
-        })
+    let events = statuses(task.watch())
         .map(move |status| {
             seq += 1;
             let data = serde_json::to_string(&status).unwrap_or_else(|_| "null".into());
@@ -76,13 +69,16 @@ pub(crate) async fn watch(
     Ok(Sse::new(events).keep_alive(keep_alive).into_response())
 }
 
-/// The values of a watch receiver as a stream, the current one first.
+/// The statuses of a task as a stream, the current one first, ending with
+/// the one that says it finished.
 fn statuses(
     rx: tokio::sync::watch::Receiver<kinesis::tasks::TaskStatus>,
 ) -> impl futures::Stream<Item = kinesis::tasks::TaskStatus> {
-    futures::stream::unfold(rx, |mut rx| async move {
+    futures::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
         rx.changed().await.ok()?;
         let status = rx.borrow_and_update().clone();
-        Some((status, rx))
+        let more = (!status.state.is_finished()).then_some(rx);
+        Some((status, more))
     })
 }
