@@ -4,3 +4,5 @@
 
 pub mod demo;
 pub mod logging;
+#[cfg(feature = "otel")]
+pub mod otel;

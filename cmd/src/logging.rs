@@ -26,6 +26,13 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "off|error|warn|info|debug|trace, or filter directives such as info,kinesis=debug (default info)",
     ),
     ("KINESIS_LOG_FORMAT", "text|json (default text)"),
+    #[cfg(feature = "otel")]
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTLP/HTTP collector URL; spans are exported when set (feature otel)",
+    ),
+    #[cfg(feature = "otel")]
+    ("OTEL_SERVICE_NAME", "service.name of exported spans (default kinesis)"),
 ];
 
 /// The levels a bare word may name, least verbose first.
@@ -47,12 +54,20 @@ pub struct LogConfig {
     pub filter: String,
     /// The format (`KINESIS_LOG_FORMAT`).
     pub format: LogFormat,
+    /// Where spans are exported (`OTEL_*`), with the `otel` feature.
+    #[cfg(feature = "otel")]
+    pub otel: Option<crate::otel::OtelConfig>,
 }
 
 impl Default for LogConfig {
     /// `info`, as text.
     fn default() -> Self {
-        LogConfig { filter: "info".into(), format: LogFormat::Text }
+        LogConfig {
+            filter: "info".into(),
+            format: LogFormat::Text,
+            #[cfg(feature = "otel")]
+            otel: None,
+        }
     }
 }
 
@@ -97,24 +112,44 @@ impl LogConfig {
                 }
             };
         }
+        #[cfg(feature = "otel")]
+        {
+            cfg.otel = crate::otel::OtelConfig::from_lookup(&lookup)?;
+        }
         Ok(cfg)
     }
 
     /// Installs the global tracing subscriber these settings describe,
-    /// writing to stderr (with colours only on a terminal). Does nothing if
-    /// a global subscriber is installed already.
+    /// writing to stderr (with colours only on a terminal), and with the
+    /// `otel` feature exporting spans when `OTEL_EXPORTER_OTLP_ENDPOINT` is
+    /// set (call [`shutdown`] before exiting). Does nothing if a global
+    /// subscriber is installed already.
     pub fn init(&self) {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+
         let filter = EnvFilter::try_new(&self.filter).unwrap_or_else(|_| EnvFilter::new("info"));
         let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-        let builder = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(ansi)
-            .with_writer(std::io::stderr);
+        let registry = tracing_subscriber::registry().with(filter);
+        #[cfg(feature = "otel")]
+        let registry = registry.with(self.otel.as_ref().and_then(|c| {
+            crate::otel::layer(c)
+                .map_err(|e| eprintln!("kinesis: spans are not exported: {e}"))
+                .ok()
+        }));
+        let fmt = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
         let _ = match self.format {
-            LogFormat::Text => builder.try_init(),
-            LogFormat::Json => builder.json().try_init(),
+            LogFormat::Text => registry.with(fmt).try_init(),
+            LogFormat::Json => registry.with(fmt.json()).try_init(),
         };
     }
+}
+
+/// Flushes what the subscriber buffers (the spans not exported yet, with
+/// the `otel` feature); call it before the process exits.
+pub fn shutdown() {
+    #[cfg(feature = "otel")]
+    crate::otel::shutdown();
 }
 
 /// Checks that `filter` parses and that each of its bare words is a level.
@@ -219,6 +254,17 @@ mod tests {
     #[test]
     fn the_table_lists_every_variable_read_here() {
         let names: Vec<&str> = VARIABLES.iter().map(|(n, _)| *n).collect();
+        #[cfg(not(feature = "otel"))]
         assert_eq!(names, ["KINESIS_LOG_LEVEL", "KINESIS_LOG_FORMAT"]);
+        #[cfg(feature = "otel")]
+        assert_eq!(
+            names,
+            [
+                "KINESIS_LOG_LEVEL",
+                "KINESIS_LOG_FORMAT",
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_SERVICE_NAME"
+            ]
+        );
     }
 }

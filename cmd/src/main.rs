@@ -134,6 +134,7 @@ fn main() -> ExitCode {
     let code = runtime.block_on(run(settings));
     // Components' tasks were stopped; do not wait for stray blocking work.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    kinesis_cmd::logging::shutdown();
     code
 }
 
