@@ -7,7 +7,10 @@
 //! ```
 //!
 //! Criterion reports each scenario; the summary at the end prints the median
-//! of 5 timed runs per scenario and the ratio kinesis / raw tokio.
+//! of 5 timed runs per scenario and the ratio kinesis / raw tokio, then the
+//! same asks with metrics recorded (a Prometheus recorder installed,
+//! [`kinesis::metrics::enable`]) against metrics off, in alternating runs
+//! on the same component, and the ratio on / off.
 
 #![allow(missing_docs)] // criterion_group! generates an undocumented fn
 
@@ -166,6 +169,61 @@ fn summary() {
         }
         root.shutdown().await.unwrap();
     });
+    metrics_on_off(&rt);
+}
+
+/// Asks with metrics on against off, on the same component, in alternating
+/// runs; prints the medians and the ratio on / off.
+fn metrics_on_off(rt: &tokio::runtime::Runtime) {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.000_01, 0.000_1, 0.001, 0.01, 0.1, 1.0])
+        .unwrap()
+        .build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        println!("(a metrics recorder was installed already; metrics on/off skipped)");
+        return;
+    }
+    println!("\nask round trips per second, metrics on vs off (median of 7 alternating runs)");
+    println!("{:<14}{:>12}{:>12}{:>8}", "scenario", "off", "on", "on/off");
+    rt.block_on(async {
+        let (root, _, kin, _) = targets().await;
+        let scale: f64 =
+            std::env::var("KINESIS_BENCH_SCALE").ok().and_then(|s| s.parse().ok()).unwrap_or(1.0);
+        for (callers, total) in [(1usize, 200_000u64), (64, 640_000)] {
+            let total = ((total as f64 * scale) as u64).max(callers as u64 * 10);
+            let mut rates = [Vec::new(), Vec::new()];
+            for on in [false, true] {
+                set_metrics(on);
+                drive(&kin, callers, total / 10).await;
+            }
+            for _ in 0..7 {
+                for (i, on) in [false, true].into_iter().enumerate() {
+                    set_metrics(on);
+                    rates[i].push(total as f64 / drive(&kin, callers, total).await.as_secs_f64());
+                    handle.run_upkeep();
+                }
+            }
+            let [off, on] = rates.map(|mut v| median(&mut v));
+            println!(
+                "{:<14}{:>12.0}{:>12.0}{:>7.2}x",
+                format!("{callers} caller(s)"),
+                off,
+                on,
+                on / off
+            );
+        }
+        set_metrics(false);
+        root.shutdown().await.unwrap();
+    });
+}
+
+fn set_metrics(on: bool) {
+    if on {
+        kinesis::metrics::enable();
+    } else {
+        kinesis::metrics::disable();
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {

@@ -20,8 +20,8 @@ use crate::changes::{Lagged, Replay};
 pub use crate::json::{from_json, redacted_json, JsonSnapshot, JsonText};
 use crate::methods::{methods_of, BatchCall, MethodInfo};
 use crate::{
-    Change, Component, ComponentDiagnostics, Container, Control, ETag, Error, Handle, Precondition, Result, Stage, State,
-    Subscription,
+    Change, Component, ComponentDiagnostics, Container, Control, ETag, Error, Handle, Precondition,
+    Result, Stage, State, Subscription,
 };
 
 /// What a component is, for listings and the HTTP `meta` object.

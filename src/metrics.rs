@@ -5,8 +5,8 @@
 //! `/_kinesis/metrics`), so an application's own `metrics::counter!(…)`
 //! land in the same registry. Nothing is recorded until [`enable`] was
 //! called: without it the hot path pays one relaxed atomic load per message.
-//! A component resolves its handles on its first message after [`enable`];
-//! after [`disable`] it stops recording at its next start.
+//! A component resolves its handles on its first message after [`enable`]
+//! and keeps them; [`disable`] stops recording at once.
 //!
 //! | metric | type | labels | what |
 //! | --- | --- | --- | --- |
@@ -75,8 +75,8 @@ pub fn enable() {
     ENABLED.store(true, Ordering::Release);
 }
 
-/// Turns recording off again: components stop recording at their next
-/// start (for benchmarks that compare both in one process).
+/// Turns recording off again, at once (for benchmarks that compare both in
+/// one process).
 pub fn disable() {
     ENABLED.store(false, Ordering::Release);
 }
@@ -155,9 +155,9 @@ impl CellMetrics {
         let took = self.started.elapsed();
         let uri = &self.uri;
         self.messages[kind as usize]
-            .get_or_insert_with(|| {
-                metrics::counter!(MESSAGES, "uri" => Arc::clone(uri), "kind" => kind.label())
-            })
+            .get_or_insert_with(
+                || metrics::counter!(MESSAGES, "uri" => Arc::clone(uri), "kind" => kind.label()),
+            )
             .increment(1);
         self.duration.record(took.as_secs_f64());
     }
@@ -169,9 +169,9 @@ impl CellMetrics {
         } else {
             let uri = &self.uri;
             self.commits_error
-                .get_or_insert_with(|| {
-                    metrics::counter!(COMMITS, "uri" => Arc::clone(uri), "outcome" => "error")
-                })
+                .get_or_insert_with(
+                    || metrics::counter!(COMMITS, "uri" => Arc::clone(uri), "outcome" => "error"),
+                )
                 .increment(1);
         }
         self.group_size.record(size as f64);
@@ -275,8 +275,7 @@ pub fn observe(roots: &[&Container]) {
             let uri = d.uri.clone();
             metrics::gauge!(STAGE, "uri" => uri.clone()).set(stage_value(d.stage));
             metrics::gauge!(MAILBOX_DEPTH, "uri" => uri.clone()).set(d.mailbox_depth as f64);
-            metrics::gauge!(UPTIME, "uri" => uri.clone())
-                .set(d.uptime_seconds.unwrap_or_default());
+            metrics::gauge!(UPTIME, "uri" => uri.clone()).set(d.uptime_seconds.unwrap_or_default());
             metrics::gauge!(SUBSCRIBERS, "uri" => uri.clone()).set(d.subscribers as f64);
             seen.insert(uri);
         }

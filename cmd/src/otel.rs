@@ -78,7 +78,10 @@ impl OtelConfig {
             .build()
             .map_err(|e| Error::Config(format!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}")))?;
         let resource = Resource::builder().with_service_name(self.service_name.clone()).build();
-        Ok(SdkTracerProvider::builder().with_batch_exporter(exporter).with_resource(resource).build())
+        Ok(SdkTracerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(resource)
+            .build())
     }
 }
 

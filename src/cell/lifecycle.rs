@@ -309,9 +309,6 @@ impl<C: Component> Cell<C> {
         match next {
             Stage::Started => {
                 self.shared.stats().started();
-                // Resolved once per run, so that turning metrics on or off
-                // applies from the next start.
-                self.metrics = crate::metrics::CellMetrics::new(self.uri());
             }
             Stage::Restarting | Stage::Stopping | Stage::Aborting => {
                 if let Some(stats) = self.shared.stats_if_any() {

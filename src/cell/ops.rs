@@ -8,8 +8,8 @@ use serde_json::Value;
 
 use super::slot::{Deadline, Run, Slot};
 use crate::json::{from_json, unredact};
-use crate::metrics::OpKind;
 use crate::methods::{BatchCall, MethodTable};
+use crate::metrics::OpKind;
 use crate::{Component, Context, ETag, Error, Handler, Precondition, Result, Snapshot};
 
 /// A unit of work for a component's mailbox.
@@ -190,7 +190,11 @@ impl<M: Send + 'static, C: Handler<M>> Operation<C> for AskOp<M, C> {
     }
 
     fn kind(&self) -> OpKind {
-        if self.told { OpKind::Tell } else { OpKind::Ask }
+        if self.told {
+            OpKind::Tell
+        } else {
+            OpKind::Ask
+        }
     }
 
     fn finish(&self, outcome: Result<()>, _: &Arc<Snapshot<C>>) {

@@ -112,11 +112,7 @@ impl<C: Component> Cell<C> {
             Box::pin(self.flush()).await;
         }
         let checkpoint = (mutates && !self.pending.is_empty()).then(|| self.state.clone());
-        if self.metrics.is_none() && crate::metrics::enabled() {
-            // Recording was turned on after this run started.
-            self.metrics = crate::metrics::CellMetrics::new(&self.shared.uri);
-        }
-        if let Some(m) = self.metrics.as_mut() {
+        if let Some(m) = self.metered() {
             m.start();
         }
         let run = {
@@ -135,7 +131,7 @@ impl<C: Component> Cell<C> {
                 None => guard(fut, Cell::watched(shared, inbox, pending, Some(op))).await,
             }
         };
-        if let Some(m) = self.metrics.as_mut() {
+        if let Some(m) = self.metered() {
             m.handled(env.op().kind());
         }
         // Nothing was committed meanwhile: this is the snapshot the
@@ -169,6 +165,19 @@ impl<C: Component> Cell<C> {
         }
     }
 
+    /// The metric handles, while recording is on: resolved on the first
+    /// message after [`enable`](crate::metrics::enable); one relaxed load
+    /// when it is off.
+    fn metered(&mut self) -> Option<&mut crate::metrics::CellMetrics> {
+        if !crate::metrics::enabled() {
+            return None;
+        }
+        if self.metrics.is_none() {
+            self.metrics = crate::metrics::CellMetrics::new(&self.shared.uri);
+        }
+        self.metrics.as_deref_mut()
+    }
+
     /// Goes back to `checkpoint`, or to the last committed state.
     fn restore(&mut self, checkpoint: Option<C>) {
         match checkpoint {
@@ -199,8 +208,9 @@ impl<C: Component> Cell<C> {
 
     /// Answers every operation of the pending group with `outcome`.
     fn answer_group(&mut self, outcome: Result<()>) {
-        if let Some(m) = self.metrics.as_mut() {
-            m.committed(self.pending.len(), outcome.is_ok());
+        let size = self.pending.len();
+        if let Some(m) = self.metered() {
+            m.committed(size, outcome.is_ok());
         }
         let current = self.committer.current();
         for env in self.pending.drain(..) {

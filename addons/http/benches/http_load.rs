@@ -12,6 +12,9 @@
 //!   JSON, meta, ETag, trace id and body limit middleware;
 //! * `kinesis POST` — `POST /root/probe/increment`: a mutating method
 //!   through the component's mailbox (serialise, hash, publish per call).
+//! * the two kinesis scenarios again with metrics off
+//!   ([`kinesis::metrics::disable`]; the others run with them on, the
+//!   Prometheus recorder installed by the router), and the ratio on / off.
 //!
 //! Server and client run on separate 2-thread tokio runtimes in this
 //! process. No tracing subscriber is installed, as for the bare server.
@@ -243,21 +246,19 @@ fn main() {
     assert_eq!(bare_body.len(), body.len(), "the same JSON, keys in another order");
     println!("{CONNECTIONS} connections, {seconds} s per scenario, {} byte JSON body", body.len());
 
-    let scenarios: [(&str, SocketAddr, Method, &'static str, Option<&'static str>); 3] = [
-        ("bare axum GET", bare_addr, Method::GET, "/bare", None),
-        ("kinesis GET", kinesis_addr, Method::GET, "/root/probe", None),
-        (
-            "kinesis POST method",
-            kinesis_addr,
-            Method::POST,
-            "/root/probe/increment",
-            Some("{\"by\":1}"),
-        ),
+    type Scenario = (&'static str, SocketAddr, Method, &'static str, Option<&'static str>, bool);
+    let post = Some("{\"by\":1}");
+    let scenarios: [Scenario; 5] = [
+        ("bare axum GET", bare_addr, Method::GET, "/bare", None, true),
+        ("kinesis GET", kinesis_addr, Method::GET, "/root/probe", None, true),
+        ("kinesis POST method", kinesis_addr, Method::POST, "/root/probe/increment", post, true),
+        ("GET, metrics off", kinesis_addr, Method::GET, "/root/probe", None, false),
+        ("POST, metrics off", kinesis_addr, Method::POST, "/root/probe/increment", post, false),
     ];
     let only = std::env::var("BENCH_ONLY").ok();
     if let Some(only) = only.as_deref() {
         let index = ["bare", "get", "post"].iter().position(|s| *s == only).expect("bare|get|post");
-        let (name, addr, method, path, body) = scenarios[index].clone();
+        let (name, addr, method, path, body, _) = scenarios[index].clone();
         let outcome = client.block_on(load(addr, method, path, body, duration));
         println!("{name}: {:.0} req/s", outcome.rate());
         return;
@@ -269,7 +270,13 @@ fn main() {
         .map(|_| Outcome { requests: 0, errors: 0, elapsed: Duration::ZERO, server_ticks: 0 })
         .collect();
     for _ in 0..ROUNDS {
-        for ((name, addr, method, path, body), total) in scenarios.iter().zip(&mut totals) {
+        for ((name, addr, method, path, body, metrics), total) in scenarios.iter().zip(&mut totals)
+        {
+            if *metrics {
+                kinesis::metrics::enable();
+            } else {
+                kinesis::metrics::disable();
+            }
             let before = cpu_ticks(SERVER_THREADS);
             let outcome =
                 client.block_on(load(*addr, method.clone(), path, *body, duration / ROUNDS));
@@ -295,6 +302,14 @@ fn main() {
             bare_us / outcome.server_us()
         );
     }
+    for (on, off, what) in [(1, 3, "GET"), (2, 4, "POST")] {
+        println!(
+            "metrics on / off, {what}: {:.2}x req/s, {:.2}x server CPU per request",
+            totals[on].rate() / totals[off].rate(),
+            totals[on].server_us() / totals[off].server_us()
+        );
+    }
+    kinesis::metrics::enable();
     let report = server.block_on(kinesis_runtime.shutdown());
     assert!(report.clean, "{report:?}");
 }

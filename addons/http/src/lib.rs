@@ -30,6 +30,10 @@
 //! | `POST {uri}/_batch` | `[{"method", "args"}, …]`: the calls in order in one mailbox turn, all or nothing, `If-Match` checked once; answers `{"results": […]}` or a problem naming the failing call |
 //! | `GET {uri}/_watch` | server-sent events: a `snapshot` event, then one event per change (`updated` with `id` = version, `stage`, `state`, `lagged`); `Last-Event-ID: N` or `?since=N` resumes after version `N`; see [`sse`](crate#watching-changes) |
 //! | `GET /_kinesis/openapi.json` | the OpenAPI 3.1 document of the live tree ([`openapi::document`]) |
+//! | `GET /_kinesis/health`, `GET /_kinesis/ready` | liveness; readiness with its checks (503 with the failing ones) — see [`ops`] |
+//! | `GET /_kinesis/metrics` | Prometheus text format ([`ops::metrics`]) |
+//! | `GET /_kinesis/diagnostics` | the component tree with stage, version, restarts, last failure, mailbox depth, uptime, subscribers; escalated failures; tasks |
+//! | `GET /_kinesis/tasks[/{id}[/_watch]]`, `DELETE /_kinesis/tasks/{id}` | the [task manager](kinesis::tasks): list, one task, its progress as server-sent events, cancel |
 //!
 //! `HEAD` is accepted wherever `GET` is. A path is tried as a component URI
 //! first; otherwise its last segment names a method, `_control`, `_batch` or

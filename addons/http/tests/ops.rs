@@ -240,7 +240,8 @@ fn buckets(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)
 #[tokio::test]
 async fn metrics_count_each_message_have_histograms_and_count_a_panic_as_a_restart() {
     let s = common::serve_with(common::options()).await;
-    let fragile: Handle<Fragile> = s.runtime.root().add("fragile", Fragile::default()).await.unwrap();
+    let fragile: Handle<Fragile> =
+        s.runtime.root().add("fragile", Fragile::default()).await.unwrap();
     let uri = fragile.uri().to_owned();
     let labels = [("uri", uri.as_str()), ("kind", "call")];
 
@@ -383,10 +384,7 @@ impl Worker {
 }
 
 /// The `progress` events of a task's `_watch`, as they come.
-async fn watch_events(
-    s: &common::Server,
-    id: u64,
-) -> impl futures::Stream<Item = Value> + Unpin {
+async fn watch_events(s: &common::Server, id: u64) -> impl futures::Stream<Item = Value> + Unpin {
     let r = s.get(&format!("/_kinesis/tasks/{id}/_watch")).await;
     assert_eq!(r.status(), 200);
     assert_eq!(common::header(&r, "content-type"), "text/event-stream");
@@ -418,7 +416,8 @@ async fn next(events: &mut (impl futures::Stream<Item = Value> + Unpin)) -> Valu
 async fn a_task_reports_progress_from_0_to_100_percent_over_sse() {
     let s = common::serve_with(common::options()).await;
     let worker = s.runtime.root().add("worker", Worker::default()).await.unwrap();
-    let id: u64 = s.post_json("/root/worker/stepped", json!({"total": 4})).await.json().await.unwrap();
+    let id: u64 =
+        s.post_json("/root/worker/stepped", json!({"total": 4})).await.json().await.unwrap();
     let mut events = watch_events(&s, id).await;
     let mut seen = Vec::new();
     loop {

@@ -76,10 +76,9 @@ pub(crate) async fn ready(State(ops): State<Ops>, headers: HeaderMap) -> Respons
         "checks": failing,
     });
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        axum::http::HeaderValue::from_static(crate::problem::PROBLEM_JSON),
-    );
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, axum::http::HeaderValue::from_static(crate::problem::PROBLEM_JSON));
     response
 }
 
@@ -99,10 +98,11 @@ pub(crate) async fn checks(ops: &Ops) -> Vec<Check> {
         .filter(|c| c.stage() != Stage::Started)
         .map(|c| format!("{} is {}", c.uri(), c.stage()))
         .collect();
-    let containers = std::iter::once(ops.root.clone())
-        .chain(components.iter().filter_map(|c| c.as_container()));
+    let containers =
+        std::iter::once(ops.root.clone()).chain(components.iter().filter_map(|c| c.as_container()));
     for container in containers {
-        not_started.extend(container.starting().into_iter().map(|uri| format!("{uri} is starting")));
+        not_started
+            .extend(container.starting().into_iter().map(|uri| format!("{uri} is starting")));
     }
     checks.push(match (components.is_empty(), not_started.is_empty()) {
         (true, _) => Check::fail("components", "the root container is not started"),
@@ -128,7 +128,8 @@ pub(crate) async fn checks(ops: &Ops) -> Vec<Check> {
             }
         }
     });
-    let failed: Vec<Check> = futures::future::join_all(health).await.into_iter().flatten().collect();
+    let failed: Vec<Check> =
+        futures::future::join_all(health).await.into_iter().flatten().collect();
     if failed.is_empty() {
         checks.push(Check::pass("health"));
     } else {

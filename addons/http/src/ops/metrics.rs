@@ -44,9 +44,8 @@ use super::Ops;
 use crate::problem::Problem;
 
 /// Buckets of the latency histograms, in seconds.
-pub const BUCKETS: &[f64] = &[
-    0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0,
-];
+pub const BUCKETS: &[f64] =
+    &[0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
 
 /// Buckets of `kinesis_commit_group_size`.
 pub const GROUP_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
@@ -87,12 +86,11 @@ fn install() -> Option<PrometheusHandle> {
     }
     kinesis::metrics::enable();
     let upkeep = handle.clone();
-    let spawned = std::thread::Builder::new().name("kinesis-metrics-upkeep".into()).spawn(move || {
-        loop {
+    let spawned =
+        std::thread::Builder::new().name("kinesis-metrics-upkeep".into()).spawn(move || loop {
             std::thread::sleep(UPKEEP_EVERY);
             upkeep.run_upkeep();
-        }
-    });
+        });
     if let Err(e) = spawned {
         tracing::warn!(error = %e, "cannot start the metrics upkeep thread; histograms drain at scrapes only");
     }
