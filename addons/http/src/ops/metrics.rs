@@ -28,7 +28,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{OnceLock, RwLock};
+use std::cell::RefCell;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -148,7 +149,6 @@ fn method_label(method: &Method) -> (u8, &'static str) {
 }
 
 /// The handles of one label set, resolved once and kept.
-#[derive(Clone)]
 struct Series {
     requests: Counter,
     duration: Histogram,
@@ -156,21 +156,29 @@ struct Series {
 
 type SeriesKey = (&'static str, u8, u16);
 
-fn series(kind: &'static str, method: &Method, status: StatusCode) -> Series {
-    static CACHE: OnceLock<RwLock<HashMap<SeriesKey, Series>>> = OnceLock::new();
-    let cache = CACHE.get_or_init(Default::default);
+/// Counts one request and records its latency. The handles of each label
+/// set are resolved once per thread and kept there: no lock, no shared
+/// cache line, no label set built per request.
+fn record(kind: &'static str, method: &Method, status: StatusCode, took: Duration) {
+    thread_local! {
+        static SERIES: RefCell<HashMap<SeriesKey, Series>> = RefCell::new(HashMap::new());
+    }
     let (m, method) = method_label(method);
     let key = (kind, m, status.as_u16());
-    if let Some(s) = cache.read().unwrap_or_else(|p| p.into_inner()).get(&key) {
-        return s.clone();
-    }
-    let status = status.as_str().to_owned();
-    let labels = [("kind", kind.to_owned()), ("method", method.to_owned()), ("status", status)];
-    let s = Series {
-        requests: metrics::counter!(HTTP_REQUESTS, &labels),
-        duration: metrics::histogram!(HTTP_DURATION, &labels),
-    };
-    cache.write().unwrap_or_else(|p| p.into_inner()).entry(key).or_insert(s).clone()
+    SERIES.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        let s = cache.entry(key).or_insert_with(|| {
+            let status = status.as_str().to_owned();
+            let labels =
+                [("kind", kind.to_owned()), ("method", method.to_owned()), ("status", status)];
+            Series {
+                requests: metrics::counter!(HTTP_REQUESTS, &labels),
+                duration: metrics::histogram!(HTTP_DURATION, &labels),
+            }
+        });
+        s.requests.increment(1);
+        s.duration.record(took.as_secs_f64());
+    });
 }
 
 fn sse_open() -> &'static Gauge {
@@ -249,9 +257,7 @@ where
             Err(e) => return Poll::Ready(Err(e)),
         };
         let status = response.status();
-        let s = series(line.kind, &line.method, status);
-        s.requests.increment(1);
-        s.duration.record(line.started.elapsed().as_secs_f64());
+        record(line.kind, &line.method, status, line.started.elapsed());
         let is_stream = line.kind == "watch"
             && status == StatusCode::OK
             && response.headers().get(CONTENT_TYPE).is_some_and(|v| v == "text/event-stream");
