@@ -218,6 +218,29 @@ fn metrics_on_off(rt: &tokio::runtime::Runtime) {
     });
 }
 
+/// `KINESIS_BENCH_ASKS` asks (default 10,000) from one caller, metrics on
+/// or off (the recorder installed either way).
+fn asks_only(on: bool) {
+    let n: u64 =
+        std::env::var("KINESIS_BENCH_ASKS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.000_01, 0.000_1, 0.001, 0.01, 0.1, 1.0])
+        .unwrap()
+        .build_recorder();
+    metrics::set_global_recorder(recorder).expect("the only recorder");
+    // The recorder's clock calibrates itself on first use, for a time, not
+    // a number of instructions: done here, before anything is counted.
+    metrics::histogram!("kinesis_bench_warm_up").record(1.0);
+    set_metrics(on);
+    // One thread: the same instructions on every run, nothing spins.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let (root, _, kin, _) = targets().await;
+        drive(&kin, 1, n).await;
+        root.shutdown().await.unwrap();
+    });
+}
+
 fn set_metrics(on: bool) {
     if on {
         kinesis::metrics::enable();
@@ -235,6 +258,12 @@ criterion_group!(benches, bench_ask);
 
 /// Runs the criterion benches, then the ratio summary.
 fn main() {
+    // KINESIS_BENCH_METRICS=on|off with KINESIS_BENCH_ASKS=n: only n asks
+    // from one caller with metrics on or off, for instruction counts
+    // (valgrind --tool=callgrind; the difference of two n per ask).
+    if let Ok(which) = std::env::var("KINESIS_BENCH_METRICS") {
+        return asks_only(which == "on");
+    }
     // KINESIS_BENCH_SUMMARY_ONLY=1 skips criterion (for profiling runs).
     if std::env::var_os("KINESIS_BENCH_SUMMARY_ONLY").is_none() {
         benches();

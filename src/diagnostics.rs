@@ -34,6 +34,26 @@ pub struct ComponentDiagnostics {
     pub uptime_seconds: Option<f64>,
     /// Open subscriptions (each `_watch` stream is one).
     pub subscribers: usize,
+    /// What it handled and committed while metrics were on
+    /// ([`crate::metrics::enable`]).
+    pub activity: Activity,
+}
+
+/// Operations handled and group commits of one component, counted while
+/// metrics are on (relaxed atomics of the component's own, read when
+/// scraped: no registry call per message).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Activity {
+    /// Operations handled, by kind (`ask`, `tell`, `batch`, `replace`,
+    /// `write`, `call`, `call_batch`); kinds never seen are left out.
+    pub messages: std::collections::BTreeMap<&'static str, u64>,
+    /// Group commits that succeeded.
+    pub commits: u64,
+    /// Group commits that failed.
+    pub commit_errors: u64,
+    /// Operations answered by the successful group commits (divided by
+    /// `commits`: the mean group size).
+    pub committed_operations: u64,
 }
 
 /// A component's last failure.
@@ -90,6 +110,10 @@ pub fn report(roots: &[&Container]) -> Report {
 /// What a cell records for diagnostics; shared with its handles.
 #[derive(Default)]
 pub(crate) struct Stats {
+    messages: [AtomicU64; crate::metrics::OpKind::COUNT],
+    commits: AtomicU64,
+    commit_errors: AtomicU64,
+    committed_operations: AtomicU64,
     restarts: AtomicU32,
     /// Unix time in milliseconds of the last `Started`; 0: not started.
     started_ms: AtomicU64,
@@ -116,6 +140,35 @@ impl Stats {
     pub(crate) fn failed(&self, message: String) {
         let failure = LastFailure { at: crate::persist::now_rfc3339(), message };
         *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(Box::new(failure));
+    }
+
+    /// One operation of `kind` was handled.
+    pub(crate) fn handled(&self, kind: crate::metrics::OpKind) {
+        self.messages[kind as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A group of `size` operations was committed, or failed to.
+    pub(crate) fn committed(&self, size: usize, ok: bool) {
+        if ok {
+            self.commits.fetch_add(1, Ordering::Relaxed);
+            self.committed_operations.fetch_add(size as u64, Ordering::Relaxed);
+        } else {
+            self.commit_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn activity(&self) -> Activity {
+        let messages = crate::metrics::OpKind::ALL
+            .iter()
+            .map(|k| (k.label(), self.messages[*k as usize].load(Ordering::Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        Activity {
+            messages,
+            commits: self.commits.load(Ordering::Relaxed),
+            commit_errors: self.commit_errors.load(Ordering::Relaxed),
+            committed_operations: self.committed_operations.load(Ordering::Relaxed),
+        }
     }
 
     pub(crate) fn restarts(&self) -> u32 {

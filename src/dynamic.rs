@@ -384,6 +384,7 @@ impl<C: Component> DynComponent for Handle<C> {
             mailbox_depth: shared.mailbox.len(),
             uptime_seconds: shared.stats_if_any().and_then(|s| s.uptime_seconds()),
             subscribers: shared.subscribers(),
+            activity: shared.stats_if_any().map(|s| s.activity()).unwrap_or_default(),
         }
     }
 }

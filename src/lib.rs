@@ -29,7 +29,7 @@ pub use config::Config;
 pub use container::{Container, Failure, Prepared};
 pub use context::Context;
 pub use control::Control;
-pub use diagnostics::ComponentDiagnostics;
+pub use diagnostics::{Activity, ComponentDiagnostics};
 pub use dynamic::{DynComponent, JsonChange, JsonSnapshot, JsonText, JsonWatch, Meta, WatchStart};
 pub use error::{Error, ErrorKind, Result};
 pub use etag::{ETag, Precondition, Snapshot};

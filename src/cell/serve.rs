@@ -131,8 +131,11 @@ impl<C: Component> Cell<C> {
                 None => guard(fut, Cell::watched(shared, inbox, pending, Some(op))).await,
             }
         };
-        if let Some(m) = self.metered() {
-            m.handled(env.op().kind());
+        if crate::metrics::enabled() {
+            self.shared.stats().handled(env.op().kind());
+            if let Some(m) = self.metered() {
+                m.handled();
+            }
         }
         // Nothing was committed meanwhile: this is the snapshot the
         // operation ran against.
@@ -208,9 +211,8 @@ impl<C: Component> Cell<C> {
 
     /// Answers every operation of the pending group with `outcome`.
     fn answer_group(&mut self, outcome: Result<()>) {
-        let size = self.pending.len();
-        if let Some(m) = self.metered() {
-            m.committed(size, outcome.is_ok());
+        if crate::metrics::enabled() {
+            self.shared.stats().committed(self.pending.len(), outcome.is_ok());
         }
         let current = self.committer.current();
         for env in self.pending.drain(..) {

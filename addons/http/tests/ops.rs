@@ -258,7 +258,10 @@ async fn metrics_count_each_message_have_histograms_and_count_a_panic_as_a_resta
 
     let uri_only = [("uri", uri.as_str())];
     assert!(buckets(&after, "kinesis_message_duration_seconds", &uri_only) > 5);
-    assert!(buckets(&after, "kinesis_commit_group_size", &uri_only) > 5);
+    let commits = value(&after, "kinesis_commits_total", &[("uri", &uri), ("outcome", "ok")]);
+    let committed = value(&after, "kinesis_committed_operations_total", &uri_only);
+    assert_eq!(committed, Some(N as f64), "every increment was committed");
+    assert!(commits.unwrap() >= 1.0 && commits.unwrap() <= N as f64, "{commits:?}");
     let http = [("kind", "method"), ("method", "POST"), ("status", "200")];
     assert!(buckets(&after, "kinesis_http_request_duration_seconds", &http) > 5);
     assert!(value(&after, "kinesis_http_requests_total", &http).unwrap() >= N as f64);

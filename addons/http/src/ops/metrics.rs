@@ -9,7 +9,7 @@
 //! 404 and kinesis records into that recorder.
 //!
 //! Histograms are rendered as Prometheus histograms with [`BUCKETS`]
-//! (seconds), `kinesis_commit_group_size` with [`GROUP_BUCKETS`].
+//! (seconds).
 //!
 //! The HTTP metrics, recorded by [`RequestMetricsLayer`] around the router:
 //!
@@ -25,10 +25,10 @@
 //! `kinesis` (`/_kinesis/…`) or `other`; `method` is one of the HTTP
 //! methods or `other`. Lagged watchers count in `kinesis_lagged_total`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::cell::RefCell;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -39,7 +39,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, Method, Request, Response, StatusCode};
 use axum::response::IntoResponse;
 use metrics::{Counter, Gauge, Histogram};
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use super::Ops;
 use crate::problem::Problem;
@@ -47,9 +47,6 @@ use crate::problem::Problem;
 /// Buckets of the latency histograms, in seconds.
 pub const BUCKETS: &[f64] =
     &[0.000_01, 0.000_05, 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0];
-
-/// Buckets of `kinesis_commit_group_size`.
-pub const GROUP_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0];
 
 /// Requests served.
 pub const HTTP_REQUESTS: &str = "kinesis_http_requests_total";
@@ -70,15 +67,7 @@ pub fn recorder() -> Option<PrometheusHandle> {
 }
 
 fn install() -> Option<PrometheusHandle> {
-    let builder = PrometheusBuilder::new()
-        .set_buckets(BUCKETS)
-        .and_then(|b| {
-            b.set_buckets_for_metric(
-                Matcher::Full(kinesis::metrics::COMMIT_GROUP_SIZE.to_owned()),
-                GROUP_BUCKETS,
-            )
-        })
-        .ok()?;
+    let builder = PrometheusBuilder::new().set_buckets(BUCKETS).ok()?;
     let recorder = builder.build_recorder();
     let handle = recorder.handle();
     if let Err(e) = metrics::set_global_recorder(recorder) {
