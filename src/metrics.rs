@@ -160,7 +160,7 @@ impl CellMetrics {
     /// An operation starts being handled; one in [`DURATION_SAMPLE`] is
     /// timed (the first of each component included).
     pub(crate) fn start(&mut self) {
-        self.started = (self.ticks % DURATION_SAMPLE == 0).then(Instant::now);
+        self.started = self.ticks.is_multiple_of(DURATION_SAMPLE).then(Instant::now);
         self.ticks = self.ticks.wrapping_add(1);
     }
 
