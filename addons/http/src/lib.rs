@@ -158,6 +158,7 @@ mod resolve;
 mod router;
 mod server;
 mod sse;
+mod tls;
 
 pub use config::{HttpConfig, VARIABLES};
 pub use ids::TRACE_ID_HEADER;
@@ -165,3 +166,4 @@ pub use layers::layers;
 pub use problem::status_of;
 pub use router::{router, router_with_shutdown};
 pub use server::{serve, HttpOptions, HttpServer};
+pub use tls::TlsConfig;
