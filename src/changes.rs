@@ -14,14 +14,21 @@
 //!   spawned tasks) is removed when that component stops or restarts.
 //! * **Subscriptions** ([`Handle::subscribe`](crate::Handle::subscribe)) are
 //!   bounded queues that never block the component: a subscriber that falls
-//!   more than the queue's capacity behind gets [`Lagged`] with the number of
-//!   changes it missed, then continues with the oldest change still queued.
+//!   more than the queue's capacity (256 changes) behind gets [`Lagged`] with
+//!   the number of changes it missed, then continues with the oldest change
+//!   still queued. The queue is bounded by a count, so a subscriber that
+//!   stops receiving keeps up to 256 snapshots alive: receive promptly, as
+//!   the HTTP add-on's `_watch` does (it moves changes into a buffer bounded
+//!   by bytes at once).
 //! * **Order**: a committed change reaches every subscription (and the
 //!   history below) before the operations that made it are answered, so a
 //!   caller whose `ask` returned finds its change there; callbacks run after
 //!   the answers.
 //! * **Resuming** ([`Handle::resume`](crate::Handle::resume)): once a
-//!   component has been subscribed to, it keeps its last 64 updates. A
+//!   component has been subscribed to, it keeps its last 64 updates, as
+//!   long as the ones before the newest hold at most 1 MiB of JSON text
+//!   together (fewer for a big state: a 1 MB state keeps the newest and one
+//!   before it; the newest is the current snapshot and costs nothing). A
 //!   watcher that saw version `n` and lost its connection gets the updates
 //!   after `n` ([`Replay::Updates`]) and a subscription that continues
 //!   exactly after them; if `n` is older than that history (or not a version

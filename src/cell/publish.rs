@@ -5,7 +5,12 @@
 //!   on the first subscription; nobody watching costs one atomic load.
 //! * From the first subscription on, the last [`HISTORY`] updates are kept,
 //!   so a watcher that lost its connection can resume after the version it
-//!   saw last ([`Publisher::resume`]) without missing or repeating one.
+//!   saw last ([`Publisher::resume`]) without missing or repeating one. The
+//!   history is bounded by bytes too: the updates before the newest hold at
+//!   most [`HISTORY_BYTES`] of JSON text (the newest is the current
+//!   snapshot, so keeping it costs nothing). To weigh an update its JSON is
+//!   made when it is published, once per commit of a watched component;
+//!   watchers and `GET`s then share it.
 //! * Callbacks run in order, each under a timeout and under
 //!   `catch_unwind`: a callback that panics (while building its future or
 //!   while running it) is removed and logged, and the component goes on.
@@ -31,6 +36,8 @@ use crate::{CallbackId, Change, Position, Snapshot};
 pub(crate) const SUBSCRIPTION_CAPACITY: usize = 256;
 /// How many updates a watched component keeps for resuming watchers.
 pub(crate) const HISTORY: usize = 64;
+/// How many bytes of JSON text the kept updates before the newest may hold.
+pub(crate) const HISTORY_BYTES: usize = 1024 * 1024;
 /// Default time a callback may take.
 pub(crate) const CALLBACK_TIMEOUT: Duration = Duration::from_secs(4);
 
@@ -69,9 +76,12 @@ impl Owned {
 /// The subscribers' side: the queue and the recent updates.
 struct Watchers<C> {
     tx: broadcast::Sender<Change<C>>,
-    /// The snapshots of the last [`HISTORY`] updates, oldest first, with
-    /// consecutive versions.
-    history: VecDeque<Arc<Snapshot<C>>>,
+    /// The snapshots of the last [`HISTORY`] updates (within
+    /// [`HISTORY_BYTES`]), oldest first, with consecutive versions, each with
+    /// the length of its JSON text.
+    history: VecDeque<(Arc<Snapshot<C>>, usize)>,
+    /// The sum of the lengths in `history`.
+    history_bytes: usize,
 }
 
 /// Where a resumed watcher starts.
@@ -127,6 +137,7 @@ impl<C: Send + Sync + 'static> Publisher<C> {
             Box::new(Watchers {
                 tx: broadcast::channel(SUBSCRIPTION_CAPACITY).0,
                 history: VecDeque::new(),
+                history_bytes: 0,
             })
         });
         self.watched.store(true, Ordering::Release);
@@ -179,23 +190,6 @@ impl<C: Send + Sync + 'static> Publisher<C> {
         !self.no_callbacks.load(Ordering::Acquire)
     }
 
-    /// Sends `change` to the subscribers and keeps an update in the
-    /// history. Never waits.
-    pub(crate) fn broadcast(&self, change: &Change<C>) {
-        if !self.watched.load(Ordering::Acquire) {
-            return;
-        }
-        let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(watchers) = guard.as_mut() {
-            if let Change::Updated { curr, .. } = change {
-                watchers.remember(curr);
-            }
-            if watchers.tx.receiver_count() > 0 {
-                let _ = watchers.tx.send(change.clone());
-            }
-        }
-    }
-
     /// Runs every callback in order, each under the timeout, panics contained.
     pub(crate) async fn run_callbacks(&self, change: &Change<C>, uri: &str) {
         if !self.has_callbacks() {
@@ -235,33 +229,68 @@ impl<C: Send + Sync + 'static> Publisher<C> {
     }
 }
 
+impl<C: crate::Component> Publisher<C> {
+    /// Sends `change` to the subscribers and keeps an update in the
+    /// history (weighed by its JSON text, made here if nobody asked for it
+    /// yet, outside the lock). Never waits.
+    pub(crate) fn broadcast(&self, change: &Change<C>) {
+        if !self.watched.load(Ordering::Acquire) {
+            return;
+        }
+        let weight = match change {
+            Change::Updated { curr, .. } => curr.json().map_or(0, |json| json.len()),
+            _ => 0,
+        };
+        let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(watchers) = guard.as_mut() {
+            if let Change::Updated { curr, .. } = change {
+                watchers.remember(curr, weight);
+            }
+            if watchers.tx.receiver_count() > 0 {
+                let _ = watchers.tx.send(change.clone());
+            }
+        }
+    }
+}
+
 impl<C> Watchers<C> {
     /// Keeps `snapshot` as the newest update (a re-publication of the same
     /// version, as `NotifyPeers` sends, is not a new one).
-    fn remember(&mut self, snapshot: &Arc<Snapshot<C>>) {
-        if self.history.back().is_some_and(|last| last.version >= snapshot.version) {
+    /// `weight` is the length of its JSON text.
+    fn remember(&mut self, snapshot: &Arc<Snapshot<C>>, weight: usize) {
+        if self.history.back().is_some_and(|(last, _)| last.version >= snapshot.version) {
             return;
         }
-        if self.history.back().is_some_and(|last| last.version + 1 != snapshot.version) {
+        if self.history.back().is_some_and(|(last, _)| last.version + 1 != snapshot.version) {
             // A gap (cannot happen while versions count commits): start over
             // rather than replay a history with a hole in it.
             self.history.clear();
+            self.history_bytes = 0;
         }
-        if self.history.len() == HISTORY {
-            self.history.pop_front();
+        self.history.push_back((Arc::clone(snapshot), weight));
+        self.history_bytes += weight;
+        // The newest is the current snapshot: only the ones before it count.
+        while self.history.len() > 1
+            && (self.history.len() > HISTORY || self.history_bytes - weight > HISTORY_BYTES)
+        {
+            if let Some((_, dropped)) = self.history.pop_front() {
+                self.history_bytes -= dropped;
+            }
         }
-        self.history.push_back(Arc::clone(snapshot));
     }
 
     /// The updates after version `since`, if the history reaches back to it.
     fn replay_after(&self, since: u64) -> Resume<C> {
-        let (Some(first), Some(last)) = (self.history.front(), self.history.back()) else {
+        let (Some((first, _)), Some((last, _))) = (self.history.front(), self.history.back())
+        else {
             return Resume::Snapshot;
         };
         if since + 1 < first.version || since > last.version {
             return Resume::Snapshot;
         }
-        Resume::Replay(self.history.iter().filter(|s| s.version > since).cloned().collect())
+        Resume::Replay(
+            self.history.iter().filter(|(s, _)| s.version > since).map(|(s, _)| Arc::clone(s)).collect(),
+        )
     }
 }
 

@@ -58,6 +58,7 @@ struct ApiShared {
     body_limit: usize,
     request_timeout: Duration,
     keep_alive: Duration,
+    watch_buffer: usize,
     shutdown: CancellationToken,
 }
 
@@ -67,9 +68,17 @@ impl Api {
         body_limit: usize,
         request_timeout: Duration,
         keep_alive: Duration,
+        watch_buffer: usize,
         shutdown: CancellationToken,
     ) -> Api {
-        Api(Arc::new(ApiShared { root, body_limit, request_timeout, keep_alive, shutdown }))
+        Api(Arc::new(ApiShared {
+            root,
+            body_limit,
+            request_timeout,
+            keep_alive,
+            watch_buffer,
+            shutdown,
+        }))
     }
 
     /// The container whose tree is served.
@@ -93,7 +102,7 @@ pub(crate) async fn get(State(api): State<Api>, request: Request) -> Result<Resp
         Target::Member(c, "_watch") => {
             ready(&*c)?;
             let since = crate::sse::resume_from(headers, uri.query())?;
-            crate::sse::watch(&c, since, &api.0.shutdown, api.0.keep_alive)
+            crate::sse::watch(&c, since, &api.0.shutdown, api.0.keep_alive, api.0.watch_buffer)
         }
         Target::Member(c, name) => {
             let info = method_of(&c, name, uri)?;

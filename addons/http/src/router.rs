@@ -71,8 +71,14 @@ pub fn router_with_shutdown(
     options: &HttpOptions,
     shutdown: CancellationToken,
 ) -> Router {
-    let api =
-        Api::new(root, options.body_limit, options.request_timeout, options.keep_alive, shutdown);
+    let api = Api::new(
+        root,
+        options.body_limit,
+        options.request_timeout,
+        options.keep_alive,
+        options.watch_buffer,
+        shutdown,
+    );
     let limits =
         Limits { body_limit: options.body_limit, request_timeout: options.request_timeout };
     let timeout =

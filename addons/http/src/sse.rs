@@ -18,22 +18,35 @@
 //! `EventSource` do when they reconnect) or `?since=N` resumes after version
 //! `N`: it starts with the `updated` events of the versions after `N` that
 //! it missed, then goes on live, with no `snapshot` event. A component keeps
-//! its last 64 updates once it has been watched; if `N` is older than that
-//! (or not a version of this process's run), the watch starts with a
-//! `snapshot` event instead.
+//! its last 64 updates once it has been watched, as long as those before the
+//! newest hold at most 1 MiB of JSON together (so a big component keeps
+//! fewer); if `N` is older than that (or not a version of this process's
+//! run), the watch starts with a `snapshot` event instead.
 //!
 //! A comment line (`:keep-alive`) is sent when nothing else was for the
 //! keep-alive interval. The stream ends when the component is torn down or
 //! the server stops.
 //!
-//! A watcher never slows the component: its subscription is a bounded queue
-//! the component never waits on. A client that stops reading lets the queue
-//! fill up; when it reads again it gets `lagged`, then the newest changes.
+//! **Slow clients.** A watcher never slows the component, and holds at most
+//! [`HttpOptions::watch_buffer`](crate::HttpOptions::watch_buffer) bytes
+//! (`KINESIS_HTTP_WATCH_BUFFER`, default 1 MiB) of events its client has not
+//! taken yet: a task moves each change out of the component's subscription
+//! as it comes into the watch's own buffer, which counts the bytes of the
+//! events' data. A change that would take the buffer past its budget
+//! empties it instead (one event bigger than the budget is still kept,
+//! alone), and nothing more is kept until the client catches up: then it
+//! gets `lagged` with the number of changes it missed, a fresh `snapshot`
+//! (the state at that moment, with its version as `id`), and the changes
+//! after it. So a client that stops reading costs the budget, one event
+//! being written and what the socket buffers hold, and all of it is freed
+//! when the connection closes.
 //!
 //! The `data` of `snapshot` and `updated` events is the snapshot's JSON
 //! text, serialised once per commit and shared by every watcher and `GET`.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -42,7 +55,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use kinesis::dynamic::SharedDyn;
 use kinesis::{JsonChange, JsonSnapshot, JsonText, Lagged, WatchStart};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::Notify;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::problem::Problem;
 
@@ -73,20 +87,37 @@ pub(crate) fn resume_from(
 }
 
 /// The event stream of `component`, resuming after version `since` when
-/// given; it ends when `shutdown` is cancelled.
+/// given, holding at most `budget` bytes of events the client has not taken
+/// (see the module docs); it ends when `shutdown` is cancelled.
 pub(crate) fn watch(
     component: &SharedDyn,
     since: Option<u64>,
     shutdown: &CancellationToken,
     keep_alive: Duration,
+    budget: usize,
 ) -> Result<Response, Problem> {
     let watch = component.watch_json(since).map_err(|e| Problem::from_error(&e, false))?;
-    let first: Vec<Event> = match watch.start {
-        WatchStart::Snapshot(snapshot) => vec![snapshot_event(&snapshot)],
-        WatchStart::Replay(changes) => changes.into_iter().map(|c| change_event(Ok(c))).collect(),
+    let (first, after): (Vec<Event>, u64) = match watch.start {
+        WatchStart::Snapshot(snapshot) => (vec![snapshot_event(&snapshot)], snapshot.version),
+        WatchStart::Replay(changes) => {
+            let after = changes.last().and_then(JsonChange::version).or(since).unwrap_or(0);
+            (changes.into_iter().map(|c| change_event(Ok(c))).collect(), after)
+        }
+    };
+    let buffer = Arc::new(Buffer::new(budget));
+    // Ends the task below when the stream is dropped (the client went, or
+    // the server stopped).
+    let gone = CancellationToken::new();
+    tokio::spawn(forward(watch.changes, Arc::clone(&buffer), gone.clone()));
+    let reader = Reader {
+        component: Arc::clone(component),
+        buffer,
+        after,
+        resnapshot: false,
+        _gone: gone.drop_guard(),
     };
     let events = futures::stream::iter(first)
-        .chain(watch.changes.map(change_event))
+        .chain(futures::stream::unfold(reader, Reader::next))
         .take_until(shutdown.clone().cancelled_owned())
         .map(Ok::<_, Infallible>);
     let keep_alive = KeepAlive::new().interval(keep_alive).text("keep-alive");
@@ -138,4 +169,170 @@ fn change_event(item: Result<JsonChange, Lagged>) -> Event {
 /// Appends JSON text that serde_json wrote (so valid UTF-8, on one line).
 fn push_json_text(out: &mut String, json: &JsonText) {
     out.push_str(&String::from_utf8_lossy(json.as_bytes()));
+}
+
+/// What a buffered event costs beyond its data: the event name, the id and
+/// the framing, and the queue entry.
+const EVENT_OVERHEAD: usize = 128;
+
+/// A watch's events that its client has not taken yet, bounded by bytes.
+struct Buffer {
+    queue: Mutex<Queue>,
+    /// Wakes the reader when something was queued (a permit is kept when it
+    /// is not waiting, so no wake-up is lost).
+    ready: Notify,
+    budget: usize,
+}
+
+#[derive(Default)]
+struct Queue {
+    changes: VecDeque<(JsonChange, usize)>,
+    /// The bytes of `changes`.
+    bytes: usize,
+    /// The changes dropped since the client last caught up; more than 0
+    /// means the client lags: nothing is queued until it has been told.
+    missed: u64,
+    /// The component's changes ended (it was torn down).
+    ended: bool,
+}
+
+impl Buffer {
+    fn new(budget: usize) -> Buffer {
+        Buffer { queue: Mutex::new(Queue::default()), ready: Notify::new(), budget }
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `change`, or counts it missed when it does not fit.
+    fn push(&self, change: JsonChange) {
+        let size = EVENT_OVERHEAD
+            + match &change {
+                JsonChange::Updated { data, .. } => data.as_bytes().len(),
+                _ => 0,
+            };
+        {
+            let mut queue = self.queue();
+            if queue.missed > 0 {
+                queue.missed += 1;
+            } else if !queue.changes.is_empty() && queue.bytes + size > self.budget {
+                // Over the budget: let go of everything queued; the client
+                // gets `lagged` and a fresh snapshot instead.
+                queue.missed = queue.changes.len() as u64 + 1;
+                queue.changes = VecDeque::new();
+                queue.bytes = 0;
+            } else {
+                queue.bytes += size;
+                queue.changes.push_back((change, size));
+            }
+        }
+        self.ready.notify_one();
+    }
+
+    /// The subscription itself fell behind by `missed` changes.
+    fn lagged(&self, missed: u64) {
+        {
+            let mut queue = self.queue();
+            queue.missed += queue.changes.len() as u64 + missed;
+            queue.changes = VecDeque::new();
+            queue.bytes = 0;
+        }
+        self.ready.notify_one();
+    }
+
+    fn end(&self) {
+        self.queue().ended = true;
+        self.ready.notify_one();
+    }
+}
+
+/// Moves the component's changes into `buffer` as they come, until they end
+/// or `gone` is cancelled, so the component's subscription never holds them.
+async fn forward(
+    mut changes: futures::stream::BoxStream<'static, Result<JsonChange, Lagged>>,
+    buffer: Arc<Buffer>,
+    gone: CancellationToken,
+) {
+    loop {
+        let next = tokio::select! {
+            biased;
+            () = gone.cancelled() => return,
+            next = changes.next() => next,
+        };
+        match next {
+            Some(Ok(change)) => buffer.push(change),
+            Some(Err(lagged)) => buffer.lagged(lagged.missed),
+            None => {
+                buffer.end();
+                return;
+            }
+        }
+    }
+}
+
+/// The client's side of a [`Buffer`].
+struct Reader {
+    component: SharedDyn,
+    buffer: Arc<Buffer>,
+    /// The last version the client has: updates up to it are left out.
+    after: u64,
+    /// The client was told it lagged; a fresh snapshot comes next.
+    resnapshot: bool,
+    _gone: DropGuard,
+}
+
+impl Reader {
+    /// The next event for the client; `None` when the component's changes ended.
+    async fn next(mut self) -> Option<(Event, Reader)> {
+        loop {
+            if self.resnapshot {
+                self.resnapshot = false;
+                match self.component.snapshot_json() {
+                    Ok(snapshot) => {
+                        self.after = snapshot.version;
+                        return Some((snapshot_event(&snapshot), self));
+                    }
+                    // Torn down in between: what is queued says so.
+                    Err(e) => tracing::debug!(error = %e, "no snapshot after a lag"),
+                }
+            }
+            let popped = {
+                let mut queue = self.buffer.queue();
+                if queue.missed > 0 {
+                    Err(std::mem::take(&mut queue.missed))
+                } else if let Some((change, size)) = queue.changes.pop_front() {
+                    queue.bytes -= size;
+                    Ok(Some(change))
+                } else if queue.ended {
+                    return None;
+                } else {
+                    Ok(None)
+                }
+            };
+            match popped {
+                Err(missed) => {
+                    self.resnapshot = true;
+                    return Some((change_event(Err(Lagged { missed })), self));
+                }
+                Ok(Some(change)) => {
+                    // An update the client has (from the snapshot after a
+                    // lag); a re-publication of the same version
+                    // (`NotifyPeers`) still passes.
+                    if let JsonChange::Updated { prev_version, version, .. } = &change {
+                        if *version <= self.after && prev_version != version {
+                            continue;
+                        }
+                    }
+                    if let Some(version) = change.version() {
+                        self.after = version;
+                    }
+                    return Some((change_event(Ok(change)), self));
+                }
+                // A push between the look above and this wait left a
+                // permit, so this does not miss it.
+                Ok(None) => self.buffer.ready.notified().await,
+            }
+        }
+    }
 }
