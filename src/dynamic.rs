@@ -16,7 +16,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cell::{BatchJsonOp, CallJsonOp, JsonWrite, JsonWriteOp};
-use crate::changes::{Lagged, Replay};
+use crate::cell::Resume;
+use crate::changes::{JsonQueue, Lagged, Replay};
 pub use crate::json::{from_json, redacted_json, JsonSnapshot, JsonText};
 use crate::methods::{methods_of, BatchCall, MethodInfo};
 use crate::{
@@ -187,7 +188,15 @@ pub trait DynComponent: Send + Sync + 'static {
     /// A watch that starts with a snapshot (`since` = `None`), or resumes
     /// after version `since` with the updates the watcher missed; see
     /// [`Handle::resume`].
-    fn watch_json(&self, since: Option<u64>) -> Result<JsonWatch>;
+    ///
+    /// Its changes are queued for it as they are published, holding at most
+    /// `budget` bytes (the data of its updates and a small overhead per
+    /// change; one change bigger than that is still queued, alone). A
+    /// watcher that falls further behind loses what was queued and gets
+    /// [`Lagged`] with the number of changes it missed, then the changes
+    /// after that: read a fresh snapshot then. The queue is freed when the
+    /// stream is dropped.
+    fn watch_json(&self, since: Option<u64>, budget: usize) -> Result<JsonWatch>;
     /// Resolves when the component reaches `stage` or is torn down.
     fn wait_for_stage(&self, stage: Stage) -> BoxFuture<'static, ()>;
     /// The `Handle<C>` behind this object, for downcasting.
@@ -314,10 +323,16 @@ impl<C: Component> DynComponent for Handle<C> {
         json_changes(self.subscribe(), 0)
     }
 
-    fn watch_json(&self, since: Option<u64>) -> Result<JsonWatch> {
-        let (replay, sub) = match since {
-            Some(version) => self.resume(version),
-            None => (Replay::TooOld, self.subscribe()),
+    fn watch_json(&self, since: Option<u64>, budget: usize) -> Result<JsonWatch> {
+        let closed = Handle::stage(self) == Stage::TornDown;
+        let (replay, queue) = match self.shared.publisher.resume_json(closed, since, budget) {
+            Some((queue, Resume::Replay(updates))) => (Replay::Updates(updates), queue),
+            Some((queue, Resume::Snapshot)) => (Replay::TooOld, queue),
+            None => {
+                let queue = Arc::new(JsonQueue::new(budget));
+                queue.end();
+                (Replay::TooOld, queue)
+            }
         };
         let (start, last) = match replay {
             Replay::Updates(updates) => {
@@ -345,7 +360,7 @@ impl<C: Component> DynComponent for Handle<C> {
                 }
             }
         };
-        Ok(JsonWatch { start, changes: json_changes(sub, last) })
+        Ok(JsonWatch { start, changes: queue.stream(last) })
     }
 
     fn wait_for_stage(&self, stage: Stage) -> BoxFuture<'static, ()> {

@@ -3,6 +3,9 @@
 //!
 //! * Subscribers get the change through a bounded broadcast queue, created
 //!   on the first subscription; nobody watching costs one atomic load.
+//! * JSON watchers (the HTTP `_watch`) each get a [`JsonQueue`] bounded by
+//!   bytes, filled here as the change is published, so a watcher that does
+//!   not keep up never leaves changes in the broadcast queue.
 //! * From the first subscription on, the last [`HISTORY`] updates are kept,
 //!   so a watcher that lost its connection can resume after the version it
 //!   saw last ([`Publisher::resume`]) without missing or repeating one. The
@@ -30,7 +33,8 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::sync::broadcast;
 
-use crate::{CallbackId, Change, Position, Snapshot};
+use crate::changes::JsonQueue;
+use crate::{CallbackId, Change, JsonChange, Position, Snapshot};
 
 /// How many changes a subscriber may fall behind before it lags.
 pub(crate) const SUBSCRIPTION_CAPACITY: usize = 256;
@@ -82,6 +86,8 @@ struct Watchers<C> {
     history: VecDeque<(Arc<Snapshot<C>>, usize)>,
     /// The sum of the lengths in `history`.
     history_bytes: usize,
+    /// The JSON watchers' queues; gone ones are dropped on the next change.
+    sinks: Vec<std::sync::Weak<JsonQueue>>,
 }
 
 /// Where a resumed watcher starts.
@@ -138,6 +144,7 @@ impl<C: Send + Sync + 'static> Publisher<C> {
                 tx: broadcast::channel(SUBSCRIPTION_CAPACITY).0,
                 history: VecDeque::new(),
                 history_bytes: 0,
+                sinks: Vec::new(),
             })
         });
         self.watched.store(true, Ordering::Release);
@@ -148,9 +155,47 @@ impl<C: Send + Sync + 'static> Publisher<C> {
         Some((watchers.tx.subscribe(), resume))
     }
 
+    /// A JSON watcher's queue of future changes (holding at most `budget`
+    /// bytes) and, when `since` is given, the updates after version `since`
+    /// it will not see; taken under one lock as for [`Publisher::resume`].
+    /// `None` once the publisher is closed.
+    pub(crate) fn resume_json(
+        &self,
+        closed: bool,
+        since: Option<u64>,
+        budget: usize,
+    ) -> Option<(Arc<JsonQueue>, Resume<C>)> {
+        let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        if closed {
+            return None;
+        }
+        let watchers = guard.get_or_insert_with(|| {
+            Box::new(Watchers {
+                tx: broadcast::channel(SUBSCRIPTION_CAPACITY).0,
+                history: VecDeque::new(),
+                history_bytes: 0,
+                sinks: Vec::new(),
+            })
+        });
+        self.watched.store(true, Ordering::Release);
+        let resume = match since {
+            None => Resume::Snapshot,
+            Some(since) => watchers.replay_after(since),
+        };
+        let queue = Arc::new(JsonQueue::new(budget));
+        watchers.sinks.retain(|s| s.strong_count() > 0);
+        watchers.sinks.push(Arc::downgrade(&queue));
+        Some((queue, resume))
+    }
+
     /// Ends every subscription once its queued changes are received.
     pub(crate) fn close(&self) {
-        self.changes.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let watchers = self.changes.lock().unwrap_or_else(|p| p.into_inner()).take();
+        for sink in watchers.iter().flat_map(|w| &w.sinks) {
+            if let Some(queue) = sink.upgrade() {
+                queue.end();
+            }
+        }
     }
 
     fn callbacks(&self) -> std::sync::MutexGuard<'_, Vec<(CallbackId, CallbackFn<C>)>> {
@@ -248,6 +293,18 @@ impl<C: crate::Component> Publisher<C> {
             }
             if watchers.tx.receiver_count() > 0 {
                 let _ = watchers.tx.send(change.clone());
+            }
+            if !watchers.sinks.is_empty() {
+                match JsonChange::of(change) {
+                    Ok(json) => watchers.sinks.retain(|sink| match sink.upgrade() {
+                        Some(queue) => {
+                            queue.push(json.clone());
+                            true
+                        }
+                        None => false,
+                    }),
+                    Err(e) => tracing::warn!(error = %e, "change does not serialise; not sent to watchers"),
+                }
             }
         }
     }

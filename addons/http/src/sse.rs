@@ -30,9 +30,10 @@
 //! **Slow clients.** A watcher never slows the component, and holds at most
 //! [`HttpOptions::watch_buffer`](crate::HttpOptions::watch_buffer) bytes
 //! (`KINESIS_HTTP_WATCH_BUFFER`, default 1 MiB) of events its client has not
-//! taken yet: a task moves each change out of the component's subscription
-//! as it comes into the watch's own buffer, which counts the bytes of the
-//! events' data. A change that would take the buffer past its budget
+//! taken yet: each change is put in the watch's own buffer as the component
+//! publishes it (never in the component's subscription queue), and the
+//! buffer counts the bytes of the events' data. A change that would take
+//! the buffer past its budget
 //! empties it instead (one event bigger than the budget is still kept,
 //! alone), and nothing more is kept until the client catches up: then it
 //! gets `lagged` with the number of changes it missed, a fresh `snapshot`
@@ -44,9 +45,7 @@
 //! The `data` of `snapshot` and `updated` events is the snapshot's JSON
 //! text, serialised once per commit and shared by every watcher and `GET`.
 
-use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::http::HeaderMap;
@@ -55,8 +54,8 @@ use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use kinesis::dynamic::SharedDyn;
 use kinesis::{JsonChange, JsonSnapshot, JsonText, Lagged, WatchStart};
-use tokio::sync::Notify;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use futures::stream::BoxStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::problem::Problem;
 
@@ -96,7 +95,8 @@ pub(crate) fn watch(
     keep_alive: Duration,
     budget: usize,
 ) -> Result<Response, Problem> {
-    let watch = component.watch_json(since).map_err(|e| Problem::from_error(&e, false))?;
+    let watch =
+        component.watch_json(since, budget).map_err(|e| Problem::from_error(&e, false))?;
     let (first, after): (Vec<Event>, u64) = match watch.start {
         WatchStart::Snapshot(snapshot) => (vec![snapshot_event(&snapshot)], snapshot.version),
         WatchStart::Replay(changes) => {
@@ -104,17 +104,11 @@ pub(crate) fn watch(
             (changes.into_iter().map(|c| change_event(Ok(c))).collect(), after)
         }
     };
-    let buffer = Arc::new(Buffer::new(budget));
-    // Ends the task below when the stream is dropped (the client went, or
-    // the server stopped).
-    let gone = CancellationToken::new();
-    tokio::spawn(forward(watch.changes, Arc::clone(&buffer), gone.clone()));
     let reader = Reader {
-        component: Arc::clone(component),
-        buffer,
+        component: SharedDyn::clone(component),
+        changes: watch.changes,
         after,
         resnapshot: false,
-        _gone: gone.drop_guard(),
     };
     let events = futures::stream::iter(first)
         .chain(futures::stream::unfold(reader, Reader::next))
@@ -171,115 +165,16 @@ fn push_json_text(out: &mut String, json: &JsonText) {
     out.push_str(&String::from_utf8_lossy(json.as_bytes()));
 }
 
-/// What a buffered event costs beyond its data: the event name, the id and
-/// the framing, and the queue entry.
-const EVENT_OVERHEAD: usize = 128;
 
-/// A watch's events that its client has not taken yet, bounded by bytes.
-struct Buffer {
-    queue: Mutex<Queue>,
-    /// Wakes the reader when something was queued (a permit is kept when it
-    /// is not waiting, so no wake-up is lost).
-    ready: Notify,
-    budget: usize,
-}
-
-#[derive(Default)]
-struct Queue {
-    changes: VecDeque<(JsonChange, usize)>,
-    /// The bytes of `changes`.
-    bytes: usize,
-    /// The changes dropped since the client last caught up; more than 0
-    /// means the client lags: nothing is queued until it has been told.
-    missed: u64,
-    /// The component's changes ended (it was torn down).
-    ended: bool,
-}
-
-impl Buffer {
-    fn new(budget: usize) -> Buffer {
-        Buffer { queue: Mutex::new(Queue::default()), ready: Notify::new(), budget }
-    }
-
-    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Queues `change`, or counts it missed when it does not fit.
-    fn push(&self, change: JsonChange) {
-        let size = EVENT_OVERHEAD
-            + match &change {
-                JsonChange::Updated { data, .. } => data.as_bytes().len(),
-                _ => 0,
-            };
-        {
-            let mut queue = self.queue();
-            if queue.missed > 0 {
-                queue.missed += 1;
-            } else if !queue.changes.is_empty() && queue.bytes + size > self.budget {
-                // Over the budget: let go of everything queued; the client
-                // gets `lagged` and a fresh snapshot instead.
-                queue.missed = queue.changes.len() as u64 + 1;
-                queue.changes = VecDeque::new();
-                queue.bytes = 0;
-            } else {
-                queue.bytes += size;
-                queue.changes.push_back((change, size));
-            }
-        }
-        self.ready.notify_one();
-    }
-
-    /// The subscription itself fell behind by `missed` changes.
-    fn lagged(&self, missed: u64) {
-        {
-            let mut queue = self.queue();
-            queue.missed += queue.changes.len() as u64 + missed;
-            queue.changes = VecDeque::new();
-            queue.bytes = 0;
-        }
-        self.ready.notify_one();
-    }
-
-    fn end(&self) {
-        self.queue().ended = true;
-        self.ready.notify_one();
-    }
-}
-
-/// Moves the component's changes into `buffer` as they come, until they end
-/// or `gone` is cancelled, so the component's subscription never holds them.
-async fn forward(
-    mut changes: futures::stream::BoxStream<'static, Result<JsonChange, Lagged>>,
-    buffer: Arc<Buffer>,
-    gone: CancellationToken,
-) {
-    loop {
-        let next = tokio::select! {
-            biased;
-            () = gone.cancelled() => return,
-            next = changes.next() => next,
-        };
-        match next {
-            Some(Ok(change)) => buffer.push(change),
-            Some(Err(lagged)) => buffer.lagged(lagged.missed),
-            None => {
-                buffer.end();
-                return;
-            }
-        }
-    }
-}
-
-/// The client's side of a [`Buffer`].
+/// The changes after the first events: `lagged`, then a fresh `snapshot`,
+/// when the client fell behind.
 struct Reader {
     component: SharedDyn,
-    buffer: Arc<Buffer>,
+    changes: BoxStream<'static, Result<JsonChange, Lagged>>,
     /// The last version the client has: updates up to it are left out.
     after: u64,
     /// The client was told it lagged; a fresh snapshot comes next.
     resnapshot: bool,
-    _gone: DropGuard,
 }
 
 impl Reader {
@@ -293,29 +188,16 @@ impl Reader {
                         self.after = snapshot.version;
                         return Some((snapshot_event(&snapshot), self));
                     }
-                    // Torn down in between: what is queued says so.
+                    // Torn down in between: the changes say so.
                     Err(e) => tracing::debug!(error = %e, "no snapshot after a lag"),
                 }
             }
-            let popped = {
-                let mut queue = self.buffer.queue();
-                if queue.missed > 0 {
-                    Err(std::mem::take(&mut queue.missed))
-                } else if let Some((change, size)) = queue.changes.pop_front() {
-                    queue.bytes -= size;
-                    Ok(Some(change))
-                } else if queue.ended {
-                    return None;
-                } else {
-                    Ok(None)
-                }
-            };
-            match popped {
-                Err(missed) => {
+            match self.changes.next().await? {
+                Err(lagged) => {
                     self.resnapshot = true;
-                    return Some((change_event(Err(Lagged { missed })), self));
+                    return Some((change_event(Err(lagged)), self));
                 }
-                Ok(Some(change)) => {
+                Ok(change) => {
                     // An update the client has (from the snapshot after a
                     // lag); a re-publication of the same version
                     // (`NotifyPeers`) still passes.
@@ -323,15 +205,10 @@ impl Reader {
                         if *version <= self.after && prev_version != version {
                             continue;
                         }
-                    }
-                    if let Some(version) = change.version() {
-                        self.after = version;
+                        self.after = *version;
                     }
                     return Some((change_event(Ok(change)), self));
                 }
-                // A push between the look above and this wait left a
-                // permit, so this does not miss it.
-                Ok(None) => self.buffer.ready.notified().await,
             }
         }
     }
