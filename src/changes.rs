@@ -270,3 +270,40 @@ impl JsonQueue {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+    use crate::{ETag, JsonChange, JsonText};
+
+    fn update(version: u64, size: usize) -> JsonChange {
+        JsonChange::Updated {
+            prev_version: version - 1,
+            version,
+            etag: ETag::of(b"x", None),
+            data: JsonText::from_serialised(vec![b'1'; size].into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_json_queue_holds_its_budget_then_counts_what_it_misses() {
+        let queue = Arc::new(JsonQueue::new(1000));
+        let mut stream = Arc::clone(&queue).stream(1);
+        queue.push(update(1, 10)); // the watcher has it: left out
+        queue.push(update(2, 300));
+        assert_eq!(stream.next().await.unwrap().unwrap().version(), Some(2));
+        queue.push(update(3, 300));
+        queue.push(update(4, 300));
+        assert_eq!(queue.state().bytes, 2 * (300 + JSON_EVENT_OVERHEAD));
+        queue.push(update(5, 300)); // past 1000 bytes: everything goes
+        assert_eq!(queue.state().bytes, 0);
+        queue.push(update(6, 300)); // counted only
+        assert_eq!(stream.next().await, Some(Err(Lagged { missed: 4 })));
+        queue.push(update(7, 5000)); // bigger than the budget, alone: kept
+        queue.end();
+        assert_eq!(stream.next().await.unwrap().unwrap().version(), Some(7));
+        assert_eq!(stream.next().await, None);
+    }
+}

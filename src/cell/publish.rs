@@ -361,3 +361,57 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         "panic with a non-string payload".to_owned()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ETag;
+
+    fn watchers() -> Watchers<()> {
+        Watchers {
+            tx: broadcast::channel(1).0,
+            history: VecDeque::new(),
+            history_bytes: 0,
+            sinks: Vec::new(),
+        }
+    }
+
+    fn snapshot(version: u64) -> Arc<Snapshot<()>> {
+        Arc::new(Snapshot::new((), ETag::of(b"x", None), version))
+    }
+
+    fn versions(w: &Watchers<()>) -> Vec<u64> {
+        w.history.iter().map(|(s, _)| s.version).collect()
+    }
+
+    #[test]
+    fn small_updates_are_kept_by_count() {
+        let mut w = watchers();
+        for v in 1..=100 {
+            w.remember(&snapshot(v), 100);
+        }
+        assert_eq!(versions(&w), (37..=100).collect::<Vec<_>>());
+        assert_eq!(w.history_bytes, 64 * 100);
+    }
+
+    #[test]
+    fn big_updates_are_kept_within_the_byte_budget_before_the_newest() {
+        let mut w = watchers();
+        for v in 1..=10 {
+            w.remember(&snapshot(v), 400 * 1024);
+        }
+        // 2 × 400 KiB fit in 1 MiB, 3 do not; the newest is free.
+        assert_eq!(versions(&w), [8, 9, 10]);
+        assert!(matches!(w.replay_after(7), Resume::Replay(r) if r.len() == 3));
+        assert!(matches!(w.replay_after(6), Resume::Snapshot));
+
+        // Bigger than the whole budget: only the newest, the current one.
+        for v in 11..=13 {
+            w.remember(&snapshot(v), 3 * 1024 * 1024);
+        }
+        assert_eq!(versions(&w), [13]);
+        assert_eq!(w.history_bytes, 3 * 1024 * 1024);
+        assert!(matches!(w.replay_after(12), Resume::Replay(r) if r.len() == 1));
+        assert!(matches!(w.replay_after(11), Resume::Snapshot));
+    }
+}
