@@ -15,8 +15,8 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cell::{BatchJsonOp, CallJsonOp, JsonWrite, JsonWriteOp};
 use crate::cell::Resume;
+use crate::cell::{BatchJsonOp, CallJsonOp, JsonWrite, JsonWriteOp};
 use crate::changes::{JsonQueue, Lagged, Replay};
 pub use crate::json::{from_json, redacted_json, JsonSnapshot, JsonText};
 use crate::methods::{methods_of, BatchCall, MethodInfo};

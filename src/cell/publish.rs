@@ -303,7 +303,9 @@ impl<C: crate::Component> Publisher<C> {
                         }
                         None => false,
                     }),
-                    Err(e) => tracing::warn!(error = %e, "change does not serialise; not sent to watchers"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change does not serialise; not sent to watchers")
+                    }
                 }
             }
         }
@@ -346,7 +348,11 @@ impl<C> Watchers<C> {
             return Resume::Snapshot;
         }
         Resume::Replay(
-            self.history.iter().filter(|(s, _)| s.version > since).map(|(s, _)| Arc::clone(s)).collect(),
+            self.history
+                .iter()
+                .filter(|(s, _)| s.version > since)
+                .map(|(s, _)| Arc::clone(s))
+                .collect(),
         )
     }
 }

@@ -31,7 +31,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "time to send a request header, also closes idle keep-alive connections (default 10s)",
     ),
     ("KINESIS_HTTP_MAX_CONNECTIONS", "connections served at once, past it 503 (default 10000)"),
-    ("KINESIS_HTTP_WATCH_BUFFER", "bytes a slow _watch client may hold, bytes or KiB/MiB (default 1MiB)"),
+    (
+        "KINESIS_HTTP_WATCH_BUFFER",
+        "bytes a slow _watch client may hold, bytes or KiB/MiB (default 1MiB)",
+    ),
     ("KINESIS_HTTP_TLS_CERT", "PEM certificate chain; with KINESIS_HTTP_TLS_KEY serves HTTPS"),
     ("KINESIS_HTTP_TLS_KEY", "PEM private key of KINESIS_HTTP_TLS_CERT"),
 ];
@@ -242,8 +245,14 @@ mod tests {
         std::fs::write(&junk, "not a pem file\n").unwrap();
         let junk = junk.to_str().unwrap();
         for (vars, names) in [
-            (vec![("KINESIS_HTTP_TLS_CERT", junk)], vec!["KINESIS_HTTP_TLS_CERT", "KINESIS_HTTP_TLS_KEY"]),
-            (vec![("KINESIS_HTTP_TLS_KEY", junk)], vec!["KINESIS_HTTP_TLS_KEY", "KINESIS_HTTP_TLS_CERT"]),
+            (
+                vec![("KINESIS_HTTP_TLS_CERT", junk)],
+                vec!["KINESIS_HTTP_TLS_CERT", "KINESIS_HTTP_TLS_KEY"],
+            ),
+            (
+                vec![("KINESIS_HTTP_TLS_KEY", junk)],
+                vec!["KINESIS_HTTP_TLS_KEY", "KINESIS_HTTP_TLS_CERT"],
+            ),
             (
                 vec![("KINESIS_HTTP_TLS_CERT", junk), ("KINESIS_HTTP_TLS_KEY", junk)],
                 vec!["KINESIS_HTTP_TLS_CERT", junk],

@@ -236,9 +236,9 @@ impl Component for HttpServer {
 
 /// Starts the HTTP add-on for `runtime`: an [`HttpServer`] named `http` in
 /// the add-ons container (`/addons/http`, stopped before the application's
-/// components), serving the root container on `config.addr`
-/// (`KINESIS_HTTP_ADDR`) with the body limit `config.body_limit`
-/// (`KINESIS_HTTP_BODY_LIMIT`) and the other [`HttpOptions`] at their
+/// components), serving the root container with the settings of `config`
+/// (address, body limit, header timeout, connection cap, watch buffer, TLS;
+/// see [`HttpOptions::from_config`]) and the other [`HttpOptions`] at their
 /// defaults. For other options add an [`HttpServer`] yourself.
 ///
 /// Fails with [`Error::Config`] when the address cannot be listened on.

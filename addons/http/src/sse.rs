@@ -51,10 +51,10 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use kinesis::dynamic::SharedDyn;
 use kinesis::{JsonChange, JsonSnapshot, JsonText, Lagged, WatchStart};
-use futures::stream::BoxStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::problem::Problem;
@@ -95,8 +95,7 @@ pub(crate) fn watch(
     keep_alive: Duration,
     budget: usize,
 ) -> Result<Response, Problem> {
-    let watch =
-        component.watch_json(since, budget).map_err(|e| Problem::from_error(&e, false))?;
+    let watch = component.watch_json(since, budget).map_err(|e| Problem::from_error(&e, false))?;
     let (first, after): (Vec<Event>, u64) = match watch.start {
         WatchStart::Snapshot(snapshot) => (vec![snapshot_event(&snapshot)], snapshot.version),
         WatchStart::Replay(changes) => {
@@ -164,7 +163,6 @@ fn change_event(item: Result<JsonChange, Lagged>) -> Event {
 fn push_json_text(out: &mut String, json: &JsonText) {
     out.push_str(&String::from_utf8_lossy(json.as_bytes()));
 }
-
 
 /// The changes after the first events: `lagged`, then a fresh `snapshot`,
 /// when the client fell behind.

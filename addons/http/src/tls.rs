@@ -49,9 +49,7 @@ impl TlsConfig {
             return Err(bad_cert("holds no PEM `CERTIFICATE` block".to_owned()));
         }
         let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-            bad_key(format!(
-                "holds no usable PEM private key (PKCS #8, PKCS #1 or SEC1): {e}"
-            ))
+            bad_key(format!("holds no usable PEM private key (PKCS #8, PKCS #1 or SEC1): {e}"))
         })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut server = rustls::ServerConfig::builder_with_provider(provider)

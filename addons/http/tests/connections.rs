@@ -45,7 +45,11 @@ async fn read_response(stream: &mut TcpStream) -> String {
         if let Some((head, body)) = text.split_once("\r\n\r\n") {
             let length = head
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap())
+                })
                 .expect("a content-length");
             if body.len() >= length {
                 return text;
@@ -70,7 +74,10 @@ async fn a_half_sent_header_is_closed_within_the_header_timeout() {
     let (_, closed) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
     let closed = closed.expect("the half-sent request is still open after 5 s");
     let took = closed - sent;
-    assert!(took >= timeout - Duration::from_millis(20), "closed after {took:?}, before the timeout");
+    assert!(
+        took >= timeout - Duration::from_millis(20),
+        "closed after {took:?}, before the timeout"
+    );
     assert!(took < Duration::from_secs(2), "closed only after {took:?}");
 }
 

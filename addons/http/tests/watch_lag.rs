@@ -80,7 +80,10 @@ async fn a_slow_reader_gets_lagged_then_a_fresh_snapshot_then_the_changes_after_
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(16 * 1024).unwrap();
     let mut stream = socket.connect(s.addr).await.unwrap();
-    stream.write_all(b"GET /root/counter/_watch HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /root/counter/_watch HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
     let mut events = Events { stream, buf: Vec::new(), header_done: false };
     let first = events.next().await;
     assert_eq!(first.event, "snapshot");

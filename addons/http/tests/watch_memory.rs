@@ -70,11 +70,8 @@ fn a_watcher_that_never_reads_holds_a_bounded_amount_of_memory_and_frees_it() {
         .env("MALLOC_MMAP_THRESHOLD_", "131072")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text =
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     eprintln!("{text}");
     assert!(out.status.success(), "the measuring child failed:\n{text}");
     assert!(text.contains("1 passed"), "the child did not run the test:\n{text}");
@@ -119,10 +116,7 @@ async fn measure() {
     // The watcher: sends its request, then never reads. Its socket buffers
     // fill, then the server's side of the stream backs up.
     let mut watcher = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    watcher
-        .write_all(b"GET /root/big/_watch HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        .await
-        .unwrap();
+    watcher.write_all(b"GET /root/big/_watch HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n").await.unwrap();
     let mut peak = baseline;
     for i in 0..150 {
         counter.increment(1).await.unwrap();
@@ -149,8 +143,16 @@ async fn measure() {
         grown as f64 / MB,
         grown_in_all as f64 / MB,
     );
-    assert!(grown <= 8 * 1024 * 1024, "a watcher that never reads grew RSS by {:.1} MB", grown as f64 / MB);
-    assert!(grown_in_all <= 8 * 1024 * 1024, "RSS grew by {:.1} MB with the history", grown_in_all as f64 / MB);
+    assert!(
+        grown <= 8 * 1024 * 1024,
+        "a watcher that never reads grew RSS by {:.1} MB",
+        grown as f64 / MB
+    );
+    assert!(
+        grown_in_all <= 8 * 1024 * 1024,
+        "RSS grew by {:.1} MB with the history",
+        grown_in_all as f64 / MB
+    );
 
     // The client goes; the next change finds the connection closed.
     drop(watcher);
