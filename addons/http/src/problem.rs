@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE};
+use axum::http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kinesis::{Error, ErrorKind};
@@ -61,6 +61,7 @@ fn kind_entry(kind: ErrorKind, conditional: bool) -> (StatusCode, &'static str) 
         ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
         ErrorKind::NotStarted => (StatusCode::CONFLICT, "not-started"),
         ErrorKind::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
+        ErrorKind::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
         ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
         ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
         ErrorKind::Handler => (StatusCode::INTERNAL_SERVER_ERROR, "handler-failed"),
@@ -95,6 +96,9 @@ impl Problem {
                 .headers
                 .push((axum::http::header::ETAG, crate::conditional::etag_value(current)));
             problem.current_etag = Some(current.quoted());
+        }
+        if error.kind() == ErrorKind::Overloaded {
+            problem.headers.push((RETRY_AFTER, HeaderValue::from_static("1")));
         }
         if status.is_server_error() {
             tracing::warn!(%error, status = status.as_u16(), "request failed");
@@ -360,11 +364,12 @@ fn is_body_header(name: &HeaderName) -> bool {
 mod tests {
     use super::*;
 
-    const KINDS: [ErrorKind; 11] = [
+    const KINDS: [ErrorKind; 12] = [
         ErrorKind::NotFound,
         ErrorKind::Conflict,
         ErrorKind::NotStarted,
         ErrorKind::Stopping,
+        ErrorKind::Overloaded,
         ErrorKind::Timeout,
         ErrorKind::Invalid,
         ErrorKind::Handler,
@@ -376,7 +381,7 @@ mod tests {
 
     #[test]
     fn the_table_matches_the_design() {
-        let expected = [404, 409, 409, 503, 504, 422, 500, 500, 503, 500, 500];
+        let expected = [404, 409, 409, 503, 503, 504, 422, 500, 500, 503, 500, 500];
         for (kind, status) in KINDS.iter().zip(expected) {
             assert_eq!(status_of(*kind, false).as_u16(), status, "{kind:?}");
         }
