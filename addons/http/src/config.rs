@@ -30,12 +30,19 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
     /// Largest request body in bytes (`KINESIS_HTTP_BODY_LIMIT`).
     pub body_limit: usize,
+    /// Authentication and the edge's rules (`KINESIS_AUTH_*`, and the other
+    /// `KINESIS_HTTP_*` variables of [`security`](crate::security)).
+    pub security: crate::security::SecurityConfig,
 }
 
 impl Default for HttpConfig {
     /// `127.0.0.1:8080` and 1 MiB.
     fn default() -> Self {
-        HttpConfig { addr: SocketAddr::from(([127, 0, 0, 1], 8080)), body_limit: 1024 * 1024 }
+        HttpConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit: 1024 * 1024,
+            security: crate::security::SecurityConfig::default(),
+        }
     }
 }
 
@@ -75,6 +82,8 @@ impl HttpConfig {
                 ))
             })?;
         }
+        cfg.security = crate::security::SecurityConfig::from_lookup(&lookup)?;
+        cfg.security.check_posture(cfg.addr)?;
         Ok(cfg)
     }
 }

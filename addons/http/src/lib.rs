@@ -156,6 +156,7 @@ pub mod openapi;
 mod problem;
 mod resolve;
 mod router;
+pub mod security;
 mod server;
 mod sse;
 

@@ -87,6 +87,26 @@ impl Problem {
         Problem { status, slug, detail: detail.into(), current_etag: None, headers: Vec::new() }
     }
 
+    /// A problem with this status, type slug and detail.
+    pub(crate) fn new_status(
+        status: StatusCode,
+        slug: &'static str,
+        detail: impl Into<String>,
+    ) -> Problem {
+        Problem::new(status, slug, detail)
+    }
+
+    /// 403 of type `slug`.
+    pub(crate) fn forbidden(slug: &'static str, detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, slug, detail)
+    }
+
+    /// Adds a response header with a value made at run time.
+    pub(crate) fn with_header_value(mut self, name: HeaderName, value: HeaderValue) -> Problem {
+        self.headers.push((name, value));
+        self
+    }
+
     /// A kinesis error; see [`status_of`] for `conditional`.
     pub(crate) fn from_error(error: &Error, conditional: bool) -> Problem {
         let (status, slug) = kind_entry(error.kind(), conditional);
@@ -188,11 +208,15 @@ impl Problem {
     pub(crate) fn from_status(status: StatusCode) -> Problem {
         let slug = match status.as_u16() {
             400 => "bad-request",
+            401 => "unauthorized",
+            403 => "forbidden",
             404 => "not-found",
             405 => "method-not-allowed",
             408 | 504 => "timeout",
             413 => "payload-too-large",
             415 => "unsupported-media-type",
+            429 => "too-many-requests",
+            503 => "unavailable",
             _ => "http-error",
         };
         let detail = status.canonical_reason().unwrap_or("error").to_owned();

@@ -38,18 +38,22 @@ pub struct HttpOptions {
     pub drain_timeout: Duration,
     /// How often an idle `_watch` stream gets a keep-alive comment.
     pub keep_alive: Duration,
+    /// Authentication and the edge's rules; the default authenticates
+    /// nobody (every request may do everything), fit for loopback only.
+    pub security: crate::security::SecurityConfig,
 }
 
 impl Default for HttpOptions {
     /// `127.0.0.1:8080`, 1 MiB, 30 s request timeout, 10 s drain, 15 s keep-alive.
     fn default() -> Self {
-        let HttpConfig { addr, body_limit } = HttpConfig::default();
+        let HttpConfig { addr, body_limit, security } = HttpConfig::default();
         HttpOptions {
             addr,
             body_limit,
             request_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(15),
+            security,
         }
     }
 }
@@ -65,7 +69,12 @@ impl HttpOptions {
     /// assert_eq!(options.body_limit, 1024 * 1024);
     /// ```
     pub fn from_config(config: &HttpConfig) -> Self {
-        HttpOptions { addr: config.addr, body_limit: config.body_limit, ..HttpOptions::default() }
+        HttpOptions {
+            addr: config.addr,
+            body_limit: config.body_limit,
+            security: config.security.clone(),
+            ..HttpOptions::default()
+        }
     }
 }
 
@@ -140,6 +149,14 @@ impl Component for HttpServer {
         let cannot = |e: std::io::Error| {
             Error::Config(format!("KINESIS_HTTP_ADDR={addr}: cannot listen on {addr}: {e}"))
         };
+        options.security.check_posture(addr)?;
+        if !addr.ip().is_loopback() {
+            if !options.security.authenticates() {
+                tracing::warn!(%addr, "serving a non-loopback address WITHOUT AUTHENTICATION (KINESIS_HTTP_ALLOW_ANONYMOUS=true): anyone who reaches it can change or stop every component");
+            } else {
+                tracing::warn!(%addr, "serving a non-loopback address over plain HTTP: bearer tokens cross the network in clear text; set KINESIS_HTTP_TLS_CERT and KINESIS_HTTP_TLS_KEY or put a TLS proxy in front");
+            }
+        }
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(cannot)?;
         let local_addr = listener.local_addr().map_err(cannot)?;
         let shutdown = ctx.cancellation_token().child_token();
@@ -151,6 +168,7 @@ impl Component for HttpServer {
         let (done_tx, done) = oneshot::channel();
         let signal = shutdown.clone().cancelled_owned();
         ctx.spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             let served = axum::serve(listener, app).with_graceful_shutdown(signal).await;
             let _ = done_tx.send(());
             served.map_err(|e| Error::Handler(format!("HTTP server on {local_addr} failed: {e}")))
