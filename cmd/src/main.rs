@@ -85,8 +85,8 @@ fn help() -> String {
     let mut out = format!(
         "kinesis {}: event-driven components with lifecycle, ETags and persistence\n\n\
          USAGE: kinesis                          run; configured by the environment (below)\n\
-         \x20      kinesis token new NAME GRANT...  print a new API token and its line for\n\
-         \x20                                       KINESIS_AUTH_TOKENS_FILE (http add-on)\n\
+         \x20      kinesis token new NAME GRANT...  print a new API token and its line for the\n\
+         \x20                                       tokens file (with the http add-on)\n\
          \x20      kinesis --help | --version\n\n\
          Configuration comes only from the environment:\n",
         env!("CARGO_PKG_VERSION")

@@ -164,3 +164,33 @@ fn encrypted_fields_stay_secret_even_for_an_admin() {
     }
     assert!(!k.stderr().contains(secret));
 }
+
+/// Every security variable is checked at start: a bad value exits 2 naming
+/// it, and `--help` lists each once.
+#[test]
+fn bad_security_settings_exit_2_naming_the_variable() {
+    for (var, value) in [
+        ("KINESIS_AUTH_JWT_SECRET", "too-short"),
+        ("KINESIS_AUTH_JWT_PUBLIC_KEY", "/nonexistent/key.pem"),
+        ("KINESIS_AUTH_TOKENS_FILE", "/nonexistent/tokens"),
+        ("KINESIS_HTTP_ALLOW_ANONYMOUS", "perhaps"),
+        ("KINESIS_HTTP_ALLOWED_HOSTS", "bad/host"),
+        ("KINESIS_HTTP_CORS_ORIGINS", "*"),
+        ("KINESIS_HTTP_RATE_LIMIT", "fast"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = command(dir.path()).env(var, value).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{var}={value}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(var), "{var}={value}: {stderr}");
+        if var == "KINESIS_AUTH_JWT_SECRET" {
+            assert!(!stderr.contains(value), "the secret is not echoed: {stderr}");
+        }
+    }
+    let help = command(Path::new(".")).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for (var, _) in kinesis_http::security::VARIABLES {
+        let times = help.lines().filter(|l| l.trim_start().starts_with(var)).count();
+        assert_eq!(times, 1, "{var}: {help}");
+    }
+}
