@@ -118,6 +118,36 @@ fn encrypted_fields_stay_secret_even_for_an_admin() {
     let state = get("/root/kinesis");
     let shown = state["data"]["api_key"].clone();
     assert!(shown.is_null() || shown.as_str().is_some_and(|s| s.len() < 32), "redacted: {state}");
+    // A watcher of the component, reading its events on a thread.
+    let (started, watching) = std::sync::mpsc::channel();
+    let watch_url = k.url("/root/kinesis/_watch");
+    let watch_token = admin.clone();
+    let watcher = std::thread::spawn(move || {
+        use std::io::BufRead;
+        let response = client().get(watch_url).bearer_auth(watch_token).send().unwrap();
+        assert_eq!(response.status(), 200);
+        let mut lines = std::io::BufReader::new(response).lines();
+        let mut seen = String::new();
+        let mut events = 0;
+        while events < 2 {
+            let line = lines.next().expect("the stream goes on").unwrap();
+            if line.starts_with("event:") {
+                events += 1;
+                if events == 1 {
+                    started.send(()).unwrap();
+                }
+            }
+            seen.push_str(&line);
+            seen.push('\n');
+        }
+        // The data line of the second event.
+        for line in lines.by_ref().take(3) {
+            seen.push_str(&line.unwrap());
+            seen.push('\n');
+        }
+        seen
+    });
+    watching.recv_timeout(std::time::Duration::from_secs(20)).expect("the watch started");
     // Set a known key, then look for it everywhere.
     let secret = "f3a1c0de5ecre7f3a1c0de5ecre7f3a1";
     let r = http
@@ -141,6 +171,8 @@ fn encrypted_fields_stay_secret_even_for_an_admin() {
         .json()
         .unwrap();
     assert_eq!(check, Value::Bool(true), "the key was set");
+    let events = watcher.join().unwrap();
+    assert!(events.contains("api_key") && !events.contains(secret), "{events}");
     for path in ["/root/kinesis", "/", "/_kinesis/openapi.json"] {
         let text = http.get(k.url(path)).bearer_auth(&admin).send().unwrap().text().unwrap();
         assert!(!text.contains(secret), "{path}");
