@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
@@ -36,11 +36,13 @@ const CACHE_CAPACITY: usize = 4096;
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
-    cache: Mutex<HashMap<Box<str>, Cached>>,
+    /// Verified tokens by their XXH3 hash (the token itself is compared too).
+    cache: RwLock<HashMap<u64, Cached>>,
 }
 
 #[derive(Clone)]
 struct Cached {
+    token: Box<str>,
     identity: Arc<Identity>,
     exp: u64,
     nbf: Option<u64>,
@@ -136,7 +138,7 @@ impl JwtVerifier {
             }
             None => validation.validate_aud = false,
         }
-        JwtVerifier { key, validation, cache: Mutex::new(HashMap::new()) }
+        JwtVerifier { key, validation, cache: RwLock::new(HashMap::new()) }
     }
 
     /// The algorithm tokens must be signed with.
@@ -147,8 +149,16 @@ impl JwtVerifier {
     /// The identity of a valid `token`.
     pub fn verify(&self, token: &str) -> std::result::Result<Arc<Identity>, Refused> {
         let now = now_secs();
-        if let Some(hit) = self.cache().get(token).cloned() {
-            return fresh(&hit, now).map(|()| hit.identity);
+        let key = xxhash_rust::xxh3::xxh3_64(token.as_bytes());
+        let hit = {
+            let cache = self.cache.read().unwrap_or_else(|p| p.into_inner());
+            cache
+                .get(&key)
+                .filter(|c| &*c.token == token)
+                .map(|c| fresh(c, now).map(|()| Arc::clone(&c.identity)))
+        };
+        if let Some(answer) = hit {
+            return answer;
         }
         let data = jsonwebtoken::decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| Refused(describe(&e)))?;
@@ -161,17 +171,18 @@ impl JwtVerifier {
         .map_err(|e| Refused(format!("the token's scope is not valid: {e}")))?;
         let subject = claims.sub.unwrap_or_else(|| "jwt".to_owned());
         let identity = Arc::new(Identity::new(subject, grants, AuthMethod::Jwt));
-        let entry = Cached { identity: Arc::clone(&identity), exp: claims.exp, nbf: claims.nbf };
-        let mut cache = self.cache();
+        let entry = Cached {
+            token: token.into(),
+            identity: Arc::clone(&identity),
+            exp: claims.exp,
+            nbf: claims.nbf,
+        };
+        let mut cache = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_CAPACITY {
             cache.clear();
         }
-        cache.insert(token.into(), entry);
+        cache.insert(key, entry);
         Ok(identity)
-    }
-
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, Cached>> {
-        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
