@@ -217,10 +217,9 @@ mod tests {
 
     #[test]
     fn every_bad_value_names_its_variable() {
-        for (name, value) in [
-            ("KINESIS_DB_CONNECTION", "just-a-path"),
-            ("KINESIS_SHUTDOWN_TIMEOUT", "soon"),
-        ] {
+        for (name, value) in
+            [("KINESIS_DB_CONNECTION", "just-a-path"), ("KINESIS_SHUTDOWN_TIMEOUT", "soon")]
+        {
             let err = with(&[(name, value)]).unwrap_err();
             assert!(matches!(err, Error::Config(_)), "{name}: {err}");
             assert!(err.to_string().contains(name), "{name}: {err}");

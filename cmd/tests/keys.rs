@@ -48,10 +48,8 @@ fn an_empty_or_corrupt_key_file_exits_2_naming_the_file() {
         std::fs::create_dir_all(&data).unwrap();
         let key_file = data.join("kinesis.key");
         std::fs::write(&key_file, contents).unwrap();
-        let out = command(dir.path())
-            .env("KINESIS_HTTP_ADDR", common::free_addr())
-            .output()
-            .unwrap();
+        let out =
+            command(dir.path()).env("KINESIS_HTTP_ADDR", common::free_addr()).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{contents:?}: {stderr}");
         assert!(stderr.contains("kinesis-data/kinesis.key"), "names the file: {stderr}");

@@ -410,8 +410,12 @@ fn remove_stale_temps(dir: &Path, name: &str) {
             .is_some_and(|age| age > STALE_TEMP);
         if stale {
             match std::fs::remove_file(entry.path()) {
-                Ok(()) => tracing::info!(path = %entry.path().display(), "removed a temporary key file left by an interrupted start"),
-                Err(e) => tracing::debug!(path = %entry.path().display(), error = %e, "cannot remove a stale temporary key file"),
+                Ok(()) => {
+                    tracing::info!(path = %entry.path().display(), "removed a temporary key file left by an interrupted start")
+                }
+                Err(e) => {
+                    tracing::debug!(path = %entry.path().display(), error = %e, "cannot remove a stale temporary key file")
+                }
             }
         }
     }
@@ -444,4 +448,3 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 fn sync_dir(_: &Path) -> std::io::Result<()> {
     Ok(())
 }
-
