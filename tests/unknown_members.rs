@@ -35,7 +35,7 @@ struct Profile {
     revision: u64,
     /// Not a field of the JSON state at all.
     #[serde(skip)]
-    scratch: Arc<()>,
+    scratch: u64,
 }
 
 impl Component for Profile {}
@@ -53,7 +53,7 @@ async fn setup() -> (Container, kinesis::dynamic::SharedDyn) {
         maybe: Some(Settings::default()),
         api_key: "s3cret".into(),
         revision: 7,
-        scratch: Arc::new(()),
+        scratch: 5,
     };
     root.add("profile", profile).await.unwrap();
     let dynamic = root.get_dyn("profile").unwrap();
@@ -146,6 +146,7 @@ async fn valid_bodies_still_pass_and_redacted_fields_round_trip() {
     let state = profile.snapshot().state.clone();
     assert_eq!(state.name, "grace");
     assert_eq!(state.api_key, "s3cret", "the redacted value kept the stored one");
+    assert_eq!(state.scratch, 0, "a #[serde(skip)] field starts from Default");
 
     let patched = d
         .merge_patch_json(
