@@ -4,8 +4,11 @@
 //! Encrypted persisted fields are shown as `"***"` in every JSON this module
 //! produces; a replace or patch that sends `"***"` back keeps the stored value.
 //! Replace and patch validate the result by deserialising it into the
-//! component type: a result that does not fit is refused with
-//! [`Error::Invalid`] naming the field, and nothing changes.
+//! component type: a result that does not fit, or that has members which are
+//! not fields of the type (`meta`, `settings.colour`; a `#[serde(skip)]`
+//! field is not one, an encrypted field is), is refused with
+//! [`Error::Invalid`] naming the field or members, and nothing changes.
+//! Members the component serialises itself may be sent back.
 
 use std::any::Any;
 use std::sync::Arc;

@@ -18,6 +18,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
+
 use crate::persist::{Cipher, Persistence, StoreRegistry};
 use crate::{Config, Container, Error, Result};
 
@@ -105,9 +107,7 @@ impl RuntimeBuilder {
                                 "no KINESIS_DB_SYMMETRIC_ENCRYPT_KEY set: created a random key file for encrypted fields; back it up, or set the variable"
                             );
                         }
-                        cipher = Some(Cipher::new(&key, &[]).map_err(|e| {
-                            Error::Config(format!("key file {}: {e}", path.display()))
-                        })?);
+                        cipher = Some(Cipher::new(key.expose_secret(), &[])?);
                     }
                 }
                 let store = stores.open(&url).await?;

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::slot::{Deadline, Run, Slot};
-use crate::json::{from_json, unredact};
+use crate::json::{from_json_known, unredact};
 use crate::methods::{BatchCall, MethodTable};
 use crate::{Caller, Component, Context, ETag, Error, Handler, Precondition, Result, Snapshot};
 
@@ -360,7 +360,7 @@ impl<C: Component> Operation<C> for JsonWriteOp<C> {
                 }
                 None => return Ok(()),
             };
-            let mut rebuilt = from_json::<C>(value)?;
+            let mut rebuilt = from_json_known::<C>(value, state)?;
             rebuilt.restore_skipped(state);
             *state = rebuilt;
             Ok(())
