@@ -4,8 +4,11 @@
 //! Encrypted persisted fields are shown as `"***"` in every JSON this module
 //! produces; a replace or patch that sends `"***"` back keeps the stored value.
 //! Replace and patch validate the result by deserialising it into the
-//! component type: a result that does not fit is refused with
-//! [`Error::Invalid`] naming the field, and nothing changes.
+//! component type: a result that does not fit, or that has members which are
+//! not fields of the type (`meta`, `settings.colour`; a `#[serde(skip)]`
+//! field is not one, an encrypted field is), is refused with
+//! [`Error::Invalid`] naming the field or members, and nothing changes.
+//! Members the component serialises itself may be sent back.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -126,7 +129,10 @@ pub enum WatchStart {
 ///
 /// Calls through this trait wait without a deadline of their own (see
 /// [`Handle::without_timeout`]): callers bound them, as the HTTP add-on does
-/// with its request timeout.
+/// with its request timeout. They never wait for room in a full mailbox:
+/// they fail at once with [`Error::Overloaded`] (retryable), so a remote
+/// caller is told to come back (HTTP answers 503 with `Retry-After`) rather
+/// than queueing without end.
 pub trait DynComponent: Send + Sync + 'static {
     /// Name within its container.
     fn name(&self) -> &str;
@@ -288,7 +294,7 @@ impl<C: Component> DynComponent for Handle<C> {
                 return (table.call_ref)(&snap.state, &method, args).await;
             }
             let op = Arc::new(CallJsonOp::new(table, (method, args), if_match));
-            handle.send_op(op.clone()).await?;
+            handle.try_send_op(op.clone())?;
             handle.named(op.reply().await)
         })
     }
@@ -304,7 +310,7 @@ impl<C: Component> DynComponent for Handle<C> {
                 Error::NotFound(format!("{} has no methods to call by name", handle.uri()))
             })?;
             let op = Arc::new(BatchJsonOp::new(table, calls, if_match));
-            handle.send_op(op.clone()).await?;
+            handle.try_send_op(op.clone())?;
             handle.named(op.reply().await)
         })
     }
@@ -415,7 +421,7 @@ fn write_json<C: Component>(
     let handle = handle.clone().without_timeout();
     Box::pin(async move {
         let op = Arc::new(JsonWriteOp::<C>::new(write, if_match));
-        handle.send_op(op.clone()).await?;
+        handle.try_send_op(op.clone())?;
         let snapshot = handle.named(op.reply().await)?;
         JsonSnapshot::of(&snapshot, handle.stage())
     })

@@ -60,6 +60,9 @@ pub struct HttpConfig {
     /// HTTPS (`KINESIS_HTTP_TLS_CERT` and `KINESIS_HTTP_TLS_KEY`), or `None`
     /// for plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// Authentication and the edge's rules (`KINESIS_AUTH_*`, and the other
+    /// `KINESIS_HTTP_*` variables of [`security`](crate::security)).
+    pub security: crate::security::SecurityConfig,
 }
 
 impl Default for HttpConfig {
@@ -73,6 +76,7 @@ impl Default for HttpConfig {
             max_connections: 10_000,
             watch_buffer: 1024 * 1024,
             tls: None,
+            security: crate::security::SecurityConfig::default(),
         }
     }
 }
@@ -154,6 +158,8 @@ impl HttpConfig {
                 )))
             }
         };
+        cfg.security = crate::security::SecurityConfig::from_lookup(&lookup)?;
+        cfg.security.check_posture(cfg.addr)?;
         Ok(cfg)
     }
 }

@@ -172,6 +172,7 @@ pub mod openapi;
 mod problem;
 mod resolve;
 mod router;
+pub mod security;
 mod server;
 mod sse;
 mod tls;

@@ -100,6 +100,8 @@ pub fn router_with_shutdown(
         routes,
         tower::ServiceBuilder::new()
             .layer(ProblemLayer(limits))
+            .option_layer(crate::security::cors(&options.security))
+            .layer(crate::security::guard(&options.security, options.addr.ip()))
             .layer(MapResponseBodyLayer::new(axum::body::Body::new))
             .layer(RequestBodyLimitLayer::new(options.body_limit)),
     )

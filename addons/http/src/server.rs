@@ -79,6 +79,9 @@ pub struct HttpOptions {
     /// Serve HTTPS with this certificate and key; `None` serves plain HTTP
     /// (`KINESIS_HTTP_TLS_CERT`, `KINESIS_HTTP_TLS_KEY`).
     pub tls: Option<TlsConfig>,
+    /// Authentication and the edge's rules; the default authenticates
+    /// nobody (every request may do everything), fit for loopback only.
+    pub security: crate::security::SecurityConfig,
 }
 
 impl Default for HttpOptions {
@@ -104,8 +107,15 @@ impl HttpOptions {
     /// assert!(options.tls.is_none());
     /// ```
     pub fn from_config(config: &HttpConfig) -> Self {
-        let HttpConfig { addr, body_limit, header_timeout, max_connections, watch_buffer, tls } =
-            config.clone();
+        let HttpConfig {
+            addr,
+            body_limit,
+            header_timeout,
+            max_connections,
+            watch_buffer,
+            tls,
+            security,
+        } = config.clone();
         HttpOptions {
             addr,
             body_limit,
@@ -116,6 +126,7 @@ impl HttpOptions {
             max_connections,
             watch_buffer,
             tls,
+            security,
         }
     }
 }
@@ -191,6 +202,14 @@ impl Component for HttpServer {
         let cannot = |e: std::io::Error| {
             Error::Config(format!("KINESIS_HTTP_ADDR={addr}: cannot listen on {addr}: {e}"))
         };
+        options.security.check_posture(addr)?;
+        if !addr.ip().is_loopback() {
+            if !options.security.authenticates() {
+                tracing::warn!(%addr, "serving a non-loopback address WITHOUT AUTHENTICATION (KINESIS_HTTP_ALLOW_ANONYMOUS=true): anyone who reaches it can change or stop every component");
+            } else if options.tls.is_none() {
+                tracing::warn!(%addr, "serving a non-loopback address over plain HTTP: bearer tokens cross the network in clear text; set KINESIS_HTTP_TLS_CERT and KINESIS_HTTP_TLS_KEY or put a TLS proxy in front");
+            }
+        }
         let listener = TcpListener::bind(addr).await.map_err(cannot)?;
         let local_addr = listener.local_addr().map_err(cannot)?;
         let shutdown = ctx.cancellation_token().child_token();
