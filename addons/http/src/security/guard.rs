@@ -96,7 +96,7 @@ impl Rules {
             Ok(ip) => ip == self.bound || self.bound.is_unspecified(),
             Err(_) => {
                 let name = name.trim_end_matches('.').to_ascii_lowercase();
-                name == "localhost" || self.config.allowed_hosts.iter().any(|h| *h == name)
+                name == "localhost" || self.config.allowed_hosts.contains(&name)
             }
         };
         if allowed {
@@ -114,7 +114,7 @@ impl Rules {
     fn check_origin(&self, request: &Request) -> Result<(), Problem> {
         let Some(origin) = request.headers().get(ORIGIN) else { return Ok(()) };
         let origin = origin.to_str().unwrap_or("null").to_ascii_lowercase();
-        if self.config.cors_origins.iter().any(|o| *o == origin) {
+        if self.config.cors_origins.contains(&origin) {
             return Ok(());
         }
         // Same origin: a page served by this host.
