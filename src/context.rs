@@ -21,6 +21,8 @@ pub struct Context<C: Component> {
     /// Created when first asked for.
     run_token: Option<CancellationToken>,
     pub(crate) span: tracing::Span,
+    /// The remote caller of the operation being handled.
+    pub(crate) caller: Option<Arc<crate::Caller>>,
 }
 
 impl<C: Component> std::fmt::Debug for Context<C> {
@@ -32,7 +34,7 @@ impl<C: Component> std::fmt::Debug for Context<C> {
 impl<C: Component> Context<C> {
     pub(crate) fn new(handle: Handle<C>, parent: Option<Arc<dyn Parent>>) -> Self {
         let span = tracing::info_span!("component", uri = %handle.uri());
-        Context { handle, parent, tasks: None, run_token: None, span }
+        Context { handle, parent, tasks: None, run_token: None, span, caller: None }
     }
 
     /// The component's name within its container.
@@ -90,6 +92,13 @@ impl<C: Component> Context<C> {
     pub fn tasks(&mut self) -> crate::tasks::ComponentTasks {
         let run = self.cancellation_token();
         crate::tasks::ComponentTasks::new(self.uri().to_owned(), run)
+    }
+
+    /// Who sent the message being handled, when it came through a remote
+    /// surface that authenticates (a call by name, batch, replace or patch
+    /// over HTTP); `None` for typed calls from in-process code and in hooks.
+    pub fn caller(&self) -> Option<&crate::Caller> {
+        self.caller.as_deref()
     }
 
     /// The tracing span carrying the component's URI.

@@ -4,8 +4,11 @@
 //! Encrypted persisted fields are shown as `"***"` in every JSON this module
 //! produces; a replace or patch that sends `"***"` back keeps the stored value.
 //! Replace and patch validate the result by deserialising it into the
-//! component type: a result that does not fit is refused with
-//! [`Error::Invalid`] naming the field, and nothing changes.
+//! component type: a result that does not fit, or that has members which are
+//! not fields of the type (`meta`, `settings.colour`; a `#[serde(skip)]`
+//! field is not one, an encrypted field is), is refused with
+//! [`Error::Invalid`] naming the field or members, and nothing changes.
+//! Members the component serialises itself may be sent back.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -15,8 +18,9 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cell::Resume;
 use crate::cell::{BatchJsonOp, CallJsonOp, JsonWrite, JsonWriteOp};
-use crate::changes::{Lagged, Replay};
+use crate::changes::{JsonQueue, Lagged, Replay};
 pub use crate::json::{from_json, redacted_json, JsonSnapshot, JsonText};
 use crate::methods::{methods_of, BatchCall, MethodInfo};
 use crate::{
@@ -125,7 +129,10 @@ pub enum WatchStart {
 ///
 /// Calls through this trait wait without a deadline of their own (see
 /// [`Handle::without_timeout`]): callers bound them, as the HTTP add-on does
-/// with its request timeout.
+/// with its request timeout. They never wait for room in a full mailbox:
+/// they fail at once with [`Error::Overloaded`] (retryable), so a remote
+/// caller is told to come back (HTTP answers 503 with `Retry-After`) rather
+/// than queueing without end.
 pub trait DynComponent: Send + Sync + 'static {
     /// Name within its container.
     fn name(&self) -> &str;
@@ -187,7 +194,15 @@ pub trait DynComponent: Send + Sync + 'static {
     /// A watch that starts with a snapshot (`since` = `None`), or resumes
     /// after version `since` with the updates the watcher missed; see
     /// [`Handle::resume`].
-    fn watch_json(&self, since: Option<u64>) -> Result<JsonWatch>;
+    ///
+    /// Its changes are queued for it as they are published, holding at most
+    /// `budget` bytes (the data of its updates and a small overhead per
+    /// change; one change bigger than that is still queued, alone). A
+    /// watcher that falls further behind loses what was queued and gets
+    /// [`Lagged`] with the number of changes it missed, then the changes
+    /// after that: read a fresh snapshot then. The queue is freed when the
+    /// stream is dropped.
+    fn watch_json(&self, since: Option<u64>, budget: usize) -> Result<JsonWatch>;
     /// Resolves when the component reaches `stage` or is torn down.
     fn wait_for_stage(&self, stage: Stage) -> BoxFuture<'static, ()>;
     /// The `Handle<C>` behind this object, for downcasting.
@@ -285,7 +300,7 @@ impl<C: Component> DynComponent for Handle<C> {
                 return (table.call_ref)(&snap.state, &method, args).await;
             }
             let op = Arc::new(CallJsonOp::new(table, (method, args), if_match));
-            handle.send_op(op.clone()).await?;
+            handle.try_send_op(op.clone())?;
             handle.named(op.reply().await)
         })
     }
@@ -301,7 +316,7 @@ impl<C: Component> DynComponent for Handle<C> {
                 Error::NotFound(format!("{} has no methods to call by name", handle.uri()))
             })?;
             let op = Arc::new(BatchJsonOp::new(table, calls, if_match));
-            handle.send_op(op.clone()).await?;
+            handle.try_send_op(op.clone())?;
             handle.named(op.reply().await)
         })
     }
@@ -320,10 +335,16 @@ impl<C: Component> DynComponent for Handle<C> {
         json_changes(self.subscribe(), 0)
     }
 
-    fn watch_json(&self, since: Option<u64>) -> Result<JsonWatch> {
-        let (replay, sub) = match since {
-            Some(version) => self.resume(version),
-            None => (Replay::TooOld, self.subscribe()),
+    fn watch_json(&self, since: Option<u64>, budget: usize) -> Result<JsonWatch> {
+        let closed = Handle::stage(self) == Stage::TornDown;
+        let (replay, queue) = match self.shared.publisher.resume_json(closed, since, budget) {
+            Some((queue, Resume::Replay(updates))) => (Replay::Updates(updates), queue),
+            Some((queue, Resume::Snapshot)) => (Replay::TooOld, queue),
+            None => {
+                let queue = Arc::new(JsonQueue::new(budget));
+                queue.end();
+                (Replay::TooOld, queue)
+            }
         };
         let (start, last) = match replay {
             Replay::Updates(updates) => {
@@ -351,7 +372,7 @@ impl<C: Component> DynComponent for Handle<C> {
                 }
             }
         };
-        Ok(JsonWatch { start, changes: json_changes(sub, last) })
+        Ok(JsonWatch { start, changes: queue.stream(last) })
     }
 
     fn wait_for_stage(&self, stage: Stage) -> BoxFuture<'static, ()> {
@@ -428,7 +449,7 @@ fn write_json<C: Component>(
     let handle = handle.clone().without_timeout();
     Box::pin(async move {
         let op = Arc::new(JsonWriteOp::<C>::new(write, if_match));
-        handle.send_op(op.clone()).await?;
+        handle.try_send_op(op.clone())?;
         let snapshot = handle.named(op.reply().await)?;
         JsonSnapshot::of(&snapshot, handle.stage())
     })

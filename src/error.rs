@@ -27,6 +27,11 @@ pub enum Error {
     /// The component is stopping or stopped and takes no new messages.
     #[error("component {0} is stopping")]
     Stopping(String),
+    /// The component's mailbox is full and the caller chose not to wait for
+    /// room (calls by name, the path of remote surfaces, never wait).
+    /// Retryable: come back later.
+    #[error("component {0} is overloaded: its mailbox is full, try again later")]
+    Overloaded(String),
     /// The operation did not finish in time. Retryable.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -63,6 +68,8 @@ pub enum ErrorKind {
     NotStarted,
     /// [`Error::Stopping`]
     Stopping,
+    /// [`Error::Overloaded`]
+    Overloaded,
     /// [`Error::Timeout`]
     Timeout,
     /// [`Error::Invalid`]
@@ -87,6 +94,7 @@ impl Error {
             Error::Conflict { .. } => ErrorKind::Conflict,
             Error::NotStarted(_) => ErrorKind::NotStarted,
             Error::Stopping(_) => ErrorKind::Stopping,
+            Error::Overloaded(_) => ErrorKind::Overloaded,
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::Invalid(_) => ErrorKind::Invalid,
             Error::Handler(_) => ErrorKind::Handler,
@@ -102,7 +110,11 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self.kind(),
-            ErrorKind::Conflict | ErrorKind::NotStarted | ErrorKind::Timeout | ErrorKind::Store
+            ErrorKind::Conflict
+                | ErrorKind::NotStarted
+                | ErrorKind::Overloaded
+                | ErrorKind::Timeout
+                | ErrorKind::Store
         )
     }
 

@@ -155,6 +155,15 @@ impl<C: Component> Handle<C> {
         pushed.map_err(|_| self.stopping())
     }
 
+    /// Queues `op` if the mailbox has room; [`Error::Overloaded`] if not.
+    pub(crate) fn try_send_op(&self, op: Arc<dyn Operation<C>>) -> Result<()> {
+        match self.shared.mailbox.try_push(Envelope::new(op)) {
+            Ok(()) => Ok(()),
+            Err(Refused::Closed) => Err(self.stopping()),
+            Err(Refused::Full(_)) => Err(Error::Overloaded(self.shared.uri.to_string())),
+        }
+    }
+
     /// Fills in the component's URI of a `Stopping` answered by a mailbox
     /// whose task ended abnormally.
     pub(crate) fn named<T>(&self, reply: Result<T>) -> Result<T> {

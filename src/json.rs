@@ -138,13 +138,130 @@ pub(crate) fn unredact<C: Component>(value: &mut Value, current: &C) -> Result<(
 }
 
 /// Deserialises `value` into `C`; the error names the offending field.
+///
+/// Members of `value` that are not fields of `C` are ignored here (a stored
+/// record may hold fields a newer version of the type dropped); a replace or
+/// patch refuses them instead.
 pub fn from_json<C: serde::de::DeserializeOwned>(value: Value) -> Result<C> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        if path == "." {
-            Error::Invalid(e.into_inner().to_string())
-        } else {
-            Error::Invalid(format!("field `{path}`: {}", e.into_inner()))
-        }
+    serde_path_to_error::deserialize(value).map_err(invalid)
+}
+
+/// How many unknown members an error lists by name.
+const UNKNOWN_LISTED: usize = 10;
+
+/// Deserialises `value`, the result of a replace or patch, into `C`, refusing
+/// members that are not fields of `C` with [`Error::Invalid`] naming them by
+/// path (`meta`, `settings.colour`, `tags.0.label`).
+///
+/// A member is a field when deserialising `C` reads it: a `#[serde(skip)]`
+/// field is not one, an encrypted persisted field is. Members that `current`
+/// serialises but `C` does not read (`#[serde(skip_deserializing)]`) may be
+/// sent back, so a state read with GET can be sent back as it is; they are
+/// ignored as before. Members inside `#[serde(flatten)]` or untagged enums
+/// are not checked (serde reads them through a buffer).
+///
+/// A body that also fails to deserialise gets one error naming both. The
+/// check rides on the one deserialisation (`serde_ignored`); the current
+/// state is serialised again only when something was ignored.
+pub(crate) fn from_json_known<C: Component>(value: Value, current: &C) -> Result<C> {
+    let mut ignored: Vec<Vec<Segment>> = Vec::new();
+    let mut record = |path: serde_ignored::Path<'_>| ignored.push(segments(&path));
+    let result: std::result::Result<C, _> =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(value, &mut record));
+    let unknown = if ignored.is_empty() { None } else { unknown_members(&ignored, current) };
+    match (result, unknown) {
+        (Ok(state), None) => Ok(state),
+        (Ok(_), Some(unknown)) => Err(Error::Invalid(unknown)),
+        (Err(e), None) => Err(invalid(e)),
+        // Both, as when the whole `{"meta", "data"}` of a GET is sent back.
+        (Err(e), Some(unknown)) => Err(Error::Invalid(format!("{unknown}; and {}", describe(e)))),
+    }
+}
+
+/// What is wrong about the `ignored` members that `current` does not write
+/// either; `None` when there are none.
+fn unknown_members<C: Component>(ignored: &[Vec<Segment>], current: &C) -> Option<String> {
+    let written = serde_json::to_value(current).unwrap_or_default();
+    let unknown: Vec<String> =
+        ignored.iter().filter(|path| lookup(&written, path).is_none()).map(|p| dotted(p)).collect();
+    if unknown.is_empty() {
+        return None;
+    }
+    let mut names: Vec<String> =
+        unknown.iter().take(UNKNOWN_LISTED).map(|name| format!("`{name}`")).collect();
+    if unknown.len() > UNKNOWN_LISTED {
+        names.push(format!("and {} more", unknown.len() - UNKNOWN_LISTED));
+    }
+    Some(if unknown.len() == 1 {
+        format!("unknown member {}: not a field of the component's state", names[0])
+    } else {
+        format!("unknown members {}: not fields of the component's state", names.join(", "))
     })
+}
+
+fn invalid(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    Error::Invalid(describe(e))
+}
+
+/// The message of a deserialisation error, naming the field.
+fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> String {
+    let path = e.path().to_string();
+    if path == "." {
+        e.into_inner().to_string()
+    } else {
+        format!("field `{path}`: {}", e.into_inner())
+    }
+}
+
+/// One step of a path into a JSON value.
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+/// The steps from the root to `path`; `Option` and newtype layers add none.
+fn segments(path: &serde_ignored::Path<'_>) -> Vec<Segment> {
+    use serde_ignored::Path;
+    let mut steps = Vec::new();
+    let mut at = path;
+    loop {
+        at = match at {
+            Path::Root => break,
+            Path::Seq { parent, index } => {
+                steps.push(Segment::Index(*index));
+                parent
+            }
+            Path::Map { parent, key } => {
+                steps.push(Segment::Key(key.clone()));
+                parent
+            }
+            Path::Some { parent }
+            | Path::NewtypeStruct { parent }
+            | Path::NewtypeVariant { parent } => parent,
+        };
+    }
+    steps.reverse();
+    steps
+}
+
+fn lookup<'v>(value: &'v Value, path: &[Segment]) -> Option<&'v Value> {
+    path.iter().try_fold(value, |at, step| match step {
+        Segment::Key(key) => at.get(key.as_str()),
+        Segment::Index(index) => at.get(*index),
+    })
+}
+
+fn dotted(path: &[Segment]) -> String {
+    let steps: Vec<String> = path
+        .iter()
+        .map(|step| match step {
+            Segment::Key(key) => key.clone(),
+            Segment::Index(index) => index.to_string(),
+        })
+        .collect();
+    if steps.is_empty() {
+        ".".to_owned()
+    } else {
+        steps.join(".")
+    }
 }

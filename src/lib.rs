@@ -1,6 +1,7 @@
 //! kinesis: event-driven services built from components.
 #![doc = include_str!("../docs/overview.md")]
 
+mod caller;
 mod canonical;
 mod cell;
 pub mod changes;
@@ -23,6 +24,7 @@ pub mod runtime;
 pub mod supervisor;
 pub mod tasks;
 
+pub use caller::Caller;
 pub use changes::{CallbackId, Change, Lagged, Position, Replay, Subscription};
 pub use component::{Component, Handler};
 pub use config::Config;

@@ -18,6 +18,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use secrecy::ExposeSecret;
+
 use crate::persist::{Cipher, Persistence, StoreRegistry};
 use crate::{Config, Container, Error, Result};
 
@@ -106,9 +108,7 @@ impl RuntimeBuilder {
                                 "no KINESIS_DB_SYMMETRIC_ENCRYPT_KEY set: created a random key file for encrypted fields; back it up, or set the variable"
                             );
                         }
-                        cipher = Some(Cipher::new(&key, &[]).map_err(|e| {
-                            Error::Config(format!("key file {}: {e}", path.display()))
-                        })?);
+                        cipher = Some(Cipher::new(key.expose_secret(), &[])?);
                     }
                 }
                 let store = crate::metrics::metered(stores.open(&url).await?);
@@ -191,7 +191,9 @@ impl Runtime {
         }
     }
 
-    /// Waits for SIGINT or SIGTERM, then shuts down. A signal that arrived
+    /// Waits for SIGINT or SIGTERM, or for the root container to be stopped
+    /// (by a control message, such as `_control {"op":"stop"}` over HTTP),
+    /// then shuts down. A signal that arrived
     /// since [`RuntimeBuilder::start`] counts, so this returns at once after
     /// one. A second signal while shutting down exits the process at once
     /// with code 130.
@@ -201,8 +203,16 @@ impl Runtime {
     /// came, as it then watches for the second).
     pub async fn run_until_signal(&self) -> Result<ShutdownReport> {
         let mut signals = Arc::clone(&self.signals).lock_owned().await;
-        let which = signals.next().await;
-        tracing::info!(signal = which, "shutting down");
+        let root_stops = match self.root.handle() {
+            Some(root) => {
+                futures::future::Either::Left(root.wait_for_stage(crate::Stage::Stopping))
+            }
+            None => futures::future::Either::Right(std::future::pending()),
+        };
+        tokio::select! {
+            which = signals.next() => tracing::info!(signal = which, "shutting down"),
+            () = root_stops => tracing::info!("the root container was stopped: shutting down"),
+        }
         tokio::spawn(async move {
             let again = signals.next().await;
             eprintln!("second signal ({again}) during shutdown: exiting now");

@@ -333,6 +333,12 @@ impl Board {
     pub fn entries(&self) -> Vec<u64> {
         self.entries.clone()
     }
+
+    /// Appends a number (mutating: goes through the mailbox).
+    pub fn append(&mut self, n: u64) -> usize {
+        self.entries.push(n);
+        self.entries.len()
+    }
 }
 
 /// Appends a number; answers the number of entries.
@@ -399,5 +405,47 @@ async fn snapshot_reads_do_not_queue_behind_messages() {
     gate.release();
     assert_eq!(b.ask(Push(6)).await.unwrap(), 6);
     assert_eq!(b.snapshot().state.entries, [1, 2, 3, 4, 5, 6]);
+    root.shutdown().await.unwrap();
+}
+
+/// Calls by name (the remote surfaces' path) do not wait for room in a full
+/// mailbox: each is refused at once with `Error::Overloaded`, which is
+/// retryable, and nothing of it is handled; the messages already queued are.
+#[tokio::test]
+async fn calls_by_name_are_refused_when_the_mailbox_is_full() {
+    let root = Container::root().await.unwrap();
+    let gate = Gate::default();
+    let b = root.add("board", Board { gate: gate.clone(), ..Board::default() }).await.unwrap();
+    b.tell(Hold).await.unwrap();
+    gate.entered().await;
+    // Fill the mailbox behind the held handler: `tell` waits only when full,
+    // so every one of these is queued before the next starts.
+    let capacity = 1024;
+    for n in 0..capacity {
+        b.tell(Push(n)).await.unwrap();
+    }
+    assert_eq!(b.queued(), 1024);
+
+    let d = root.get_dyn("board").unwrap();
+    let refused = [
+        within("a call by name", d.call_json("append", json!({"n": 7}), Precondition::Any)).await,
+        within("a batch by name", d.batch_json(vec![], Precondition::Any))
+            .await
+            .map(|_| json!(null)),
+        within("a JSON replace", d.replace_json(json!({"entries": []}), Precondition::Any))
+            .await
+            .map(|_| json!(null)),
+        within("a JSON merge patch", d.merge_patch_json(json!({"entries": []}), Precondition::Any))
+            .await
+            .map(|_| json!(null)),
+    ];
+    for r in &refused {
+        let err = r.as_ref().unwrap_err();
+        assert!(matches!(err, Error::Overloaded(uri) if uri == "/root/board"), "{err:?}");
+        assert!(err.is_retryable());
+    }
+
+    gate.release();
+    assert_eq!(b.ask(Push(9)).await.unwrap(), 1025, "the queued messages ran, the refused did not");
     root.shutdown().await.unwrap();
 }

@@ -33,6 +33,8 @@ fn variables() -> Vec<(&'static str, String)> {
         vec![kinesis_cmd::logging::VARIABLES, kinesis::config::VARIABLES];
     #[cfg(feature = "http")]
     tables.push(kinesis_http::VARIABLES);
+    #[cfg(feature = "http")]
+    tables.push(kinesis_http::security::VARIABLES);
     #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
     tables.push(kinesis_sql::VARIABLES);
     #[cfg(feature = "mongodb")]
@@ -82,7 +84,10 @@ impl Settings {
 fn help() -> String {
     let mut out = format!(
         "kinesis {}: event-driven components with lifecycle, ETags and persistence\n\n\
-         USAGE: kinesis [--help | --version]\n\n\
+         USAGE: kinesis                          run; configured by the environment (below)\n\
+         \x20      kinesis token new NAME GRANT...  print a new API token and its line for the\n\
+         \x20                                       tokens file (with the http add-on)\n\
+         \x20      kinesis --help | --version\n\n\
          Configuration comes only from the environment:\n",
         env!("CARGO_PKG_VERSION")
     );
@@ -110,6 +115,7 @@ fn main() -> ExitCode {
                 println!("kinesis {}", env!("CARGO_PKG_VERSION"));
                 ExitCode::SUCCESS
             }
+            "token" => token_command(args.collect()),
             other => {
                 eprintln!("kinesis: unknown argument `{other}`; kinesis takes no arguments, only environment variables (see --help)");
                 ExitCode::from(2)
@@ -136,6 +142,41 @@ fn main() -> ExitCode {
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     kinesis_cmd::logging::shutdown();
     code
+}
+
+/// `kinesis token new NAME GRANT…`: a new API token, printed once, and the
+/// line to add to the tokens file (which keeps only its hash).
+fn token_command(args: Vec<String>) -> ExitCode {
+    let usage =
+        "usage: kinesis token new NAME GRANT... (grants such as read:/root/** write:/root/counter)";
+    let [new, name, grants @ ..] = args.as_slice() else {
+        eprintln!("kinesis: {usage}");
+        return ExitCode::from(2);
+    };
+    if new != "new" || grants.is_empty() {
+        eprintln!("kinesis: {usage}");
+        return ExitCode::from(2);
+    }
+    #[cfg(feature = "http")]
+    {
+        match kinesis_http::security::new_token(name, &grants.join(" ")) {
+            Ok((token, line)) => {
+                println!("token (shown once; give it to the client): {}", token.as_str());
+                println!("line for KINESIS_AUTH_TOKENS_FILE: {line}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kinesis: {e}");
+                ExitCode::from(2)
+            }
+        }
+    }
+    #[cfg(not(feature = "http"))]
+    {
+        let _ = name;
+        eprintln!("kinesis: tokens are for the HTTP add-on; build with --features http");
+        ExitCode::from(2)
+    }
 }
 
 async fn run(settings: Settings) -> ExitCode {

@@ -219,7 +219,8 @@ fn every_bad_environment_value_exits_2_naming_the_variable() {
         ("KINESIS_LOG_FORMAT", "yaml"),
         ("KINESIS_DB_CONNECTION", "nosuch://x"),
         ("KINESIS_DB_CONNECTION", "not a url"),
-        ("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY", "***not-base64***"),
+        // Any non-empty key is valid (a passphrase); an old key without a current one is not.
+        ("KINESIS_DB_PREVIOUS_ENCRYPT_KEYS", "old-passphrase"),
         ("KINESIS_SHUTDOWN_TIMEOUT", "forever"),
         ("KINESIS_HTTP_BODY_LIMIT", "-1"),
     ] {

@@ -7,10 +7,10 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::slot::{Deadline, Run, Slot};
-use crate::json::{from_json, unredact};
+use crate::json::{from_json_known, unredact};
 use crate::methods::{BatchCall, MethodTable};
 use crate::metrics::OpKind;
-use crate::{Component, Context, ETag, Error, Handler, Precondition, Result, Snapshot};
+use crate::{Caller, Component, Context, ETag, Error, Handler, Precondition, Result, Snapshot};
 
 /// A unit of work for a component's mailbox.
 pub(crate) trait Operation<C: Component>: Send + Sync {
@@ -174,6 +174,8 @@ impl<M: Send + 'static, C: Handler<M>> Operation<C> for AskOp<M, C> {
     fn run<'a>(&'a self, state: &'a mut C, ctx: &'a mut Context<C>, _: &'a Snapshot<C>) -> Run<'a> {
         Box::pin(async move {
             let Some(msg) = self.slot.take_input() else { return Ok(()) };
+            // Typed calls carry no caller (one a panicking call by name left).
+            ctx.caller = None;
             let r = state.handle(msg, ctx).await;
             let outcome = r.as_ref().map(|_| ()).map_err(Clone::clone);
             self.slot.set_ran(r);
@@ -229,6 +231,7 @@ impl<M: Send + 'static, C: Handler<M>> Operation<C> for BatchOp<M, C> {
     fn run<'a>(&'a self, state: &'a mut C, ctx: &'a mut Context<C>, _: &'a Snapshot<C>) -> Run<'a> {
         Box::pin(async move {
             let Some(msgs) = self.slot.take_input() else { return Ok(()) };
+            ctx.caller = None;
             let mut replies = Vec::with_capacity(msgs.len());
             for (index, msg) in msgs.into_iter().enumerate() {
                 match state.handle(msg, ctx).await {
@@ -388,7 +391,7 @@ impl<C: Component> Operation<C> for JsonWriteOp<C> {
                 }
                 None => return Ok(()),
             };
-            let mut rebuilt = from_json::<C>(value)?;
+            let mut rebuilt = from_json_known::<C>(value, state)?;
             rebuilt.restore_skipped(state);
             *state = rebuilt;
             Ok(())
@@ -479,6 +482,7 @@ pub(crate) struct ByNameOp<I: ByName> {
     slot: Slot<I, I::Reply>,
     table: &'static MethodTable,
     if_match: Precondition,
+    caller: Option<Arc<Caller>>,
 }
 
 /// Calls one mutating method by name.
@@ -488,7 +492,7 @@ pub(crate) type BatchJsonOp = ByNameOp<Vec<BatchCall>>;
 
 impl<I: ByName> ByNameOp<I> {
     pub(crate) fn new(table: &'static MethodTable, input: I, if_match: Precondition) -> Self {
-        ByNameOp { slot: Slot::new(input, None), table, if_match }
+        ByNameOp { slot: Slot::new(input, None), table, if_match, caller: Caller::current() }
     }
 
     pub(crate) async fn reply(&self) -> Result<I::Reply> {
@@ -510,7 +514,9 @@ impl<C: Component, I: ByName> Operation<C> for ByNameOp<I> {
         Box::pin(async move {
             check_if_match(&self.if_match, current)?;
             let Some(input) = self.slot.take_input() else { return Ok(()) };
+            ctx.caller.clone_from(&self.caller);
             let r = input.call(self.table, state, ctx).await;
+            ctx.caller = None;
             let outcome = r.as_ref().map(|_| ()).map_err(Clone::clone);
             self.slot.set_ran(r);
             outcome

@@ -3,9 +3,17 @@
 //!
 //! * Subscribers get the change through a bounded broadcast queue, created
 //!   on the first subscription; nobody watching costs one atomic load.
+//! * JSON watchers (the HTTP `_watch`) each get a [`JsonQueue`] bounded by
+//!   bytes, filled here as the change is published, so a watcher that does
+//!   not keep up never leaves changes in the broadcast queue.
 //! * From the first subscription on, the last [`HISTORY`] updates are kept,
 //!   so a watcher that lost its connection can resume after the version it
-//!   saw last ([`Publisher::resume`]) without missing or repeating one.
+//!   saw last ([`Publisher::resume`]) without missing or repeating one. The
+//!   history is bounded by bytes too: the updates before the newest hold at
+//!   most [`HISTORY_BYTES`] of JSON text (the newest is the current
+//!   snapshot, so keeping it costs nothing). To weigh an update its JSON is
+//!   made when it is published, once per commit of a watched component;
+//!   watchers and `GET`s then share it.
 //! * Callbacks run in order, each under a timeout and under
 //!   `catch_unwind`: a callback that panics (while building its future or
 //!   while running it) is removed and logged, and the component goes on.
@@ -25,12 +33,15 @@ use std::time::Duration;
 use futures::FutureExt;
 use tokio::sync::broadcast;
 
-use crate::{CallbackId, Change, Position, Snapshot};
+use crate::changes::JsonQueue;
+use crate::{CallbackId, Change, JsonChange, Position, Snapshot};
 
 /// How many changes a subscriber may fall behind before it lags.
 pub(crate) const SUBSCRIPTION_CAPACITY: usize = 256;
 /// How many updates a watched component keeps for resuming watchers.
 pub(crate) const HISTORY: usize = 64;
+/// How many bytes of JSON text the kept updates before the newest may hold.
+pub(crate) const HISTORY_BYTES: usize = 1024 * 1024;
 /// Default time a callback may take.
 pub(crate) const CALLBACK_TIMEOUT: Duration = Duration::from_secs(4);
 
@@ -69,9 +80,14 @@ impl Owned {
 /// The subscribers' side: the queue and the recent updates.
 struct Watchers<C> {
     tx: broadcast::Sender<Change<C>>,
-    /// The snapshots of the last [`HISTORY`] updates, oldest first, with
-    /// consecutive versions.
-    history: VecDeque<Arc<Snapshot<C>>>,
+    /// The snapshots of the last [`HISTORY`] updates (within
+    /// [`HISTORY_BYTES`]), oldest first, with consecutive versions, each with
+    /// the length of its JSON text.
+    history: VecDeque<(Arc<Snapshot<C>>, usize)>,
+    /// The sum of the lengths in `history`.
+    history_bytes: usize,
+    /// The JSON watchers' queues; gone ones are dropped on the next change.
+    sinks: Vec<std::sync::Weak<JsonQueue>>,
 }
 
 /// Where a resumed watcher starts.
@@ -127,6 +143,8 @@ impl<C: Send + Sync + 'static> Publisher<C> {
             Box::new(Watchers {
                 tx: broadcast::channel(SUBSCRIPTION_CAPACITY).0,
                 history: VecDeque::new(),
+                history_bytes: 0,
+                sinks: Vec::new(),
             })
         });
         self.watched.store(true, Ordering::Release);
@@ -143,12 +161,52 @@ impl<C: Send + Sync + 'static> Publisher<C> {
             return 0;
         }
         let guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        guard.as_ref().map_or(0, |w| w.tx.receiver_count())
+        guard.as_ref().map_or(0, |w| {
+            w.tx.receiver_count() + w.sinks.iter().filter(|s| s.strong_count() > 0).count()
+        })
+    }
+
+    /// A JSON watcher's queue of future changes (holding at most `budget`
+    /// bytes) and, when `since` is given, the updates after version `since`
+    /// it will not see; taken under one lock as for [`Publisher::resume`].
+    /// `None` once the publisher is closed.
+    pub(crate) fn resume_json(
+        &self,
+        closed: bool,
+        since: Option<u64>,
+        budget: usize,
+    ) -> Option<(Arc<JsonQueue>, Resume<C>)> {
+        let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        if closed {
+            return None;
+        }
+        let watchers = guard.get_or_insert_with(|| {
+            Box::new(Watchers {
+                tx: broadcast::channel(SUBSCRIPTION_CAPACITY).0,
+                history: VecDeque::new(),
+                history_bytes: 0,
+                sinks: Vec::new(),
+            })
+        });
+        self.watched.store(true, Ordering::Release);
+        let resume = match since {
+            None => Resume::Snapshot,
+            Some(since) => watchers.replay_after(since),
+        };
+        let queue = Arc::new(JsonQueue::new(budget));
+        watchers.sinks.retain(|s| s.strong_count() > 0);
+        watchers.sinks.push(Arc::downgrade(&queue));
+        Some((queue, resume))
     }
 
     /// Ends every subscription once its queued changes are received.
     pub(crate) fn close(&self) {
-        self.changes.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let watchers = self.changes.lock().unwrap_or_else(|p| p.into_inner()).take();
+        for sink in watchers.iter().flat_map(|w| &w.sinks) {
+            if let Some(queue) = sink.upgrade() {
+                queue.end();
+            }
+        }
     }
 
     fn callbacks(&self) -> std::sync::MutexGuard<'_, Vec<(CallbackId, CallbackFn<C>)>> {
@@ -186,23 +244,6 @@ impl<C: Send + Sync + 'static> Publisher<C> {
     /// Whether publishing `change` has callbacks to run (and so may wait).
     pub(crate) fn has_callbacks(&self) -> bool {
         !self.no_callbacks.load(Ordering::Acquire)
-    }
-
-    /// Sends `change` to the subscribers and keeps an update in the
-    /// history. Never waits.
-    pub(crate) fn broadcast(&self, change: &Change<C>) {
-        if !self.watched.load(Ordering::Acquire) {
-            return;
-        }
-        let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(watchers) = guard.as_mut() {
-            if let Change::Updated { curr, .. } = change {
-                watchers.remember(curr);
-            }
-            if watchers.tx.receiver_count() > 0 {
-                let _ = watchers.tx.send(change.clone());
-            }
-        }
     }
 
     /// Runs every callback in order, each under the timeout, panics contained.
@@ -244,33 +285,86 @@ impl<C: Send + Sync + 'static> Publisher<C> {
     }
 }
 
+impl<C: crate::Component> Publisher<C> {
+    /// Sends `change` to the subscribers and keeps an update in the
+    /// history (weighed by its JSON text, made here if nobody asked for it
+    /// yet, outside the lock). Never waits.
+    pub(crate) fn broadcast(&self, change: &Change<C>) {
+        if !self.watched.load(Ordering::Acquire) {
+            return;
+        }
+        let weight = match change {
+            Change::Updated { curr, .. } => curr.json().map_or(0, |json| json.len()),
+            _ => 0,
+        };
+        let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(watchers) = guard.as_mut() {
+            if let Change::Updated { curr, .. } = change {
+                watchers.remember(curr, weight);
+            }
+            if watchers.tx.receiver_count() > 0 {
+                let _ = watchers.tx.send(change.clone());
+            }
+            if !watchers.sinks.is_empty() {
+                match JsonChange::of(change) {
+                    Ok(json) => watchers.sinks.retain(|sink| match sink.upgrade() {
+                        Some(queue) => {
+                            queue.push(json.clone());
+                            true
+                        }
+                        None => false,
+                    }),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change does not serialise; not sent to watchers")
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl<C> Watchers<C> {
     /// Keeps `snapshot` as the newest update (a re-publication of the same
     /// version, as `NotifyPeers` sends, is not a new one).
-    fn remember(&mut self, snapshot: &Arc<Snapshot<C>>) {
-        if self.history.back().is_some_and(|last| last.version >= snapshot.version) {
+    /// `weight` is the length of its JSON text.
+    fn remember(&mut self, snapshot: &Arc<Snapshot<C>>, weight: usize) {
+        if self.history.back().is_some_and(|(last, _)| last.version >= snapshot.version) {
             return;
         }
-        if self.history.back().is_some_and(|last| last.version + 1 != snapshot.version) {
+        if self.history.back().is_some_and(|(last, _)| last.version + 1 != snapshot.version) {
             // A gap (cannot happen while versions count commits): start over
             // rather than replay a history with a hole in it.
             self.history.clear();
+            self.history_bytes = 0;
         }
-        if self.history.len() == HISTORY {
-            self.history.pop_front();
+        self.history.push_back((Arc::clone(snapshot), weight));
+        self.history_bytes += weight;
+        // The newest is the current snapshot: only the ones before it count.
+        while self.history.len() > 1
+            && (self.history.len() > HISTORY || self.history_bytes - weight > HISTORY_BYTES)
+        {
+            if let Some((_, dropped)) = self.history.pop_front() {
+                self.history_bytes -= dropped;
+            }
         }
-        self.history.push_back(Arc::clone(snapshot));
     }
 
     /// The updates after version `since`, if the history reaches back to it.
     fn replay_after(&self, since: u64) -> Resume<C> {
-        let (Some(first), Some(last)) = (self.history.front(), self.history.back()) else {
+        let (Some((first, _)), Some((last, _))) = (self.history.front(), self.history.back())
+        else {
             return Resume::Snapshot;
         };
         if since + 1 < first.version || since > last.version {
             return Resume::Snapshot;
         }
-        Resume::Replay(self.history.iter().filter(|s| s.version > since).cloned().collect())
+        Resume::Replay(
+            self.history
+                .iter()
+                .filter(|(s, _)| s.version > since)
+                .map(|(s, _)| Arc::clone(s))
+                .collect(),
+        )
     }
 }
 
@@ -282,5 +376,59 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "panic with a non-string payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ETag;
+
+    fn watchers() -> Watchers<()> {
+        Watchers {
+            tx: broadcast::channel(1).0,
+            history: VecDeque::new(),
+            history_bytes: 0,
+            sinks: Vec::new(),
+        }
+    }
+
+    fn snapshot(version: u64) -> Arc<Snapshot<()>> {
+        Arc::new(Snapshot::new((), ETag::of(b"x", None), version))
+    }
+
+    fn versions(w: &Watchers<()>) -> Vec<u64> {
+        w.history.iter().map(|(s, _)| s.version).collect()
+    }
+
+    #[test]
+    fn small_updates_are_kept_by_count() {
+        let mut w = watchers();
+        for v in 1..=100 {
+            w.remember(&snapshot(v), 100);
+        }
+        assert_eq!(versions(&w), (37..=100).collect::<Vec<_>>());
+        assert_eq!(w.history_bytes, 64 * 100);
+    }
+
+    #[test]
+    fn big_updates_are_kept_within_the_byte_budget_before_the_newest() {
+        let mut w = watchers();
+        for v in 1..=10 {
+            w.remember(&snapshot(v), 400 * 1024);
+        }
+        // 2 × 400 KiB fit in 1 MiB, 3 do not; the newest is free.
+        assert_eq!(versions(&w), [8, 9, 10]);
+        assert!(matches!(w.replay_after(7), Resume::Replay(r) if r.len() == 3));
+        assert!(matches!(w.replay_after(6), Resume::Snapshot));
+
+        // Bigger than the whole budget: only the newest, the current one.
+        for v in 11..=13 {
+            w.remember(&snapshot(v), 3 * 1024 * 1024);
+        }
+        assert_eq!(versions(&w), [13]);
+        assert_eq!(w.history_bytes, 3 * 1024 * 1024);
+        assert!(matches!(w.replay_after(12), Resume::Replay(r) if r.len() == 1));
+        assert!(matches!(w.replay_after(11), Resume::Snapshot));
     }
 }

@@ -24,7 +24,7 @@ mod registry;
 mod schema;
 mod store;
 
-pub use cipher::{Cipher, KeyId, ENCRYPTED_MARKER};
+pub use cipher::{Cipher, ExposeSecret, KeyId, SecretString, ENCRYPTED_MARKER};
 pub use memory::MemoryStore;
 pub use record::{now_rfc3339, Record, RECORD_SCHEMA};
 pub use registry::{StoreOpener, StoreRegistry};

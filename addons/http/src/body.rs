@@ -99,11 +99,11 @@ pub(crate) async fn arguments(
     body: Body,
     limit: usize,
 ) -> Result<Map<String, Value>, Problem> {
+    require(headers, Accept::Json)?;
     let bytes = read(body, limit).await?;
-    if bytes.is_empty() && essence(headers).is_none() {
+    if bytes.is_empty() {
         return Ok(Map::new());
     }
-    require(headers, Accept::Json)?;
     match parse(&bytes)? {
         Value::Object(map) => Ok(map),
         Value::Null => Ok(Map::new()),
@@ -222,8 +222,10 @@ mod tests {
 
     #[tokio::test]
     async fn arguments_are_an_object_or_nothing() {
-        let none = arguments(&HeaderMap::new(), Body::empty(), 100).await.unwrap();
+        let none = arguments(&typed("application/json"), Body::empty(), 100).await.unwrap();
         assert!(none.is_empty());
+        let untyped_empty = arguments(&HeaderMap::new(), Body::empty(), 100).await;
+        assert_eq!(untyped_empty.unwrap_err().status().as_u16(), 415);
         let some = arguments(&typed("application/json"), Body::from("{\"by\":2}"), 100).await;
         assert_eq!(some.unwrap()["by"], 2);
         let arr = arguments(&typed("application/json"), Body::from("[1]"), 100).await;

@@ -4,20 +4,39 @@
 //! | --- | --- | --- |
 //! | `KINESIS_HTTP_ADDR` | a socket address such as `127.0.0.1:8080` or `[::1]:8080` | `127.0.0.1:8080` |
 //! | `KINESIS_HTTP_BODY_LIMIT` | bytes, optionally with `KiB`/`K` or `MiB`/`M`, at least 1 | `1MiB` |
+//! | `KINESIS_HTTP_HEADER_TIMEOUT` | a duration such as `10s` or `500ms`, more than 0: how long a connection may take to send a complete request header, counted from when the server waits for one (so it also closes idle keep-alive connections) | `10s` |
+//! | `KINESIS_HTTP_MAX_CONNECTIONS` | a whole number, at least 1: connections served at once; past it a new connection is answered `503` with `Retry-After` and closed | `10000` |
+//! | `KINESIS_HTTP_WATCH_BUFFER` | bytes as for the body limit: how much a `_watch` stream may hold for a client that reads slower than the component changes; past it the client gets `lagged` and a fresh `snapshot` | `1MiB` |
+//! | `KINESIS_HTTP_TLS_CERT` | a PEM file: the certificate chain, leaf first; serve HTTPS (needs `KINESIS_HTTP_TLS_KEY`) | unset: plain HTTP |
+//! | `KINESIS_HTTP_TLS_KEY` | a PEM file: the private key of that certificate (PKCS #8, PKCS #1 or SEC1; needs `KINESIS_HTTP_TLS_CERT`) | unset: plain HTTP |
 //!
 //! As for [`kinesis::Config`], a bad value is an
 //! [`Error::Config`] that names the variable and says what it accepts.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use kinesis::config::{env_var, read};
 use kinesis::{Error, Result};
+
+use crate::TlsConfig;
 
 /// The variables the HTTP add-on reads, with what each accepts (for
 /// `kinesis --help`).
 pub const VARIABLES: &[(&str, &str)] = &[
     ("KINESIS_HTTP_ADDR", "socket address to listen on (default 127.0.0.1:8080)"),
     ("KINESIS_HTTP_BODY_LIMIT", "largest request body, bytes or KiB/MiB (default 1MiB)"),
+    (
+        "KINESIS_HTTP_HEADER_TIMEOUT",
+        "time to send a request header, also closes idle keep-alive connections (default 10s)",
+    ),
+    ("KINESIS_HTTP_MAX_CONNECTIONS", "connections served at once, past it 503 (default 10000)"),
+    (
+        "KINESIS_HTTP_WATCH_BUFFER",
+        "bytes a slow _watch client may hold, bytes or KiB/MiB (default 1MiB)",
+    ),
+    ("KINESIS_HTTP_TLS_CERT", "PEM certificate chain; with KINESIS_HTTP_TLS_KEY serves HTTPS"),
+    ("KINESIS_HTTP_TLS_KEY", "PEM private key of KINESIS_HTTP_TLS_CERT"),
 ];
 
 /// The validated settings of the HTTP add-on; turn them into
@@ -30,12 +49,35 @@ pub struct HttpConfig {
     pub addr: SocketAddr,
     /// Largest request body in bytes (`KINESIS_HTTP_BODY_LIMIT`).
     pub body_limit: usize,
+    /// Longest time a connection may take to send a complete request
+    /// header, idle keep-alive time included (`KINESIS_HTTP_HEADER_TIMEOUT`).
+    pub header_timeout: Duration,
+    /// Most connections served at once (`KINESIS_HTTP_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// Most bytes a `_watch` stream holds for a slow client
+    /// (`KINESIS_HTTP_WATCH_BUFFER`).
+    pub watch_buffer: usize,
+    /// HTTPS (`KINESIS_HTTP_TLS_CERT` and `KINESIS_HTTP_TLS_KEY`), or `None`
+    /// for plain HTTP.
+    pub tls: Option<TlsConfig>,
+    /// Authentication and the edge's rules (`KINESIS_AUTH_*`, and the other
+    /// `KINESIS_HTTP_*` variables of [`security`](crate::security)).
+    pub security: crate::security::SecurityConfig,
 }
 
 impl Default for HttpConfig {
-    /// `127.0.0.1:8080` and 1 MiB.
+    /// `127.0.0.1:8080`, 1 MiB bodies, a 10 s header timeout, 10,000
+    /// connections, 1 MiB per watch, no TLS.
     fn default() -> Self {
-        HttpConfig { addr: SocketAddr::from(([127, 0, 0, 1], 8080)), body_limit: 1024 * 1024 }
+        HttpConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            body_limit: 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
+            watch_buffer: 1024 * 1024,
+            tls: None,
+            security: crate::security::SecurityConfig::default(),
+        }
     }
 }
 
@@ -75,6 +117,49 @@ impl HttpConfig {
                 ))
             })?;
         }
+        if let Some(timeout) = read(&lookup, "KINESIS_HTTP_HEADER_TIMEOUT")? {
+            cfg.header_timeout = humantime::parse_duration(timeout.trim())
+                .ok()
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| {
+                    Error::Config(format!(
+                        "KINESIS_HTTP_HEADER_TIMEOUT=`{timeout}` is not a duration; use one such as 10s or 500ms (more than 0)"
+                    ))
+                })?;
+        }
+        if let Some(max) = read(&lookup, "KINESIS_HTTP_MAX_CONNECTIONS")? {
+            cfg.max_connections =
+                max.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    Error::Config(format!(
+                        "KINESIS_HTTP_MAX_CONNECTIONS=`{max}` is not a number of connections; use a whole number such as 10000 (at least 1)"
+                    ))
+                })?;
+        }
+        if let Some(buffer) = read(&lookup, "KINESIS_HTTP_WATCH_BUFFER")? {
+            cfg.watch_buffer = parse_bytes(&buffer).ok_or_else(|| {
+                Error::Config(format!(
+                    "KINESIS_HTTP_WATCH_BUFFER=`{buffer}` is not a size; use bytes such as 1048576, 512KiB or 4MiB (at least 1)"
+                ))
+            })?;
+        }
+        let cert = read(&lookup, "KINESIS_HTTP_TLS_CERT")?;
+        let key = read(&lookup, "KINESIS_HTTP_TLS_KEY")?;
+        cfg.tls = match (cert, key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
+            (Some(cert), None) => {
+                return Err(Error::Config(format!(
+                    "KINESIS_HTTP_TLS_CERT=`{cert}` is set but KINESIS_HTTP_TLS_KEY is not; set both (HTTPS) or neither (plain HTTP)"
+                )))
+            }
+            (None, Some(key)) => {
+                return Err(Error::Config(format!(
+                    "KINESIS_HTTP_TLS_KEY=`{key}` is set but KINESIS_HTTP_TLS_CERT is not; set both (HTTPS) or neither (plain HTTP)"
+                )))
+            }
+        };
+        cfg.security = crate::security::SecurityConfig::from_lookup(&lookup)?;
+        cfg.security.check_posture(cfg.addr)?;
         Ok(cfg)
     }
 }
@@ -119,6 +204,16 @@ mod tests {
             ("KINESIS_HTTP_BODY_LIMIT", "0"),
             ("KINESIS_HTTP_BODY_LIMIT", "-1"),
             ("KINESIS_HTTP_BODY_LIMIT", "99999999999999999999MiB"),
+            ("KINESIS_HTTP_HEADER_TIMEOUT", "soon"),
+            ("KINESIS_HTTP_HEADER_TIMEOUT", "0s"),
+            ("KINESIS_HTTP_HEADER_TIMEOUT", "10"),
+            ("KINESIS_HTTP_MAX_CONNECTIONS", "0"),
+            ("KINESIS_HTTP_MAX_CONNECTIONS", "many"),
+            ("KINESIS_HTTP_MAX_CONNECTIONS", "-5"),
+            ("KINESIS_HTTP_WATCH_BUFFER", "0"),
+            ("KINESIS_HTTP_WATCH_BUFFER", "big"),
+            ("KINESIS_HTTP_TLS_CERT", "/no/such/cert.pem"),
+            ("KINESIS_HTTP_TLS_KEY", "/no/such/key.pem"),
         ] {
             let err = with(&[(name, value)]).unwrap_err();
             assert!(matches!(err, Error::Config(_)), "{name}: {err}");
@@ -136,11 +231,67 @@ mod tests {
         for (value, bytes) in [("10", 10), ("3K", 3072), ("3KiB", 3072), ("1M", 1 << 20)] {
             assert_eq!(with(&[("KINESIS_HTTP_BODY_LIMIT", value)]).unwrap().body_limit, bytes);
         }
+        let cfg = with(&[
+            ("KINESIS_HTTP_HEADER_TIMEOUT", "300ms"),
+            ("KINESIS_HTTP_MAX_CONNECTIONS", "64"),
+            ("KINESIS_HTTP_WATCH_BUFFER", "256KiB"),
+        ])
+        .unwrap();
+        assert_eq!(cfg.header_timeout, Duration::from_millis(300));
+        assert_eq!(cfg.max_connections, 64);
+        assert_eq!(cfg.watch_buffer, 256 * 1024);
+        assert_eq!(cfg.tls, None);
+    }
+
+    #[test]
+    fn tls_needs_both_files_and_names_the_bad_one() {
+        let dir = std::env::temp_dir().join(format!("kinesis-http-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let junk = dir.join("junk.pem");
+        std::fs::write(&junk, "not a pem file\n").unwrap();
+        let junk = junk.to_str().unwrap();
+        for (vars, names) in [
+            (
+                vec![("KINESIS_HTTP_TLS_CERT", junk)],
+                vec!["KINESIS_HTTP_TLS_CERT", "KINESIS_HTTP_TLS_KEY"],
+            ),
+            (
+                vec![("KINESIS_HTTP_TLS_KEY", junk)],
+                vec!["KINESIS_HTTP_TLS_KEY", "KINESIS_HTTP_TLS_CERT"],
+            ),
+            (
+                vec![("KINESIS_HTTP_TLS_CERT", junk), ("KINESIS_HTTP_TLS_KEY", junk)],
+                vec!["KINESIS_HTTP_TLS_CERT", junk],
+            ),
+            (
+                vec![("KINESIS_HTTP_TLS_CERT", junk), ("KINESIS_HTTP_TLS_KEY", "/no/such/key.pem")],
+                vec!["KINESIS_HTTP_TLS_KEY", "/no/such/key.pem"],
+            ),
+        ] {
+            let err = with(&vars).unwrap_err();
+            assert!(matches!(err, Error::Config(_)), "{vars:?}: {err}");
+            let msg = err.to_string();
+            for name in names {
+                assert!(msg.contains(name), "{vars:?}: {msg} does not name {name}");
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
     fn the_table_lists_every_variable_read_here() {
         let names: Vec<&str> = VARIABLES.iter().map(|(n, _)| *n).collect();
-        assert_eq!(names, ["KINESIS_HTTP_ADDR", "KINESIS_HTTP_BODY_LIMIT"]);
+        assert_eq!(
+            names,
+            [
+                "KINESIS_HTTP_ADDR",
+                "KINESIS_HTTP_BODY_LIMIT",
+                "KINESIS_HTTP_HEADER_TIMEOUT",
+                "KINESIS_HTTP_MAX_CONNECTIONS",
+                "KINESIS_HTTP_WATCH_BUFFER",
+                "KINESIS_HTTP_TLS_CERT",
+                "KINESIS_HTTP_TLS_KEY",
+            ]
+        );
     }
 }

@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use kinesis::dynamic::{control_from_op, SharedDyn};
 use kinesis::methods::MethodInfo;
 use kinesis::{
-    Container, Control, DynComponent, ETag, Error, JsonSnapshot, Precondition, Stage,
+    Caller, Container, Control, DynComponent, ETag, Error, JsonSnapshot, Precondition, Stage,
     State as Coarse,
 };
 use serde::Serialize;
@@ -43,6 +43,8 @@ use crate::body::{self, Accept};
 use crate::conditional;
 use crate::problem::Problem;
 use crate::resolve::{resolve, Target};
+use crate::security::guard::{authorize, authorize_tree};
+use crate::security::{Identity, Verb};
 
 const ALLOW_TREE: &str = "GET, HEAD";
 const ALLOW_RESOURCE: &str = "GET, HEAD, PUT, PATCH";
@@ -58,6 +60,7 @@ struct ApiShared {
     body_limit: usize,
     request_timeout: Duration,
     keep_alive: Duration,
+    watch_buffer: usize,
     shutdown: CancellationToken,
 }
 
@@ -67,9 +70,17 @@ impl Api {
         body_limit: usize,
         request_timeout: Duration,
         keep_alive: Duration,
+        watch_buffer: usize,
         shutdown: CancellationToken,
     ) -> Api {
-        Api(Arc::new(ApiShared { root, body_limit, request_timeout, keep_alive, shutdown }))
+        Api(Arc::new(ApiShared {
+            root,
+            body_limit,
+            request_timeout,
+            keep_alive,
+            watch_buffer,
+            shutdown,
+        }))
     }
 
     /// The container whose tree is served.
@@ -81,9 +92,15 @@ impl Api {
 /// `GET` and `HEAD` of every path but `/`.
 pub(crate) async fn get(State(api): State<Api>, request: Request) -> Result<Response, Problem> {
     let (uri, headers) = (request.uri(), request.headers());
+    let identity = request.extensions().get::<Arc<Identity>>();
+    let may = |verb, c: &SharedDyn| authorize(identity, verb, c.uri());
     match resolve(api.root(), uri.path())? {
-        Target::Tree => tree(&api),
+        Target::Tree => {
+            authorize_tree(identity)?;
+            tree(&api)
+        }
         Target::Resource(c) => {
+            may(Verb::Read, &c)?;
             ready(&*c)?;
             read(&*c, headers)
         }
@@ -91,15 +108,17 @@ pub(crate) async fn get(State(api): State<Api>, request: Request) -> Result<Resp
             Err(Problem::method_not_allowed("GET", ALLOW_POST))
         }
         Target::Member(c, "_watch") => {
+            may(Verb::Read, &c)?;
             ready(&*c)?;
             let since = crate::sse::resume_from(headers, uri.query())?;
-            crate::sse::watch(&c, since, &api.0.shutdown, api.0.keep_alive)
+            crate::sse::watch(&c, since, &api.0.shutdown, api.0.keep_alive, api.0.watch_buffer)
         }
         Target::Member(c, name) => {
             let info = method_of(&c, name, uri)?;
             if info.mutating {
                 return Err(Problem::method_not_allowed("GET", ALLOW_POST));
             }
+            may(Verb::Read, &c)?;
             ready(&*c)?;
             let args = body::query_arguments(uri.query(), info.args)?;
             let timeout = api.0.request_timeout;
@@ -113,7 +132,11 @@ pub(crate) async fn get(State(api): State<Api>, request: Request) -> Result<Resp
 }
 
 /// `GET /`: the tree.
-pub(crate) async fn tree_root(State(api): State<Api>) -> Result<Response, Problem> {
+pub(crate) async fn tree_root(
+    State(api): State<Api>,
+    request: Request,
+) -> Result<Response, Problem> {
+    authorize_tree(request.extensions().get())?;
     tree(&api)
 }
 
@@ -132,7 +155,9 @@ pub(crate) async fn put(State(api): State<Api>, request: Request) -> Result<Resp
     let (parts, body) = request.into_parts();
     let (uri, headers) = (parts.uri, parts.headers);
     let c = resource_for(&api, &Method::PUT, &uri)?;
-    write(c, Accept::Json, &headers, body, api.0.body_limit).await
+    authorize(parts.extensions.get(), Verb::Write, c.uri())?;
+    let caller = caller_of(&parts.extensions);
+    Caller::scope(caller, write(c, Accept::Json, &headers, body, api.0.body_limit)).await
 }
 
 /// `PATCH {uri}`: merge-patch the state.
@@ -140,34 +165,49 @@ pub(crate) async fn patch(State(api): State<Api>, request: Request) -> Result<Re
     let (parts, body) = request.into_parts();
     let (uri, headers) = (parts.uri, parts.headers);
     let c = resource_for(&api, &Method::PATCH, &uri)?;
-    write(c, Accept::MergePatch, &headers, body, api.0.body_limit).await
+    authorize(parts.extensions.get(), Verb::Write, c.uri())?;
+    let caller = caller_of(&parts.extensions);
+    Caller::scope(caller, write(c, Accept::MergePatch, &headers, body, api.0.body_limit)).await
 }
 
 /// `POST {uri}/{method}`, `{uri}/_control` and `{uri}/_batch`.
 pub(crate) async fn post(State(api): State<Api>, request: Request) -> Result<Response, Problem> {
     let (parts, body) = request.into_parts();
-    let (uri, headers) = (parts.uri, parts.headers);
-    match resolve(api.root(), uri.path())? {
-        Target::Tree => Err(Problem::method_not_allowed("POST", ALLOW_TREE)),
-        Target::Resource(_) => Err(Problem::method_not_allowed("POST", ALLOW_RESOURCE)),
-        Target::Member(_, "_watch") => Err(Problem::method_not_allowed("POST", ALLOW_TREE)),
-        Target::Member(c, "_control") => {
-            ready(&*c)?;
-            control(c, &headers, body, api.0.body_limit).await
+    let (uri, headers, extensions) = (parts.uri, parts.headers, parts.extensions);
+    let may = |verb, c: &SharedDyn| authorize(extensions.get(), verb, c.uri());
+    let answer = async {
+        match resolve(api.root(), uri.path())? {
+            Target::Tree => Err(Problem::method_not_allowed("POST", ALLOW_TREE)),
+            Target::Resource(_) => Err(Problem::method_not_allowed("POST", ALLOW_RESOURCE)),
+            Target::Member(_, "_watch") => Err(Problem::method_not_allowed("POST", ALLOW_TREE)),
+            Target::Member(c, "_control") => {
+                may(Verb::Control, &c)?;
+                ready(&*c)?;
+                control(c, &headers, body, api.0.body_limit).await
+            }
+            Target::Member(c, "_batch") => {
+                may(Verb::Write, &c)?;
+                ready(&*c)?;
+                let if_match = conditional::if_match(&headers)?;
+                crate::batch::batch(c, &headers, body, api.0.body_limit, if_match).await
+            }
+            Target::Member(c, name) => {
+                let info = method_of(&c, name, &uri)?;
+                may(if info.mutating { Verb::Write } else { Verb::Read }, &c)?;
+                ready(&*c)?;
+                let if_match = conditional::if_match(&headers)?;
+                let args = body::arguments(&headers, body, api.0.body_limit).await?;
+                call(c, info.name, Value::Object(args), if_match).await
+            }
         }
-        Target::Member(c, "_batch") => {
-            ready(&*c)?;
-            let if_match = conditional::if_match(&headers)?;
-            crate::batch::batch(c, &headers, body, api.0.body_limit, if_match).await
-        }
-        Target::Member(c, name) => {
-            let info = method_of(&c, name, &uri)?;
-            ready(&*c)?;
-            let if_match = conditional::if_match(&headers)?;
-            let args = body::arguments(&headers, body, api.0.body_limit).await?;
-            call(c, info.name, Value::Object(args), if_match).await
-        }
-    }
+    };
+    Caller::scope(caller_of(&extensions), answer).await
+}
+
+/// The caller a request's identity (put there by the guard) makes.
+fn caller_of(extensions: &axum::http::Extensions) -> Arc<Caller> {
+    let identity = extensions.get::<Arc<Identity>>().cloned().unwrap_or_else(Identity::anonymous);
+    Arc::clone(identity.caller())
 }
 
 /// Every other method: 405 with what the path allows (404 if it names

@@ -8,7 +8,8 @@
 //!    header; then `SetRequestId` makes a new one where there was none and
 //!    `PropagateRequestId` returns it in the response's `Trace-ID` header.
 //! 2. `TraceLayer` opens the `http.request` span (`method`, `path`,
-//!    `trace_id`); inside it, when the response is ready, one access-log
+//!    `trace_id`, and `subject`, the authenticated caller, which the
+//!    router's guard records); inside it, when the response is ready, one access-log
 //!    event (target `kinesis_http::access`, level info) says method, path,
 //!    status, latency and trace id.
 //! 3. `CompressionLayer` compresses bodies over 1 KiB with gzip, brotli or
@@ -84,6 +85,7 @@ fn request_span<B>(request: &Request<B>) -> Span {
         method = %request.method(),
         path = loggable(request.uri().path()),
         trace_id = trace_id.unwrap_or_default(),
+        subject = tracing::field::Empty,
     )
 }
 

@@ -61,7 +61,7 @@
 //! | 422 | arguments or state that do not fit (`Invalid`) |
 //! | 428 | `PUT`/`PATCH` without `If-Match` |
 //! | 500 | a handler failed or panicked, a crypto or configuration error |
-//! | 503 | the component is stopping (`Stopping`), the store failed (`Store`) |
+//! | 503 | the component is stopping (`Stopping`), the store failed (`Store`); also, before any routing, a connection past `KINESIS_HTTP_MAX_CONNECTIONS` (`urn:kinesis:problem:at-capacity`, `Retry-After: 1`) |
 //! | 504 | the request took longer than the request timeout (`Timeout`) |
 //!
 //! Encrypted persisted fields are `"***"` in every response and event; a
@@ -80,13 +80,29 @@
 //! `GET {uri}/_watch` answers `text/event-stream`. The first event is
 //! `snapshot` (the state when the watch began); then every change is one
 //! event named after its type, `updated` events with `id` = the new version.
-//! A watcher that falls behind gets `event: lagged` with `{"missed": n}` and
-//! continues with the newest changes; it never slows the component.
+//! A watcher never slows the component and holds at most
+//! `KINESIS_HTTP_WATCH_BUFFER` bytes (default 1 MiB) of events its client has
+//! not taken; one that falls further behind gets `event: lagged` with
+//! `{"missed": n}`, then a fresh `snapshot` event, then the changes after it.
 //! Keep-alive comments are sent every 15 s of silence. A watch that
 //! reconnects with `Last-Event-ID: N` (as `EventSource` does) or `?since=N`
 //! gets the `updated` events after version `N` it missed, from a history of
-//! the last 64 updates, then the live ones; a version older than the history
-//! starts with a `snapshot` event.
+//! the last 64 updates (at most 1 MiB of JSON before the newest), then the
+//! live ones; a version older than the history starts with a `snapshot`
+//! event.
+//!
+//! # Connections
+//!
+//! The server speaks HTTP/1.1 (hyper), over TLS (rustls) when
+//! `KINESIS_HTTP_TLS_CERT` and `KINESIS_HTTP_TLS_KEY` name a PEM certificate
+//! chain and its key ([`TlsConfig`]). A connection must send a complete
+//! request header (and finish its TLS handshake) within
+//! `KINESIS_HTTP_HEADER_TIMEOUT` (default 10 s) of the server starting to
+//! wait for one, after the accept and after each response, so the same
+//! timeout closes idle keep-alive connections. At most
+//! `KINESIS_HTTP_MAX_CONNECTIONS` (default 10,000) are served at once; past
+//! it a new connection is answered `503` with `Retry-After: 1` and a
+//! problem+json body (plain HTTP) or closed (TLS). See [`HttpOptions`].
 //!
 //! # A session
 //!
@@ -161,8 +177,10 @@ pub mod ops;
 mod problem;
 mod resolve;
 mod router;
+pub mod security;
 mod server;
 mod sse;
+mod tls;
 
 pub use config::{HttpConfig, VARIABLES};
 pub use ids::TRACE_ID_HEADER;
@@ -170,3 +188,4 @@ pub use layers::layers;
 pub use problem::status_of;
 pub use router::{router, router_with_shutdown};
 pub use server::{serve, HttpOptions, HttpServer};
+pub use tls::TlsConfig;

@@ -23,7 +23,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE};
+use axum::http::header::{HeaderName, HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use kinesis::{Error, ErrorKind};
@@ -61,6 +61,7 @@ fn kind_entry(kind: ErrorKind, conditional: bool) -> (StatusCode, &'static str) 
         ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
         ErrorKind::NotStarted => (StatusCode::CONFLICT, "not-started"),
         ErrorKind::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
+        ErrorKind::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
         ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
         ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
         ErrorKind::Handler => (StatusCode::INTERNAL_SERVER_ERROR, "handler-failed"),
@@ -86,6 +87,26 @@ impl Problem {
         Problem { status, slug, detail: detail.into(), current_etag: None, headers: Vec::new() }
     }
 
+    /// A problem with this status, type slug and detail.
+    pub(crate) fn new_status(
+        status: StatusCode,
+        slug: &'static str,
+        detail: impl Into<String>,
+    ) -> Problem {
+        Problem::new(status, slug, detail)
+    }
+
+    /// 403 of type `slug`.
+    pub(crate) fn forbidden(slug: &'static str, detail: impl Into<String>) -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, slug, detail)
+    }
+
+    /// Adds a response header with a value made at run time.
+    pub(crate) fn with_header_value(mut self, name: HeaderName, value: HeaderValue) -> Problem {
+        self.headers.push((name, value));
+        self
+    }
+
     /// A kinesis error; see [`status_of`] for `conditional`.
     pub(crate) fn from_error(error: &Error, conditional: bool) -> Problem {
         let (status, slug) = kind_entry(error.kind(), conditional);
@@ -95,6 +116,9 @@ impl Problem {
                 .headers
                 .push((axum::http::header::ETAG, crate::conditional::etag_value(current)));
             problem.current_etag = Some(current.quoted());
+        }
+        if error.kind() == ErrorKind::Overloaded {
+            problem.headers.push((RETRY_AFTER, HeaderValue::from_static("1")));
         }
         if status.is_server_error() {
             tracing::warn!(%error, status = status.as_u16(), "request failed");
@@ -184,11 +208,15 @@ impl Problem {
     pub(crate) fn from_status(status: StatusCode) -> Problem {
         let slug = match status.as_u16() {
             400 => "bad-request",
+            401 => "unauthorized",
+            403 => "forbidden",
             404 => "not-found",
             405 => "method-not-allowed",
             408 | 504 => "timeout",
             413 => "payload-too-large",
             415 => "unsupported-media-type",
+            429 => "too-many-requests",
+            503 => "unavailable",
             _ => "http-error",
         };
         let detail = status.canonical_reason().unwrap_or("error").to_owned();
@@ -360,11 +388,12 @@ fn is_body_header(name: &HeaderName) -> bool {
 mod tests {
     use super::*;
 
-    const KINDS: [ErrorKind; 11] = [
+    const KINDS: [ErrorKind; 12] = [
         ErrorKind::NotFound,
         ErrorKind::Conflict,
         ErrorKind::NotStarted,
         ErrorKind::Stopping,
+        ErrorKind::Overloaded,
         ErrorKind::Timeout,
         ErrorKind::Invalid,
         ErrorKind::Handler,
@@ -376,7 +405,7 @@ mod tests {
 
     #[test]
     fn the_table_matches_the_design() {
-        let expected = [404, 409, 409, 503, 504, 422, 500, 500, 503, 500, 500];
+        let expected = [404, 409, 409, 503, 503, 504, 422, 500, 500, 503, 500, 500];
         for (kind, status) in KINDS.iter().zip(expected) {
             assert_eq!(status_of(*kind, false).as_u16(), status, "{kind:?}");
         }

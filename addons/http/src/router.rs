@@ -72,8 +72,14 @@ pub fn router_with_shutdown(
     shutdown: CancellationToken,
 ) -> Router {
     let ops = crate::ops::routes(root.clone(), shutdown.clone(), options.keep_alive);
-    let api =
-        Api::new(root, options.body_limit, options.request_timeout, options.keep_alive, shutdown);
+    let api = Api::new(
+        root,
+        options.body_limit,
+        options.request_timeout,
+        options.keep_alive,
+        options.watch_buffer,
+        shutdown,
+    );
     let limits =
         Limits { body_limit: options.body_limit, request_timeout: options.request_timeout };
     let timeout =
@@ -97,6 +103,8 @@ pub fn router_with_shutdown(
         tower::ServiceBuilder::new()
             .layer(crate::ops::metrics::RequestMetricsLayer)
             .layer(ProblemLayer(limits))
+            .option_layer(crate::security::cors(&options.security))
+            .layer(crate::security::guard(&options.security, options.addr.ip()))
             .layer(MapResponseBodyLayer::new(axum::body::Body::new))
             .layer(RequestBodyLimitLayer::new(options.body_limit)),
     )

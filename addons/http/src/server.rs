@@ -4,11 +4,27 @@
 //!   start, and so the `add`, with [`Error::Config`] naming
 //!   `KINESIS_HTTP_ADDR` and the address), records the bound address in the
 //!   state and spawns the server as a supervised task of the component.
+//! * Each connection is served by hyper's HTTP/1.1 server (over rustls when
+//!   [`HttpOptions::tls`] is set):
+//!   * a connection must send a complete request header within
+//!     [`HttpOptions::header_timeout`] of the server starting to wait for
+//!     one, or it is closed. The wait starts when the connection is accepted
+//!     (the TLS handshake included) and again after each response, so the
+//!     same timeout closes idle keep-alive connections: there is no separate
+//!     idle timeout. A request whose header arrived is bounded by
+//!     [`HttpOptions::request_timeout`] instead; `_watch` streams by nothing.
+//!   * at most [`HttpOptions::max_connections`] connections are served at
+//!     once. Past it a new plain-HTTP connection gets a fixed `503` with
+//!     `Retry-After: 1` and a problem+json body, and is closed (without
+//!     parsing its request, so it costs no more than a write); a new TLS
+//!     connection is closed at once, since answering it would mean a
+//!     handshake. Every request carries the peer's address as axum's
+//!     `ConnectInfo<SocketAddr>`.
 //! * `stop` stops accepting connections at once (new connections are
 //!   refused), lets requests in flight finish, closes idle keep-alive
 //!   connections and ends `_watch` streams, and waits for that at most
 //!   [`HttpOptions::drain_timeout`]. Past it the server task is dropped with
-//!   the component's run.
+//!   the component's run, and the connections still open are closed.
 //!
 //! The component keeps itself off the REST surface (`exposed()` is false).
 
@@ -16,12 +32,19 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::ConnectInfo;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use kinesis::{Component, Container, Context, Error, Handle, Result, Runtime};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-use crate::HttpConfig;
+use crate::{HttpConfig, TlsConfig};
 
 /// How an [`HttpServer`] listens and limits requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,34 +61,73 @@ pub struct HttpOptions {
     pub drain_timeout: Duration,
     /// How often an idle `_watch` stream gets a keep-alive comment.
     pub keep_alive: Duration,
+    /// Longest time a connection may take to send a complete request header
+    /// (and a TLS handshake), counted from when the server starts waiting
+    /// for it: after the accept and after each response, so it is also the
+    /// idle timeout of keep-alive connections. Then the connection is closed
+    /// (`KINESIS_HTTP_HEADER_TIMEOUT`).
+    pub header_timeout: Duration,
+    /// Most connections served at once; past it a new connection gets `503`
+    /// with `Retry-After` (plain HTTP) or is closed (TLS)
+    /// (`KINESIS_HTTP_MAX_CONNECTIONS`).
+    pub max_connections: usize,
+    /// Most bytes of events a `_watch` stream holds for a client that reads
+    /// slower than its component changes; past it the client gets `lagged`
+    /// and a fresh `snapshot` (`KINESIS_HTTP_WATCH_BUFFER`). One event larger
+    /// than this is still held, alone.
+    pub watch_buffer: usize,
+    /// Serve HTTPS with this certificate and key; `None` serves plain HTTP
+    /// (`KINESIS_HTTP_TLS_CERT`, `KINESIS_HTTP_TLS_KEY`).
+    pub tls: Option<TlsConfig>,
+    /// Authentication and the edge's rules; the default authenticates
+    /// nobody (every request may do everything), fit for loopback only.
+    pub security: crate::security::SecurityConfig,
 }
 
 impl Default for HttpOptions {
-    /// `127.0.0.1:8080`, 1 MiB, 30 s request timeout, 10 s drain, 15 s keep-alive.
+    /// `127.0.0.1:8080`, 1 MiB bodies, 30 s request timeout, 10 s drain,
+    /// 15 s keep-alive comments, 10 s header timeout, 10,000 connections,
+    /// 1 MiB per watch, plain HTTP.
     fn default() -> Self {
-        let HttpConfig { addr, body_limit } = HttpConfig::default();
-        HttpOptions {
-            addr,
-            body_limit,
-            request_timeout: Duration::from_secs(30),
-            drain_timeout: Duration::from_secs(10),
-            keep_alive: Duration::from_secs(15),
-        }
+        HttpOptions::from_config(&HttpConfig::default())
     }
 }
 
 impl HttpOptions {
-    /// The defaults with the address (`KINESIS_HTTP_ADDR`) and body limit
-    /// (`KINESIS_HTTP_BODY_LIMIT`) of `config`.
+    /// The defaults with the settings of `config`: address
+    /// (`KINESIS_HTTP_ADDR`), body limit (`KINESIS_HTTP_BODY_LIMIT`), header
+    /// timeout, connection cap, watch buffer and TLS.
     ///
     /// ```
     /// let config = kinesis_http::HttpConfig::default();
     /// let options = kinesis_http::HttpOptions::from_config(&config);
     /// assert_eq!(options.addr, config.addr);
     /// assert_eq!(options.body_limit, 1024 * 1024);
+    /// assert_eq!(options.max_connections, 10_000);
+    /// assert!(options.tls.is_none());
     /// ```
     pub fn from_config(config: &HttpConfig) -> Self {
-        HttpOptions { addr: config.addr, body_limit: config.body_limit, ..HttpOptions::default() }
+        let HttpConfig {
+            addr,
+            body_limit,
+            header_timeout,
+            max_connections,
+            watch_buffer,
+            tls,
+            security,
+        } = config.clone();
+        HttpOptions {
+            addr,
+            body_limit,
+            request_timeout: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(15),
+            header_timeout,
+            max_connections,
+            watch_buffer,
+            tls,
+            security,
+        }
     }
 }
 
@@ -140,7 +202,15 @@ impl Component for HttpServer {
         let cannot = |e: std::io::Error| {
             Error::Config(format!("KINESIS_HTTP_ADDR={addr}: cannot listen on {addr}: {e}"))
         };
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(cannot)?;
+        options.security.check_posture(addr)?;
+        if !addr.ip().is_loopback() {
+            if !options.security.authenticates() {
+                tracing::warn!(%addr, "serving a non-loopback address WITHOUT AUTHENTICATION (KINESIS_HTTP_ALLOW_ANONYMOUS=true): anyone who reaches it can change or stop every component");
+            } else if options.tls.is_none() {
+                tracing::warn!(%addr, "serving a non-loopback address over plain HTTP: bearer tokens cross the network in clear text; set KINESIS_HTTP_TLS_CERT and KINESIS_HTTP_TLS_KEY or put a TLS proxy in front");
+            }
+        }
+        let listener = TcpListener::bind(addr).await.map_err(cannot)?;
         let local_addr = listener.local_addr().map_err(cannot)?;
         let shutdown = ctx.cancellation_token().child_token();
         let app = crate::layers(crate::router_with_shutdown(
@@ -149,15 +219,16 @@ impl Component for HttpServer {
             shutdown.clone(),
         ));
         let (done_tx, done) = oneshot::channel();
-        let signal = shutdown.clone().cancelled_owned();
+        let accept = Accept::new(listener, app, &options, shutdown.clone());
         ctx.spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(signal).await;
+            accept.run().await;
             let _ = done_tx.send(());
-            served.map_err(|e| Error::Handler(format!("HTTP server on {local_addr} failed: {e}")))
+            Ok(())
         });
         *self.running() = Some(Running { local_addr, shutdown, done });
         self.addr = local_addr.to_string();
-        tracing::info!(addr = %local_addr, root = self.inner.root.uri(), "HTTP server listening");
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %local_addr, scheme, root = self.inner.root.uri(), "HTTP server listening");
         Ok(())
     }
 
@@ -184,9 +255,9 @@ impl Component for HttpServer {
 
 /// Starts the HTTP add-on for `runtime`: an [`HttpServer`] named `http` in
 /// the add-ons container (`/addons/http`, stopped before the application's
-/// components), serving the root container on `config.addr`
-/// (`KINESIS_HTTP_ADDR`) with the body limit `config.body_limit`
-/// (`KINESIS_HTTP_BODY_LIMIT`) and the other [`HttpOptions`] at their
+/// components), serving the root container with the settings of `config`
+/// (address, body limit, header timeout, connection cap, watch buffer, TLS;
+/// see [`HttpOptions::from_config`]) and the other [`HttpOptions`] at their
 /// defaults. For other options add an [`HttpServer`] yourself.
 ///
 /// Fails with [`Error::Config`] when the address cannot be listened on.
@@ -202,4 +273,196 @@ impl Component for HttpServer {
 pub async fn serve(runtime: &Runtime, config: &HttpConfig) -> Result<Handle<HttpServer>> {
     let options = HttpOptions::from_config(config);
     runtime.addons().add("http", HttpServer::new(runtime.root().clone(), options)).await
+}
+
+/// What a connection past [`HttpOptions::max_connections`] is told before it
+/// is closed: written as it is, without reading the request.
+const AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+content-type: application/problem+json\r\n\
+retry-after: 1\r\n\
+connection: close\r\n\
+content-length: 161\r\n\
+\r\n\
+{\"type\":\"urn:kinesis:problem:at-capacity\",\"title\":\"Service Unavailable\",\"status\":503,\"detail\":\"the server is serving as many connections as it may; retry later\"}";
+
+/// How many connections past the cap are answered at once; more are closed
+/// without an answer.
+const REFUSALS_AT_ONCE: usize = 64;
+/// How long a refused connection may take to take its answer.
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
+
+/// The accept loop of one run of the server and what its connections share.
+struct Accept {
+    listener: TcpListener,
+    app: Router,
+    http: hyper::server::conn::http1::Builder,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    header_timeout: Duration,
+    /// One permit per connection served.
+    permits: Arc<Semaphore>,
+    /// One permit per refused connection being answered.
+    refusals: Arc<Semaphore>,
+    /// Cancelled when `stop` begins: stop accepting, drain.
+    shutdown: CancellationToken,
+}
+
+impl Accept {
+    fn new(
+        listener: TcpListener,
+        app: Router,
+        options: &HttpOptions,
+        shutdown: CancellationToken,
+    ) -> Accept {
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new()).header_read_timeout(options.header_timeout).keep_alive(true);
+        Accept {
+            listener,
+            app,
+            http,
+            tls: options.tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.server_config())),
+            header_timeout: options.header_timeout,
+            permits: Arc::new(Semaphore::new(options.max_connections.max(1))),
+            refusals: Arc::new(Semaphore::new(REFUSALS_AT_ONCE)),
+            shutdown,
+        }
+    }
+
+    /// Accepts until `shutdown`, then drains the connections. Dropping this
+    /// future (past the drain timeout) closes every connection still open.
+    async fn run(self) {
+        let graceful = GracefulShutdown::new();
+        // Cancelled when this future ends or is dropped: connections still
+        // open then (past the drain timeout) are closed.
+        let kill = CancellationToken::new();
+        let _kill_on_drop = kill.clone().drop_guard();
+        let local_addr = self.listener.local_addr().ok();
+        loop {
+            let accepted = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => break,
+                accepted = self.listener.accept() => accepted,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) if is_connection_error(&e) => continue,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait for some to
+                    // be closed rather than spin.
+                    tracing::error!(error = %e, addr = ?local_addr, "accepting a connection failed");
+                    tokio::select! {
+                        () = self.shutdown.cancelled() => break,
+                        () = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                    }
+                }
+            };
+            let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+                self.refuse(stream, peer);
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let watcher = graceful.watcher();
+            let (http, app, tls, kill) =
+                (self.http.clone(), self.app.clone(), self.tls.clone(), kill.clone());
+            let (header_timeout, shutdown) = (self.header_timeout, self.shutdown.clone());
+            tokio::spawn(async move {
+                let _permit = permit;
+                let served = async {
+                    match tls {
+                        None => serve_connection(&http, watcher, stream, peer, app).await,
+                        Some(tls) => {
+                            let handshake = tokio::select! {
+                                done = tokio::time::timeout(header_timeout, tls.accept(stream)) => done,
+                                () = shutdown.cancelled() => return,
+                            };
+                            match handshake {
+                                Ok(Ok(stream)) => {
+                                    serve_connection(&http, watcher, stream, peer, app).await
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                                }
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = served => {}
+                    () = kill.cancelled() => {}
+                }
+            });
+        }
+        drop(self.listener);
+        graceful.shutdown().await;
+    }
+
+    /// Answers a connection past the cap with [`AT_CAPACITY`] and closes it
+    /// (a TLS connection is closed at once).
+    fn refuse(&self, mut stream: TcpStream, peer: SocketAddr) {
+        tracing::debug!(%peer, "connection refused: at the connection limit");
+        if self.tls.is_some() {
+            return;
+        }
+        let Ok(permit) = Arc::clone(&self.refusals).try_acquire_owned() else { return };
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = tokio::time::timeout(REFUSAL_TIME, async {
+                stream.write_all(AT_CAPACITY).await?;
+                stream.shutdown().await?;
+                // Take what the client sent until it closes, so the close
+                // is not a reset that could discard the answer before the
+                // client reads it.
+                let mut sink = [0u8; 1024];
+                while stream.read(&mut sink).await? > 0 {}
+                std::io::Result::Ok(())
+            })
+            .await;
+        });
+    }
+}
+
+/// Serves one connection with `app` until it closes, closing it gracefully
+/// when the server stops.
+async fn serve_connection<S>(
+    http: &hyper::server::conn::http1::Builder,
+    watcher: hyper_util::server::graceful::Watcher,
+    stream: S,
+    peer: SocketAddr,
+    app: Router,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        tower::ServiceExt::oneshot(app.clone(), request)
+    });
+    let connection = http.serve_connection(TokioIo::new(stream), service);
+    if let Err(e) = watcher.watch(connection).await {
+        tracing::debug!(%peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Errors of one connection (the client went away) rather than of the listener.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_a_well_formed_response() {
+        let text = std::str::from_utf8(AT_CAPACITY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "));
+        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["status"], 503);
+    }
 }

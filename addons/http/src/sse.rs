@@ -18,17 +18,29 @@
 //! `EventSource` do when they reconnect) or `?since=N` resumes after version
 //! `N`: it starts with the `updated` events of the versions after `N` that
 //! it missed, then goes on live, with no `snapshot` event. A component keeps
-//! its last 64 updates once it has been watched; if `N` is older than that
-//! (or not a version of this process's run), the watch starts with a
-//! `snapshot` event instead.
+//! its last 64 updates once it has been watched, as long as those before the
+//! newest hold at most 1 MiB of JSON together (so a big component keeps
+//! fewer); if `N` is older than that (or not a version of this process's
+//! run), the watch starts with a `snapshot` event instead.
 //!
 //! A comment line (`:keep-alive`) is sent when nothing else was for the
 //! keep-alive interval. The stream ends when the component is torn down or
 //! the server stops.
 //!
-//! A watcher never slows the component: its subscription is a bounded queue
-//! the component never waits on. A client that stops reading lets the queue
-//! fill up; when it reads again it gets `lagged`, then the newest changes.
+//! **Slow clients.** A watcher never slows the component, and holds at most
+//! [`HttpOptions::watch_buffer`](crate::HttpOptions::watch_buffer) bytes
+//! (`KINESIS_HTTP_WATCH_BUFFER`, default 1 MiB) of events its client has not
+//! taken yet: each change is put in the watch's own buffer as the component
+//! publishes it (never in the component's subscription queue), and the
+//! buffer counts the bytes of the events' data. A change that would take
+//! the buffer past its budget
+//! empties it instead (one event bigger than the budget is still kept,
+//! alone), and nothing more is kept until the client catches up: then it
+//! gets `lagged` with the number of changes it missed, a fresh `snapshot`
+//! (the state at that moment, with its version as `id`), and the changes
+//! after it. So a client that stops reading costs the budget, one event
+//! being written and what the socket buffers hold, and all of it is freed
+//! when the connection closes.
 //!
 //! The `data` of `snapshot` and `updated` events is the snapshot's JSON
 //! text, serialised once per commit and shared by every watcher and `GET`.
@@ -39,6 +51,7 @@ use std::time::Duration;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures::stream::BoxStream;
 use futures::StreamExt;
 use kinesis::dynamic::SharedDyn;
 use kinesis::{JsonChange, JsonSnapshot, JsonText, Lagged, WatchStart};
@@ -73,20 +86,31 @@ pub(crate) fn resume_from(
 }
 
 /// The event stream of `component`, resuming after version `since` when
-/// given; it ends when `shutdown` is cancelled.
+/// given, holding at most `budget` bytes of events the client has not taken
+/// (see the module docs); it ends when `shutdown` is cancelled.
 pub(crate) fn watch(
     component: &SharedDyn,
     since: Option<u64>,
     shutdown: &CancellationToken,
     keep_alive: Duration,
+    budget: usize,
 ) -> Result<Response, Problem> {
-    let watch = component.watch_json(since).map_err(|e| Problem::from_error(&e, false))?;
-    let first: Vec<Event> = match watch.start {
-        WatchStart::Snapshot(snapshot) => vec![snapshot_event(&snapshot)],
-        WatchStart::Replay(changes) => changes.into_iter().map(|c| change_event(Ok(c))).collect(),
+    let watch = component.watch_json(since, budget).map_err(|e| Problem::from_error(&e, false))?;
+    let (first, after): (Vec<Event>, u64) = match watch.start {
+        WatchStart::Snapshot(snapshot) => (vec![snapshot_event(&snapshot)], snapshot.version),
+        WatchStart::Replay(changes) => {
+            let after = changes.last().and_then(JsonChange::version).or(since).unwrap_or(0);
+            (changes.into_iter().map(|c| change_event(Ok(c))).collect(), after)
+        }
+    };
+    let reader = Reader {
+        component: SharedDyn::clone(component),
+        changes: watch.changes,
+        after,
+        resnapshot: false,
     };
     let events = futures::stream::iter(first)
-        .chain(watch.changes.map(change_event))
+        .chain(futures::stream::unfold(reader, Reader::next))
         .take_until(shutdown.clone().cancelled_owned())
         .map(Ok::<_, Infallible>);
     let keep_alive = KeepAlive::new().interval(keep_alive).text("keep-alive");
@@ -138,4 +162,52 @@ fn change_event(item: Result<JsonChange, Lagged>) -> Event {
 /// Appends JSON text that serde_json wrote (so valid UTF-8, on one line).
 fn push_json_text(out: &mut String, json: &JsonText) {
     out.push_str(&String::from_utf8_lossy(json.as_bytes()));
+}
+
+/// The changes after the first events: `lagged`, then a fresh `snapshot`,
+/// when the client fell behind.
+struct Reader {
+    component: SharedDyn,
+    changes: BoxStream<'static, Result<JsonChange, Lagged>>,
+    /// The last version the client has: updates up to it are left out.
+    after: u64,
+    /// The client was told it lagged; a fresh snapshot comes next.
+    resnapshot: bool,
+}
+
+impl Reader {
+    /// The next event for the client; `None` when the component's changes ended.
+    async fn next(mut self) -> Option<(Event, Reader)> {
+        loop {
+            if self.resnapshot {
+                self.resnapshot = false;
+                match self.component.snapshot_json() {
+                    Ok(snapshot) => {
+                        self.after = snapshot.version;
+                        return Some((snapshot_event(&snapshot), self));
+                    }
+                    // Torn down in between: the changes say so.
+                    Err(e) => tracing::debug!(error = %e, "no snapshot after a lag"),
+                }
+            }
+            match self.changes.next().await? {
+                Err(lagged) => {
+                    self.resnapshot = true;
+                    return Some((change_event(Err(lagged)), self));
+                }
+                Ok(change) => {
+                    // An update the client has (from the snapshot after a
+                    // lag); a re-publication of the same version
+                    // (`NotifyPeers`) still passes.
+                    if let JsonChange::Updated { prev_version, version, .. } = &change {
+                        if *version <= self.after && prev_version != version {
+                            continue;
+                        }
+                        self.after = *version;
+                    }
+                    return Some((change_event(Ok(change)), self));
+                }
+            }
+        }
+    }
 }

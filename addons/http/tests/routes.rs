@@ -220,8 +220,17 @@ async fn post_calls_mutating_methods_with_named_arguments() {
     assert!(body["detail"].as_str().unwrap().contains("by"), "{body}");
     problem(s.post_json("/root/counter/increment", json!({"by": 1, "extra": 2})).await, 422).await;
     problem(s.post_json("/root/counter/increment", json!([1])).await, 422).await;
-    // No body at all is no arguments; `total` needs none.
+    // No body at all is no arguments; `total` needs none. The content type
+    // is needed even then (no cross-site form can send it).
     let r = s.client.post(s.url("/root/counter/total")).send().await.unwrap();
+    problem(r, 415).await;
+    let r = s
+        .client
+        .post(s.url("/root/counter/total"))
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.json::<Value>().await.unwrap(), json!(4));
     // Unknown method: 404. A mutating method over GET: 405, Allow: POST.
     let body = problem(s.post_json("/root/counter/nope", json!({})).await, 404).await;
@@ -229,7 +238,7 @@ async fn post_calls_mutating_methods_with_named_arguments() {
     let r = s.get("/root/counter/increment?by=1").await;
     assert_eq!(header(&r, "allow"), "POST");
     problem(r, 405).await;
-    let r = s.client.put(s.url("/root/counter/total")).send().await.unwrap();
+    let r = s.client.put(s.url("/root/counter/total")).json(&json!({})).send().await.unwrap();
     assert_eq!(header(&r, "allow"), "GET, HEAD, POST");
     problem(r, 405).await;
     assert_eq!(counter.snapshot().state.count, 4);

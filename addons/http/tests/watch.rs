@@ -162,7 +162,7 @@ async fn a_client_that_stops_reading_lags_without_slowing_the_component() {
 
     // A watcher that sends its request and then reads nothing.
     let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
-    let request = "GET /root/counter/_watch HTTP/1.1\r\nhost: x\r\n\r\n";
+    let request = "GET /root/counter/_watch HTTP/1.1\r\nhost: localhost\r\n\r\n";
     stream.write_all(request.as_bytes()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 

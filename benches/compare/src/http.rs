@@ -84,8 +84,29 @@ impl Op {
     }
 }
 
-/// The servers.
-pub const SERVERS: [&str; 2] = ["bare-axum", "kinesis"];
+/// The servers: `kinesis-jwt` is kinesis with JWT authentication (HS256),
+/// every request carrying a valid bearer token.
+pub const SERVERS: [&str; 3] = ["bare-axum", "kinesis", "kinesis-jwt"];
+
+/// The HS256 secret of `kinesis-jwt`.
+const JWT_SECRET: &str = "benchmark-secret-benchmark-secret-benchmark";
+
+/// A valid token for `kinesis-jwt`: every grant, an hour to live.
+fn bench_token() -> HeaderValue {
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs()
+        + 3600;
+    let claims = json!({"sub": "bench", "scope": "admin:/**", "exp": exp});
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(JWT_SECRET.as_bytes()),
+    )
+    .expect("token");
+    HeaderValue::from_str(&format!("Bearer {token}")).expect("header")
+}
 
 /// The component served; the bare service serves the same JSON.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -119,17 +140,19 @@ fn put_names() -> impl Iterator<Item = String> {
 pub fn run(op: Op, server: &str, seconds: f64) -> Metrics {
     let server_rt = crate::runtime();
     let client_rt = crate::runtime();
+    let token = (server == "kinesis-jwt").then(bench_token);
     let (addr, kinesis) = match server {
-        "kinesis" => {
-            let (addr, rt) = server_rt.block_on(start_kinesis());
+        "kinesis" | "kinesis-jwt" => {
+            let (addr, rt) = server_rt.block_on(start_kinesis(token.is_some()));
             (addr, Some(rt))
         }
         "bare-axum" => (server_rt.block_on(start_bare()), None),
         other => panic!("unknown server `{other}`"),
     };
     let warm_up = Duration::from_secs_f64((seconds / 5.0).min(0.3));
-    client_rt.block_on(load(addr, op, warm_up));
-    let (requests, elapsed) = client_rt.block_on(load(addr, op, Duration::from_secs_f64(seconds)));
+    client_rt.block_on(load(addr, op, warm_up, token.clone()));
+    let (requests, elapsed) =
+        client_rt.block_on(load(addr, op, Duration::from_secs_f64(seconds), token));
     if let Some(rt) = kinesis {
         let report = server_rt.block_on(rt.shutdown());
         assert!(report.clean, "kinesis stopped cleanly: {report:?}");
@@ -137,14 +160,23 @@ pub fn run(op: Op, server: &str, seconds: f64) -> Metrics {
     vec![("req_per_s".to_owned(), per_second(requests, elapsed))]
 }
 
-/// kinesis with `probe`, `p0`…`p63` and the HTTP add-on on a free port.
-async fn start_kinesis() -> (SocketAddr, Runtime) {
+/// kinesis with `probe`, `p0`…`p63` and the HTTP add-on on a free port;
+/// with `jwt`, requests must carry a token signed with [`JWT_SECRET`].
+async fn start_kinesis(jwt: bool) -> (SocketAddr, Runtime) {
     let runtime = Runtime::builder(Config::default()).start().await.expect("kinesis runtime");
     runtime.root().add("probe", probe()).await.expect("probe");
     for name in put_names() {
         runtime.root().add(&name, probe()).await.expect("put resource");
     }
-    let options = HttpOptions { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..Default::default() };
+    let mut options =
+        HttpOptions { addr: SocketAddr::from(([127, 0, 0, 1], 0)), ..Default::default() };
+    if jwt {
+        let vars = [("KINESIS_AUTH_JWT_SECRET", JWT_SECRET)];
+        options.security = kinesis_http::security::SecurityConfig::from_lookup(
+            &kinesis::config::from_pairs(&vars),
+        )
+        .expect("JWT settings");
+    }
     let http = HttpServer::new(runtime.root().clone(), options);
     let http = runtime.addons().add("http", http).await.expect("HTTP server");
     let addr = http.snapshot().state.local_addr().expect("listening");
@@ -347,8 +379,12 @@ fn request(
     path: &str,
     body: Bytes,
     if_match: Option<&HeaderValue>,
+    token: Option<&HeaderValue>,
 ) -> Request<Full<Bytes>> {
     let mut builder = Request::builder().method(method).uri(path).header("host", addr.to_string());
+    if let Some(token) = token {
+        builder = builder.header(axum::http::header::AUTHORIZATION, token);
+    }
     if !body.is_empty() {
         builder = builder.header(CONTENT_TYPE, "application/json");
     }
@@ -372,7 +408,12 @@ async fn send(sender: &mut Sender, req: Request<Full<Bytes>>) -> (StatusCode, Op
 /// [`CONNECTIONS`] connections sending `op` back to back for `duration`;
 /// answers the requests completed and the time taken. Panics on any answer
 /// other than 200.
-async fn load(addr: SocketAddr, op: Op, duration: Duration) -> (u64, Duration) {
+async fn load(
+    addr: SocketAddr,
+    op: Op,
+    duration: Duration,
+    token: Option<HeaderValue>,
+) -> (u64, Duration) {
     let mut connections = Vec::with_capacity(CONNECTIONS);
     for _ in 0..CONNECTIONS {
         connections.push(connect(addr).await);
@@ -383,13 +424,15 @@ async fn load(addr: SocketAddr, op: Op, duration: Duration) -> (u64, Duration) {
         .into_iter()
         .enumerate()
         .map(|(i, mut sender)| {
+            let token = token.clone();
             tokio::spawn(async move {
+                let token = token.as_ref();
                 let put_path = format!("/root/p{i}");
                 let mut etag = None;
                 if op == Op::Put {
                     let (status, tag) = send(
                         &mut sender,
-                        request(addr, Method::GET, &put_path, Bytes::new(), None),
+                        request(addr, Method::GET, &put_path, Bytes::new(), None, token),
                     )
                     .await;
                     assert_eq!(status, StatusCode::OK, "GET {put_path}");
@@ -398,17 +441,27 @@ async fn load(addr: SocketAddr, op: Op, duration: Duration) -> (u64, Duration) {
                 let mut n = 0u64;
                 while Instant::now() < deadline {
                     let req = match op {
-                        Op::Get => request(addr, Method::GET, "/root/probe", Bytes::new(), None),
+                        Op::Get => {
+                            request(addr, Method::GET, "/root/probe", Bytes::new(), None, token)
+                        }
                         Op::Post => request(
                             addr,
                             Method::POST,
                             "/root/probe/increment",
                             Bytes::from_static(b"{\"by\":1}"),
                             None,
+                            token,
                         ),
                         Op::Put => {
                             let body = format!("{{\"count\":{},\"label\":\"bench\"}}", n + 1);
-                            request(addr, Method::PUT, &put_path, Bytes::from(body), etag.as_ref())
+                            request(
+                                addr,
+                                Method::PUT,
+                                &put_path,
+                                Bytes::from(body),
+                                etag.as_ref(),
+                                token,
+                            )
                         }
                     };
                     let (status, tag) = send(&mut sender, req).await;

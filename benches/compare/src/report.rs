@@ -118,6 +118,7 @@ pub fn label(variant: &str) -> &str {
         "kinesis" => "**kinesis**",
         "kinesis-nt" => "**kinesis**, handle without timeout",
         "kinesis-ro" => "**kinesis**, read-only message",
+        "kinesis-jwt" => "**kinesis**, JWT bearer token (HS256)",
         "bare-axum" => "bare axum",
         "sqlite" => "SQLite (sqlx, WAL)",
         "filedb" => "**kinesis-filedb** (fsync)",
@@ -358,6 +359,22 @@ fn http_section(md: &mut String, outcomes: &[Outcome]) {
             ratio_text(of_medians),
             ratio_text(paired),
             verdict(of_medians.zip(paired).map(|(m, p)| m >= goal && p >= goal))
+        );
+    }
+    let jwt = Workload::Http(http::Op::Get).key();
+    let with = median_of(outcomes, &jwt, "kinesis-jwt", "req_per_s");
+    let without = median_of(outcomes, &jwt, "kinesis", "req_per_s");
+    if with.is_some() {
+        let of_medians = with.zip(without).map(|(w, o)| w / o);
+        let paired = ratio_of(outcomes, &jwt, "kinesis-jwt", "kinesis", "req_per_s");
+        let _ = writeln!(
+            md,
+            "\nTarget (issue 13): a GET with a valid JWT against the same GET without authentication.\n\n\
+             | request | target | ratio of medians | paired ratio | verdict |\n| --- | --- | ---: | ---: | --- |\n\
+             | GET with a JWT | ≥ 0.90× | {} | {} | {} |",
+            ratio_text(of_medians),
+            ratio_text(paired),
+            verdict(of_medians.zip(paired).map(|(m, p)| m >= 0.9 && p >= 0.9))
         );
     }
     md.push('\n');
