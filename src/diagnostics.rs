@@ -114,6 +114,8 @@ pub(crate) struct Stats {
     commits: AtomicU64,
     commit_errors: AtomicU64,
     committed_operations: AtomicU64,
+    /// Times one operation in [`DURATION_SAMPLE`](crate::metrics::DURATION_SAMPLE).
+    pub(crate) timing: crate::metrics::Timing,
     restarts: AtomicU32,
     /// Unix time in milliseconds of the last `Started`; 0: not started.
     started_ms: AtomicU64,

@@ -32,8 +32,8 @@
 //! of its duration histogram from its first message on.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use futures::future::BoxFuture;
@@ -128,15 +128,17 @@ impl OpKind {
     }
 }
 
-/// The timing of one component's operations, resolved once; owned by its
-/// task. (Counts are kept by the component's [`Activity`](crate::diagnostics::Activity) and copied into
-/// the registry by [`observe`].)
-pub(crate) struct CellMetrics {
-    duration: Histogram,
+/// The timing of one component's operations: written only by its task
+/// (relaxed atomics, so it can live beside the counts that scrapes read),
+/// its histogram handle resolved on the first timed operation.
+#[derive(Default)]
+pub(crate) struct Timing {
+    duration: OnceLock<Histogram>,
     /// Operations started, to pick the timed ones.
-    ticks: u32,
-    /// When the operation being handled started, if it is timed.
-    started: Option<Instant>,
+    ticks: AtomicU32,
+    /// When the operation being handled started, in nanoseconds since
+    /// [`epoch`] plus one; 0: it is not timed.
+    started: AtomicU64,
 }
 
 /// One operation in this many is timed for [`MESSAGE_DURATION`]; every one
@@ -144,31 +146,35 @@ pub(crate) struct CellMetrics {
 /// is measured on; two per operation were 5 % of an ask round trip.
 pub const DURATION_SAMPLE: u32 = 16;
 
-impl CellMetrics {
-    /// The handles of the component at `uri`, if recording is on.
-    pub(crate) fn new(uri: &str) -> Option<Box<CellMetrics>> {
-        if !enabled() {
-            return None;
-        }
-        Some(Box::new(CellMetrics {
-            duration: metrics::histogram!(MESSAGE_DURATION, "uri" => uri.to_owned()),
-            ticks: 0,
-            started: None,
-        }))
-    }
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
 
+impl Timing {
     /// An operation starts being handled; one in [`DURATION_SAMPLE`] is
     /// timed (the first of each component included).
-    pub(crate) fn start(&mut self) {
-        self.started = self.ticks.is_multiple_of(DURATION_SAMPLE).then(Instant::now);
-        self.ticks = self.ticks.wrapping_add(1);
+    pub(crate) fn start(&self) {
+        let tick = self.ticks.load(Ordering::Relaxed);
+        self.ticks.store(tick.wrapping_add(1), Ordering::Relaxed);
+        let at = if tick.is_multiple_of(DURATION_SAMPLE) {
+            epoch().elapsed().as_nanos() as u64 + 1
+        } else {
+            0
+        };
+        self.started.store(at, Ordering::Relaxed);
     }
 
-    /// The operation started last was handled.
-    pub(crate) fn handled(&mut self) {
-        if let Some(started) = self.started.take() {
-            self.duration.record(started.elapsed().as_secs_f64());
+    /// The operation started last was handled, by the component at `uri`.
+    pub(crate) fn handled(&self, uri: &str) {
+        let started = self.started.swap(0, Ordering::Relaxed);
+        if started == 0 {
+            return;
         }
+        let took = (epoch().elapsed().as_nanos() as u64 + 1).saturating_sub(started);
+        self.duration
+            .get_or_init(|| metrics::histogram!(MESSAGE_DURATION, "uri" => uri.to_owned()))
+            .record(took as f64 / 1e9);
     }
 }
 

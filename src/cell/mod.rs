@@ -196,7 +196,6 @@ pub(crate) fn prepare_component<C: Component>(
         pending: Vec::new(),
         inbox: VecDeque::new(),
         done: false,
-        metrics: None,
     };
     Ok(PreparedCell { handle, cell })
 }
@@ -251,8 +250,6 @@ pub(crate) struct Cell<C: Component> {
     pub(crate) inbox: VecDeque<Envelope<C>>,
     /// Torn down: the loop ends.
     pub(crate) done: bool,
-    /// The metric handles of the current run, when recording is on.
-    pub(crate) metrics: Option<Box<crate::metrics::CellMetrics>>,
 }
 
 impl<C: Component> Cell<C> {

@@ -112,8 +112,8 @@ impl<C: Component> Cell<C> {
             Box::pin(self.flush()).await;
         }
         let checkpoint = (mutates && !self.pending.is_empty()).then(|| self.state.clone());
-        if let Some(m) = self.metered() {
-            m.start();
+        if crate::metrics::enabled() {
+            self.shared.stats().timing.start();
         }
         let run = {
             let Cell { state, ctx, shared, inbox, pending, committer, .. } = self;
@@ -132,10 +132,9 @@ impl<C: Component> Cell<C> {
             }
         };
         if crate::metrics::enabled() {
-            self.shared.stats().handled(env.op().kind());
-            if let Some(m) = self.metered() {
-                m.handled();
-            }
+            let stats = self.shared.stats();
+            stats.handled(env.op().kind());
+            stats.timing.handled(&self.shared.uri);
         }
         // Nothing was committed meanwhile: this is the snapshot the
         // operation ran against.
@@ -166,19 +165,6 @@ impl<C: Component> Cell<C> {
                 .await;
             }
         }
-    }
-
-    /// The metric handles, while recording is on: resolved on the first
-    /// message after [`enable`](crate::metrics::enable); one relaxed load
-    /// when it is off.
-    fn metered(&mut self) -> Option<&mut crate::metrics::CellMetrics> {
-        if !crate::metrics::enabled() {
-            return None;
-        }
-        if self.metrics.is_none() {
-            self.metrics = crate::metrics::CellMetrics::new(&self.shared.uri);
-        }
-        self.metrics.as_deref_mut()
     }
 
     /// Goes back to `checkpoint`, or to the last committed state.
