@@ -224,6 +224,10 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
             builder = builder.default_store("memory://", None);
         }
     }
+    // The metrics recorder before anything runs, so the store's start-up
+    // loads are counted too.
+    #[cfg(feature = "http")]
+    let _ = kinesis_http::ops::metrics::recorder();
     let runtime = builder.start().await?;
     if let Err(e) = kinesis_cmd::demo::install(runtime.root()).await {
         let _ = runtime.shutdown().await;

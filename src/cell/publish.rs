@@ -135,24 +135,7 @@ impl<C: Send + Sync + 'static> Publisher<C> {
         closed: bool,
         since: Option<u64>,
     ) -> Option<(broadcast::Receiver<Change<C>>, Resume<C>)> {
-        let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
-        if closed {
-            return None;
-        }
-        let watchers = guard.get_or_insert_with(|| {
-            Box::new(Watchers {
-                tx: broadcast::channel(SUBSCRIPTION_CAPACITY).0,
-                history: VecDeque::new(),
-                history_bytes: 0,
-                sinks: Vec::new(),
-            })
-        });
-        self.watched.store(true, Ordering::Release);
-        let resume = match since {
-            None => Resume::Snapshot,
-            Some(since) => watchers.replay_after(since),
-        };
-        Some((watchers.tx.subscribe(), resume))
+        self.watch(closed, since, |watchers| watchers.tx.subscribe())
     }
 
     /// How many subscriptions are open.
@@ -166,16 +149,15 @@ impl<C: Send + Sync + 'static> Publisher<C> {
         })
     }
 
-    /// A JSON watcher's queue of future changes (holding at most `budget`
-    /// bytes) and, when `since` is given, the updates after version `since`
-    /// it will not see; taken under one lock as for [`Publisher::resume`].
-    /// `None` once the publisher is closed.
-    pub(crate) fn resume_json(
+    /// Runs `start` on the watchers (made on the first watch) and takes the
+    /// updates after version `since` under the same lock, so the two meet
+    /// without a gap or an overlap. `None` once the publisher is closed.
+    fn watch<T>(
         &self,
         closed: bool,
         since: Option<u64>,
-        budget: usize,
-    ) -> Option<(Arc<JsonQueue>, Resume<C>)> {
+        start: impl FnOnce(&mut Watchers<C>) -> T,
+    ) -> Option<(T, Resume<C>)> {
         let mut guard = self.changes.lock().unwrap_or_else(|p| p.into_inner());
         if closed {
             return None;
@@ -193,10 +175,25 @@ impl<C: Send + Sync + 'static> Publisher<C> {
             None => Resume::Snapshot,
             Some(since) => watchers.replay_after(since),
         };
-        let queue = Arc::new(JsonQueue::new(budget));
-        watchers.sinks.retain(|s| s.strong_count() > 0);
-        watchers.sinks.push(Arc::downgrade(&queue));
-        Some((queue, resume))
+        Some((start(watchers), resume))
+    }
+
+    /// A JSON watcher's queue of future changes (holding at most `budget`
+    /// bytes) and, when `since` is given, the updates after version `since`
+    /// it will not see; taken under one lock as for [`Publisher::resume`].
+    /// `None` once the publisher is closed.
+    pub(crate) fn resume_json(
+        &self,
+        closed: bool,
+        since: Option<u64>,
+        budget: usize,
+    ) -> Option<(Arc<JsonQueue>, Resume<C>)> {
+        self.watch(closed, since, |watchers| {
+            let queue = Arc::new(JsonQueue::new(budget));
+            watchers.sinks.retain(|s| s.strong_count() > 0);
+            watchers.sinks.push(Arc::downgrade(&queue));
+            queue
+        })
     }
 
     /// Ends every subscription once its queued changes are received.

@@ -433,3 +433,49 @@ async fn a_full_mailbox_answers_503_with_retry_after() {
     }
     assert_eq!(h.snapshot().state.n, 1024, "the refused request did not run");
 }
+
+/// The operations routes under auth: health and ready are open; metrics,
+/// diagnostics, tasks and the OpenAPI document need `read:/_kinesis/**`;
+/// cancelling a task needs `control`. Each entry of
+/// `kinesis_http::ops::ROUTE_KINDS` is checked.
+#[tokio::test]
+async fn operations_routes_follow_the_access_rules() {
+    let s = jwt_server().await;
+    let reader = jwt("read:/_kinesis/**", json!({}), SECRET);
+    let app_reader = jwt("read:/root/**", json!({}), SECRET);
+    let controller = jwt("control:/_kinesis/**", json!({}), SECRET);
+    let mut kinds = kinesis_http::ops::ROUTE_KINDS.to_vec();
+    kinds.push(("read", "GET", "/_kinesis/openapi.json"));
+    for (kind, method, pattern) in kinds {
+        let path = pattern.replace("{id}", "404");
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let status = |token: Option<String>| {
+            let mut req = s.client.request(method.clone(), s.url(&path));
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            async move { req.send().await.unwrap().status().as_u16() }
+        };
+        // "Passed the guard": anything but 401 and 403 (an unknown task is 404).
+        let passes = |code: u16| code != 401 && code != 403;
+        match kind {
+            "open" => {
+                let code = status(None).await;
+                assert!(passes(code), "{path} without a token: {code}");
+            }
+            "read" => {
+                assert_eq!(status(None).await, 401, "{path}");
+                assert_eq!(status(Some(app_reader.clone())).await, 403, "{path}");
+                let code = status(Some(reader.clone())).await;
+                assert!(passes(code), "{path} with read:/_kinesis/**: {code}");
+            }
+            "control" => {
+                assert_eq!(status(None).await, 401, "{path}");
+                assert_eq!(status(Some(reader.clone())).await, 403, "{path}");
+                let code = status(Some(controller.clone())).await;
+                assert!(passes(code), "{path} with control:/_kinesis/**: {code}");
+            }
+            other => panic!("unknown route kind {other}"),
+        }
+    }
+}
