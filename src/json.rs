@@ -182,8 +182,12 @@ pub(crate) fn from_json_known<C: Component>(value: Value, current: &C) -> Result
 /// either; `None` when there are none.
 fn unknown_members<C: Component>(ignored: &[Vec<Segment>], current: &C) -> Option<String> {
     let written = serde_json::to_value(current).unwrap_or_default();
-    let unknown: Vec<String> =
+    let mut unknown: Vec<String> =
         ignored.iter().filter(|path| lookup(&written, path).is_none()).map(|p| dotted(p)).collect();
+    // Sorted: the order serde visits a map's members in depends on whether
+    // some crate turned on `serde_json/preserve_order`.
+    unknown.sort_unstable();
+    unknown.dedup();
     if unknown.is_empty() {
         return None;
     }
