@@ -4,7 +4,6 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -117,24 +116,10 @@ pub(crate) struct Stats {
     /// Times one operation in [`DURATION_SAMPLE`](crate::metrics::DURATION_SAMPLE).
     pub(crate) timing: crate::metrics::Timing,
     restarts: AtomicU32,
-    /// Unix time in milliseconds of the last `Started`; 0: not started.
-    started_ms: AtomicU64,
     last_failure: Mutex<Option<Box<LastFailure>>>,
 }
 
-fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
 impl Stats {
-    pub(crate) fn started(&self) {
-        self.started_ms.store(unix_ms().max(1), Ordering::Relaxed);
-    }
-
-    pub(crate) fn stopped(&self) {
-        self.started_ms.store(0, Ordering::Relaxed);
-    }
-
     pub(crate) fn restarted(&self) {
         self.restarts.fetch_add(1, Ordering::Relaxed);
     }
@@ -179,12 +164,5 @@ impl Stats {
 
     pub(crate) fn last_failure(&self) -> Option<LastFailure> {
         self.last_failure.lock().unwrap_or_else(|p| p.into_inner()).as_deref().cloned()
-    }
-
-    pub(crate) fn uptime_seconds(&self) -> Option<f64> {
-        match self.started_ms.load(Ordering::Relaxed) {
-            0 => None,
-            at => Some(unix_ms().saturating_sub(at) as f64 / 1000.0),
-        }
     }
 }

@@ -403,7 +403,7 @@ impl<C: Component> DynComponent for Handle<C> {
             restarts: shared.stats_if_any().map_or(0, |s| s.restarts()),
             last_failure: shared.stats_if_any().and_then(|s| s.last_failure()),
             mailbox_depth: shared.mailbox.len(),
-            uptime_seconds: shared.stats_if_any().and_then(|s| s.uptime_seconds()),
+            uptime_seconds: shared.uptime_seconds(),
             subscribers: shared.subscribers(),
             activity: shared.stats_if_any().map(|s| s.activity()).unwrap_or_default(),
         }

@@ -307,14 +307,8 @@ impl<C: Component> Cell<C> {
         }
         self.shared.store_stage(next);
         match next {
-            Stage::Started => {
-                self.shared.stats().started();
-            }
-            Stage::Restarting | Stage::Stopping | Stage::Aborting => {
-                if let Some(stats) = self.shared.stats_if_any() {
-                    stats.stopped();
-                }
-            }
+            Stage::Started => self.shared.mark_started(),
+            Stage::Restarting | Stage::Stopping | Stage::Aborting => self.shared.mark_stopped(),
             _ => {}
         }
         tracing::debug!(%prev, %next, "stage");

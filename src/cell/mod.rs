@@ -30,7 +30,7 @@ mod watchdog;
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::Notify;
@@ -79,13 +79,24 @@ pub(crate) struct Shared<C: Component> {
     pub(crate) mailbox: Mailbox<C>,
     pub(crate) snapshot: Published<C>,
     stage: AtomicU8,
+    /// When the current run reached `Started`, in whole seconds since the
+    /// process's first component (plus one); 0 when not running. Here and
+    /// not in `stats`, so a component that never gets a message allocates
+    /// nothing for its uptime (it fits the padding beside `stage`).
+    started_at: AtomicU32,
     stage_changed: Notify,
     pub(crate) publisher: Publisher<C>,
     /// Callbacks this component registered during its current run.
     owned: Owned,
-    /// Restarts, last failure and start time, for diagnostics; allocated
-    /// when the component first starts (8 bytes until then).
+    /// Messages, commits, restarts and the last failure, for diagnostics;
+    /// allocated on the first of them (8 bytes until then).
     stats: once_cell::race::OnceBox<crate::diagnostics::Stats>,
+}
+
+/// The instant uptimes count from: when the first component started.
+fn process_epoch() -> std::time::Instant {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(std::time::Instant::now)
 }
 
 fn stage_index(stage: Stage) -> u8 {
@@ -132,6 +143,29 @@ impl<C: Component> Shared<C> {
     /// What is recorded for diagnostics.
     pub(crate) fn stats(&self) -> &crate::diagnostics::Stats {
         self.stats.get_or_init(Box::default)
+    }
+
+    /// Records that the current run reached `Started`.
+    pub(crate) fn mark_started(&self) {
+        let secs = u32::try_from(process_epoch().elapsed().as_secs()).unwrap_or(u32::MAX - 1);
+        self.started_at.store(secs + 1, Ordering::Relaxed);
+    }
+
+    /// Records that the current run ended.
+    pub(crate) fn mark_stopped(&self) {
+        self.started_at.store(0, Ordering::Relaxed);
+    }
+
+    /// Seconds since the current run started (whole seconds); `None` when
+    /// not running.
+    pub(crate) fn uptime_seconds(&self) -> Option<f64> {
+        match self.started_at.load(Ordering::Relaxed) {
+            0 => None,
+            at => {
+                let now = process_epoch().elapsed().as_secs_f64();
+                Some((now - f64::from(at - 1)).max(0.0).floor())
+            }
+        }
     }
 
     /// What was recorded for diagnostics, if anything was.
@@ -184,6 +218,7 @@ pub(crate) fn prepare_component<C: Component>(
         publisher: Publisher::new(),
         owned: Owned::default(),
         stats: once_cell::race::OnceBox::new(),
+        started_at: AtomicU32::new(0),
     });
     let handle = Handle::from_shared(Arc::clone(&shared));
     let ctx = Context::new(handle.clone(), parent);
