@@ -455,6 +455,21 @@ fn write_json<C: Component>(
     })
 }
 
+/// Whether `c` takes calls now: `Ok` when started, [`Error::NotStarted`]
+/// before, [`Error::Stopping`] once it is on its way out. What remote
+/// surfaces check before they serve a component.
+pub fn ready(c: &dyn DynComponent) -> Result<()> {
+    match c.stage() {
+        Stage::Started => Ok(()),
+        Stage::Aborting
+        | Stage::Stopping
+        | Stage::Stopped
+        | Stage::TearingDown
+        | Stage::TornDown => Err(Error::Stopping(c.uri().to_owned())),
+        _ => Err(Error::NotStarted(c.uri().to_owned())),
+    }
+}
+
 /// Parses the `op` of a `_control` request: `restart`, `stop`, `persist`, `notify`.
 pub fn control_from_op(op: &str) -> Result<Control> {
     match op {

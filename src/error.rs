@@ -55,6 +55,18 @@ pub enum Error {
     /// A configuration value is missing or malformed.
     #[error("configuration: {0}")]
     Config(String),
+    /// The caller did not prove who it is: no credentials, or bad ones
+    /// (HTTP 401). Not retryable with the same credentials.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The caller is known but may not do this (HTTP 403). Not retryable.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// A remote runtime could not be reached, or the connection broke before
+    /// an answer came (see [`remote`](crate::remote)). Retryable; for a
+    /// write, the write may or may not have happened: re-read first.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
 }
 
 /// The variant of an [`Error`] without its data, for matching and mapping.
@@ -84,6 +96,67 @@ pub enum ErrorKind {
     Crypto,
     /// [`Error::Config`]
     Config,
+    /// [`Error::Unauthenticated`].
+    Unauthenticated,
+    /// [`Error::Forbidden`].
+    Forbidden,
+    /// [`Error::Unreachable`].
+    Unreachable,
+}
+
+impl ErrorKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [ErrorKind; 15] = [
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::NotStarted,
+        ErrorKind::Stopping,
+        ErrorKind::Overloaded,
+        ErrorKind::Timeout,
+        ErrorKind::Invalid,
+        ErrorKind::Handler,
+        ErrorKind::Panicked,
+        ErrorKind::Store,
+        ErrorKind::Crypto,
+        ErrorKind::Config,
+        ErrorKind::Unauthenticated,
+        ErrorKind::Forbidden,
+        ErrorKind::Unreachable,
+    ];
+
+    /// The kind's name on the wire, the same for every transport: the last
+    /// part of the HTTP problem type (`urn:kinesis:problem:not-found`), and
+    /// what gRPC and the command line's `--json` output carry.
+    ///
+    /// ```
+    /// use kinesis::ErrorKind;
+    /// assert_eq!(ErrorKind::NotFound.name(), "not-found");
+    /// assert_eq!(ErrorKind::from_name("not-found"), Some(ErrorKind::NotFound));
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not-found",
+            ErrorKind::Conflict => "conflict",
+            ErrorKind::NotStarted => "not-started",
+            ErrorKind::Stopping => "stopping",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Timeout => "timeout",
+            ErrorKind::Invalid => "invalid",
+            ErrorKind::Handler => "handler-failed",
+            ErrorKind::Panicked => "panicked",
+            ErrorKind::Store => "store-unavailable",
+            ErrorKind::Crypto => "crypto",
+            ErrorKind::Config => "configuration",
+            ErrorKind::Unauthenticated => "unauthorized",
+            ErrorKind::Forbidden => "forbidden",
+            ErrorKind::Unreachable => "unreachable",
+        }
+    }
+
+    /// The kind named `name` (see [`ErrorKind::name`]).
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
 }
 
 impl Error {
@@ -102,6 +175,9 @@ impl Error {
             Error::Store(_) => ErrorKind::Store,
             Error::Crypto(_) => ErrorKind::Crypto,
             Error::Config(_) => ErrorKind::Config,
+            Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
+            Error::Forbidden(_) => ErrorKind::Forbidden,
+            Error::Unreachable(_) => ErrorKind::Unreachable,
         }
     }
 
@@ -115,6 +191,7 @@ impl Error {
                 | ErrorKind::Overloaded
                 | ErrorKind::Timeout
                 | ErrorKind::Store
+                | ErrorKind::Unreachable
         )
     }
 
@@ -127,6 +204,78 @@ impl Error {
     pub fn invalid(message: impl std::fmt::Display) -> Self {
         Error::Invalid(message.to_string())
     }
+
+    /// Rebuilds the error a remote runtime reported, from its kind and its
+    /// text (`Display`, as the HTTP add-on writes it in a problem's
+    /// `detail`), so that a remote caller gets the same error an in-process
+    /// caller would: the same variant and the same inner message. The words
+    /// this type's `Display` adds around the message are taken off again;
+    /// text that does not have them is kept whole. A conflict takes the
+    /// current ETag the server sent (`current_etag`), else the one in the
+    /// text.
+    ///
+    /// ```
+    /// use kinesis::{Error, ErrorKind};
+    /// let sent = Error::NotFound("component /root/x".into());
+    /// let got = Error::from_remote(ErrorKind::NotFound, &sent.to_string(), None);
+    /// assert_eq!(got, sent);
+    /// ```
+    pub fn from_remote(kind: ErrorKind, text: &str, current_etag: Option<crate::ETag>) -> Error {
+        // The words around the message: `Display` of the kind with a marker
+        // for the message, split at the marker.
+        const MARK: &str = "\u{1}";
+        let unwrap = |make: fn(String) -> Error| {
+            let shape = make(MARK.to_owned()).to_string();
+            let (before, after) = shape.split_once(MARK).unwrap_or((&shape, ""));
+            let inner =
+                text.strip_prefix(before).and_then(|rest| rest.strip_suffix(after)).unwrap_or(text);
+            make(inner.to_owned())
+        };
+        match kind {
+            ErrorKind::NotFound => unwrap(Error::NotFound),
+            ErrorKind::Conflict => {
+                let current = current_etag
+                    .or_else(|| text.rsplit(' ').next().and_then(|tag| tag.parse().ok()));
+                match current {
+                    Some(current) => Error::Conflict { current },
+                    None => Error::Invalid(format!("a conflict without a current ETag: {text}")),
+                }
+            }
+            ErrorKind::NotStarted => unwrap(Error::NotStarted),
+            ErrorKind::Stopping => unwrap(Error::Stopping),
+            ErrorKind::Overloaded => unwrap(Error::Overloaded),
+            ErrorKind::Timeout => Error::Timeout(
+                text.strip_prefix("timed out after ")
+                    .and_then(parse_debug_duration)
+                    .unwrap_or_default(),
+            ),
+            ErrorKind::Invalid => unwrap(Error::Invalid),
+            ErrorKind::Handler => unwrap(Error::Handler),
+            ErrorKind::Panicked => unwrap(Error::Panicked),
+            ErrorKind::Store => unwrap(Error::Store),
+            ErrorKind::Crypto => unwrap(Error::Crypto),
+            ErrorKind::Config => unwrap(Error::Config),
+            ErrorKind::Unauthenticated => unwrap(Error::Unauthenticated),
+            ErrorKind::Forbidden => unwrap(Error::Forbidden),
+            ErrorKind::Unreachable => unwrap(Error::Unreachable),
+        }
+    }
+}
+
+/// Parses what `Debug` writes for a `Duration`: a decimal number and one of
+/// `ns`, `µs`, `ms`, `s`.
+fn parse_debug_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => number,
+        "ms" => number / 1e3,
+        "µs" => number / 1e6,
+        "ns" => number / 1e9,
+        _ => return None,
+    };
+    Duration::try_from_secs_f64(seconds).ok()
 }
 
 impl From<serde_json::Error> for Error {
@@ -137,3 +286,49 @@ impl From<serde_json::Error> for Error {
 
 /// `Result` with [`Error`] as the default error.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every kind survives the trip through its text, message included.
+    #[test]
+    fn from_remote_inverts_display_for_every_kind() {
+        let tag = crate::ETag::of(b"{}", None);
+        let all = [
+            Error::NotFound("component /root/x".into()),
+            Error::Conflict { current: tag },
+            Error::NotStarted("/root/a".into()),
+            Error::Stopping("/root/a".into()),
+            Error::Overloaded("/root/a".into()),
+            Error::Timeout(Duration::from_millis(1500)),
+            Error::Timeout(Duration::from_micros(250)),
+            Error::Invalid("argument `by`: invalid type: string \"x\", expected u64".into()),
+            Error::Handler("not found: this text looks like another kind".into()),
+            Error::Panicked("boom".into()),
+            Error::Store("down".into()),
+            Error::Crypto("wrong key".into()),
+            Error::Config("KINESIS_X".into()),
+            Error::Unauthenticated("no token".into()),
+            Error::Forbidden("read:/root/a".into()),
+            Error::Unreachable("connection refused".into()),
+        ];
+        for sent in all {
+            let got = Error::from_remote(sent.kind(), &sent.to_string(), None);
+            assert_eq!(got, sent);
+        }
+    }
+
+    #[test]
+    fn from_remote_keeps_text_it_does_not_recognise_and_prefers_the_sent_etag() {
+        assert_eq!(
+            Error::from_remote(ErrorKind::Invalid, "malformed JSON at line 1", None),
+            Error::Invalid("malformed JSON at line 1".into())
+        );
+        let tag = crate::ETag::of(b"[]", None);
+        assert_eq!(
+            Error::from_remote(ErrorKind::Conflict, "If-Match failed", Some(tag)),
+            Error::Conflict { current: tag }
+        );
+    }
+}

@@ -112,6 +112,14 @@ impl serde::Serialize for ETag {
     }
 }
 
+/// Reads what `Serialize` writes (32 hex digits, quoted or not).
+impl<'de> serde::Deserialize<'de> for ETag {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// What a write requires of the current ETag, as `If-Match` says over HTTP.
 ///
 /// The comparison happens inside the component's mailbox, atomically with

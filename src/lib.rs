@@ -20,6 +20,7 @@ pub mod methods;
 pub mod metrics;
 mod naming;
 pub mod persist;
+pub mod remote;
 pub mod runtime;
 pub mod supervisor;
 pub mod tasks;

@@ -264,15 +264,7 @@ fn method_of(c: &SharedDyn, name: &str, uri: &Uri) -> Result<&'static MethodInfo
 
 /// 409 unless the component is `Started`; 503 once it is stopping.
 fn ready(c: &dyn DynComponent) -> Result<(), Problem> {
-    match c.stage() {
-        Stage::Started => Ok(()),
-        Stage::Aborting
-        | Stage::Stopping
-        | Stage::Stopped
-        | Stage::TearingDown
-        | Stage::TornDown => Err(Problem::from_error(&Error::Stopping(c.uri().to_owned()), false)),
-        _ => Err(Problem::from_error(&Error::NotStarted(c.uri().to_owned()), false)),
-    }
+    kinesis::dynamic::ready(c).map_err(|e| Problem::from_error(&e, false))
 }
 
 /// One line of `GET /`.
@@ -285,6 +277,8 @@ struct Node {
     state: Coarse,
     etag: ETag,
     version: u64,
+    /// Restarts after failures.
+    restarts: u32,
 }
 
 /// `GET /`: every exposed component, depth first in start order.
@@ -301,6 +295,7 @@ fn tree(api: &Api) -> Result<Response, Problem> {
             state: meta.state,
             etag: meta.etag,
             version: meta.version,
+            restarts: c.diagnostics().restarts,
         });
         if let Some(container) = c.as_container() {
             for child in container.list() {

@@ -51,25 +51,30 @@ pub fn status_of(kind: ErrorKind, conditional: bool) -> StatusCode {
     kind_entry(kind, conditional).0
 }
 
-/// The one table: kind → (status, problem type slug).
+/// The one table: kind → (status, problem type slug). The slug is the
+/// kind's wire name ([`ErrorKind::name`]), except for a conditional
+/// conflict, which is HTTP's own 412.
 fn kind_entry(kind: ErrorKind, conditional: bool) -> (StatusCode, &'static str) {
-    match kind {
-        ErrorKind::NotFound => (StatusCode::NOT_FOUND, "not-found"),
+    let status = match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
         ErrorKind::Conflict if conditional => {
-            (StatusCode::PRECONDITION_FAILED, "precondition-failed")
+            return (StatusCode::PRECONDITION_FAILED, "precondition-failed")
         }
-        ErrorKind::Conflict => (StatusCode::CONFLICT, "conflict"),
-        ErrorKind::NotStarted => (StatusCode::CONFLICT, "not-started"),
-        ErrorKind::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
-        ErrorKind::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
-        ErrorKind::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
-        ErrorKind::Invalid => (StatusCode::UNPROCESSABLE_ENTITY, "invalid"),
-        ErrorKind::Handler => (StatusCode::INTERNAL_SERVER_ERROR, "handler-failed"),
-        ErrorKind::Panicked => (StatusCode::INTERNAL_SERVER_ERROR, "panicked"),
-        ErrorKind::Store => (StatusCode::SERVICE_UNAVAILABLE, "store-unavailable"),
-        ErrorKind::Crypto => (StatusCode::INTERNAL_SERVER_ERROR, "crypto"),
-        ErrorKind::Config => (StatusCode::INTERNAL_SERVER_ERROR, "configuration"),
-    }
+        ErrorKind::Conflict | ErrorKind::NotStarted => StatusCode::CONFLICT,
+        ErrorKind::Stopping | ErrorKind::Overloaded | ErrorKind::Store => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ErrorKind::Timeout => StatusCode::GATEWAY_TIMEOUT,
+        ErrorKind::Invalid => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorKind::Handler | ErrorKind::Panicked | ErrorKind::Crypto | ErrorKind::Config => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+        ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+        // A component that called another runtime and could not reach it.
+        ErrorKind::Unreachable => StatusCode::BAD_GATEWAY,
+    };
+    (status, kind.name())
 }
 
 /// One error response, before its trace id is known.
@@ -388,24 +393,11 @@ fn is_body_header(name: &HeaderName) -> bool {
 mod tests {
     use super::*;
 
-    const KINDS: [ErrorKind; 12] = [
-        ErrorKind::NotFound,
-        ErrorKind::Conflict,
-        ErrorKind::NotStarted,
-        ErrorKind::Stopping,
-        ErrorKind::Overloaded,
-        ErrorKind::Timeout,
-        ErrorKind::Invalid,
-        ErrorKind::Handler,
-        ErrorKind::Panicked,
-        ErrorKind::Store,
-        ErrorKind::Crypto,
-        ErrorKind::Config,
-    ];
+    const KINDS: [ErrorKind; 15] = ErrorKind::ALL;
 
     #[test]
     fn the_table_matches_the_design() {
-        let expected = [404, 409, 409, 503, 503, 504, 422, 500, 500, 503, 500, 500];
+        let expected = [404, 409, 409, 503, 503, 504, 422, 500, 500, 503, 500, 500, 401, 403, 502];
         for (kind, status) in KINDS.iter().zip(expected) {
             assert_eq!(status_of(*kind, false).as_u16(), status, "{kind:?}");
         }

@@ -222,6 +222,32 @@ pub(super) fn generate(m: &Model) -> TokenStream {
         }
     });
 
+    // The same trait on `Remote<C>`: arguments to a JSON object, the reply
+    // back from JSON, through the remote's transport.
+    let remote_impls = m.methods.iter().map(|x| {
+        let sig = x.typed_sig();
+        let name = &x.name;
+        let reply = x.reply_ty();
+        let args = x.args.iter().map(|a| {
+            let (i, n) = (&a.ident, &a.name);
+            quote!((#n, (&&__KinesisSendProbe(&#i)).__kinesis_to_json(#name, #n)))
+        });
+        quote! {
+            #sig {
+                let __call = ::kinesis::remote::Remote::__call(
+                    self,
+                    #name,
+                    __kinesis_remote_args(::std::vec![#(#args),*]),
+                );
+                async move {
+                    let __value = __call.await?;
+                    (&&__KinesisReceiveProbe::<#reply>(::core::marker::PhantomData))
+                        .__kinesis_from_json(#name, __value)
+                }
+            }
+        }
+    });
+
     let mut_arms = m.methods.iter().filter(|x| x.mutating).map(|x| {
         let (name, msg) = (&x.name, &x.msg);
         let parse = x.parse_args();
@@ -343,6 +369,81 @@ pub(super) fn generate(m: &Model) -> TokenStream {
             #[allow(clippy::manual_async_fn)]
             impl #trait_ident for ::kinesis::Handle<#self_ty> {
                 #(#typed_impls)*
+            }
+
+            #[allow(clippy::manual_async_fn)]
+            impl #trait_ident for ::kinesis::remote::Remote<#self_ty> {
+                #(#remote_impls)*
+            }
+
+            /// The JSON object of named arguments of a remote call.
+            fn __kinesis_remote_args(
+                args: ::std::vec::Vec<(&'static str, ::kinesis::Result<#value>)>,
+            ) -> ::kinesis::Result<#value> {
+                let mut __map = ::kinesis::__private::serde_json::Map::new();
+                for (name, value) in args {
+                    __map.insert(::std::string::ToString::to_string(name), value?);
+                }
+                ::core::result::Result::Ok(#value::Object(__map))
+            }
+
+            // Arguments and replies of remote calls by autoref
+            // specialisation: a type that implements `Serialize` (arguments)
+            // or `Deserialize` (replies) crosses the transport; any other
+            // one makes the call fail with an error that names it, so that a
+            // component whose types are not serde-ready still compiles.
+            struct __KinesisSendProbe<'a, T>(&'a T);
+            trait __KinesisSendJson {
+                fn __kinesis_to_json(self, method: &str, arg: &str) -> ::kinesis::Result<#value>;
+            }
+            impl<T: ::kinesis::__private::serde::Serialize> __KinesisSendJson for &&__KinesisSendProbe<'_, T> {
+                fn __kinesis_to_json(self, method: &str, arg: &str) -> ::kinesis::Result<#value> {
+                    ::kinesis::__private::serde_json::to_value(self.0).map_err(|e| {
+                        ::kinesis::Error::Invalid(::std::format!(
+                            "argument `{arg}` of method `{method}` does not serialise: {e}"
+                        ))
+                    })
+                }
+            }
+            trait __KinesisCannotSend {
+                fn __kinesis_to_json(self, method: &str, arg: &str) -> ::kinesis::Result<#value>;
+            }
+            impl<T> __KinesisCannotSend for &__KinesisSendProbe<'_, T> {
+                fn __kinesis_to_json(self, method: &str, arg: &str) -> ::kinesis::Result<#value> {
+                    ::core::result::Result::Err(::kinesis::Error::Invalid(::std::format!(
+                        "argument `{arg}` of method `{method}` is a `{}`, which does not \
+                         implement `serde::Serialize`: it cannot be sent to a remote component",
+                        ::std::any::type_name::<T>()
+                    )))
+                }
+            }
+            struct __KinesisReceiveProbe<T>(::core::marker::PhantomData<T>);
+            trait __KinesisReceiveJson<T> {
+                fn __kinesis_from_json(self, method: &str, value: #value) -> ::kinesis::Result<T>;
+            }
+            impl<T: ::kinesis::__private::serde::de::DeserializeOwned> __KinesisReceiveJson<T>
+                for &&__KinesisReceiveProbe<T>
+            {
+                fn __kinesis_from_json(self, method: &str, value: #value) -> ::kinesis::Result<T> {
+                    ::kinesis::__private::serde_json::from_value(value).map_err(|e| {
+                        ::kinesis::Error::Invalid(::std::format!(
+                            "the reply of method `{method}` does not fit `{}`: {e}",
+                            ::std::any::type_name::<T>()
+                        ))
+                    })
+                }
+            }
+            trait __KinesisCannotReceive<T> {
+                fn __kinesis_from_json(self, method: &str, value: #value) -> ::kinesis::Result<T>;
+            }
+            impl<T> __KinesisCannotReceive<T> for &__KinesisReceiveProbe<T> {
+                fn __kinesis_from_json(self, method: &str, _: #value) -> ::kinesis::Result<T> {
+                    ::core::result::Result::Err(::kinesis::Error::Invalid(::std::format!(
+                        "the reply of method `{method}` is a `{}`, which does not implement \
+                         `serde::Deserialize`: it cannot be received from a remote component",
+                        ::std::any::type_name::<T>()
+                    )))
+                }
             }
 
             fn __kinesis_type_id() -> ::std::any::TypeId {
