@@ -6,12 +6,37 @@
 //! `Counter`) for `Remote<Counter>` as it does for `Handle<Counter>`, so code
 //! written against the trait runs unchanged on either:
 //!
-//! ```ignore
-//! async fn bump(counter: &impl CounterHandle) -> kinesis::Result<u64> {
+//! ```
+//! use std::sync::Arc;
+//! use kinesis::remote::{InProcess, Remote};
+//! use kinesis::{Component, Container, Result};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Clone, Default, Serialize, Deserialize)]
+//! pub struct Counter { count: u64 }
+//! impl Component for Counter {}
+//!
+//! #[kinesis::handlers]
+//! impl Counter {
+//!     pub fn increment(&mut self, by: u64) -> u64 { self.count += by; self.count }
+//! }
+//!
+//! /// Runs on any handle of a counter.
+//! async fn bump(counter: &impl CounterHandle) -> Result<u64> {
 //!     counter.increment(1).await
 //! }
-//! bump(&runtime.root().get::<Counter>("counter")?).await?;          // in process
-//! bump(&client.remote::<Counter>("/root/counter")).await?;          // over HTTP
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let root = Container::root().await?;
+//! let handle = root.add("counter", Counter::default()).await?;
+//! assert_eq!(bump(&handle).await?, 1);                        // in process
+//! // Over a transport (here the in-process one; `kinesis_client::Client`
+//! // makes them over HTTP):
+//! let remote: Remote<Counter> =
+//!     Remote::new(Arc::new(InProcess::new(root.clone())), "/root/counter");
+//! assert_eq!(bump(&remote).await?, 2);
+//! # root.shutdown().await?;
+//! # Ok::<(), kinesis::Error>(())
+//! # }).unwrap();
 //! ```
 //!
 //! [`RemoteDyn`] is the same without the type: calls by method name with

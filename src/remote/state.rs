@@ -13,12 +13,29 @@ use crate::{Component, Control, ETag, Handle, Result, Snapshot};
 /// handle trait (`CounterHandle`) for the methods, code written against
 /// both runs unchanged on either:
 ///
-/// ```ignore
-/// async fn reset<H: CounterHandle + StateHandle<Counter>>(h: &H) -> kinesis::Result<()> {
+/// ```
+/// use kinesis::remote::StateHandle;
+/// use kinesis::{Component, Container, Result};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Default, Serialize, Deserialize)]
+/// pub struct Counter { count: u64 }
+/// impl Component for Counter {}
+///
+/// /// Sets the count back to zero, unless it changed meanwhile.
+/// async fn reset<H: StateHandle<Counter>>(h: &H) -> Result<()> {
 ///     let now = h.read().await?;
 ///     h.write(Counter::default(), &now.etag).await?;
 ///     Ok(())
 /// }
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let root = Container::root().await?;
+/// let counter = root.add("counter", Counter { count: 7 }).await?;
+/// reset(&counter).await?;
+/// assert_eq!(counter.snapshot().state.count, 0);
+/// # root.shutdown().await?;
+/// # Ok::<(), kinesis::Error>(())
+/// # }).unwrap();
 /// ```
 pub trait StateHandle<C: Component>: Send + Sync {
     /// The component's URI.

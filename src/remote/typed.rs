@@ -15,12 +15,7 @@ use crate::{Component, Control, ETag, Error, Result, Snapshot, Stage, State};
 /// generated handle trait for it, so the typed methods are called as on a
 /// [`Handle<C>`](crate::Handle):
 ///
-/// ```ignore
-/// use my_app::CounterHandle;
-/// let counter: Remote<Counter> = client.remote("/root/counter");
-/// counter.increment(2).await?;          // POST /root/counter/increment {"by":2}
-/// let now = counter.snapshot().await?;  // GET with If-None-Match
-/// ```
+/// (see the [module docs](super) for an example).
 ///
 /// Arguments travel as JSON and replies come back as JSON, so argument
 /// types must implement `Serialize` and reply types `Deserialize` (a call

@@ -11,9 +11,12 @@ use kinesis::{Component, Config, Error, ErrorKind, Result, Runtime};
 use kinesis_http::HttpConfig;
 use serde::{Deserialize, Serialize};
 
+/// A shop: items in stock, and who bought the ones sold.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Shop {
+    /// Items left.
     pub stock: u64,
+    /// Buyers, in order of sale.
     pub sold: Vec<String>,
 }
 

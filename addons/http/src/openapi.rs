@@ -667,9 +667,10 @@ fn fixed_schemas() -> Vec<(&'static str, Value)> {
                                 "stage": schema_ref("kinesis.Stage"),
                                 "state": schema_ref("kinesis.State"),
                                 "etag": {"type": "string"},
-                                "version": {"type": "integer", "minimum": 0}
+                                "version": {"type": "integer", "minimum": 0},
+                                "restarts": {"type": "integer", "minimum": 0}
                             },
-                            "required": ["uri", "type", "stage", "state", "etag", "version"]
+                            "required": ["uri", "type", "stage", "state", "etag", "version", "restarts"]
                         }
                     }
                 },
