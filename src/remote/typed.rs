@@ -13,9 +13,7 @@ use crate::{Component, Control, ETag, Error, Result, Snapshot, Stage, State};
 /// A component of type `C` in another runtime (or reached through a
 /// transport in this one). `#[kinesis::handlers]` implements `C`'s
 /// generated handle trait for it, so the typed methods are called as on a
-/// [`Handle<C>`](crate::Handle):
-///
-/// (see the [module docs](super) for an example).
+/// [`Handle<C>`](crate::Handle) (the [module docs](super) show one).
 ///
 /// Arguments travel as JSON and replies come back as JSON, so argument
 /// types must implement `Serialize` and reply types `Deserialize` (a call
