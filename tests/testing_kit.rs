@@ -297,3 +297,18 @@ async fn a_delayed_restart_runs_in_paused_time_without_waiting() {
     );
     rt.shutdown().await;
 }
+
+#[tokio::test]
+async fn without_signal_handlers_run_until_signal_ends_when_the_root_stops() {
+    let rt = TestRuntime::memory().await;
+    let running = tokio::spawn({
+        let runtime = rt.runtime().clone();
+        async move { runtime.run_until_signal().await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!running.is_finished());
+    rt.root().shutdown().await.unwrap();
+    let report = tokio::time::timeout(10 * SECOND, running).await.unwrap().unwrap().unwrap();
+    assert!(report.clean, "{report:?}");
+    rt.shutdown().await;
+}

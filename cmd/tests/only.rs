@@ -95,6 +95,13 @@ fn two_processes_with_disjoint_subsets_share_one_store_each_serving_its_part() {
 #[test]
 fn a_bad_subset_stops_the_start_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
+    let help = command(dir.path()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert_eq!(
+        help.lines().filter(|l| l.trim_start().starts_with("KINESIS_ONLY")).count(),
+        1,
+        "{help}"
+    );
     for (only, needles) in [
         ("counter,nope", &["KINESIS_ONLY", "`nope`", "kinesis, counter, notes"][..]),
         ("counter,no/slash", &["KINESIS_ONLY", "no/slash"][..]),

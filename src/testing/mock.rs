@@ -254,10 +254,12 @@ impl Component for Mock {
     }
 }
 
+/// A mock's methods as a table key: names and whether they mutate.
+type Signature = Vec<(String, bool)>;
+
 /// The shared table for a list of method names and kinds.
-fn table_for(methods: Vec<(String, bool)>) -> &'static MethodTable {
-    static TABLES: OnceLock<Mutex<HashMap<Vec<(String, bool)>, &'static MethodTable>>> =
-        OnceLock::new();
+fn table_for(methods: Signature) -> &'static MethodTable {
+    static TABLES: OnceLock<Mutex<HashMap<Signature, &'static MethodTable>>> = OnceLock::new();
     let mut tables = TABLES.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
     tables.entry(methods).or_insert_with_key(|methods| {
         let infos: Vec<MethodInfo> = methods
