@@ -143,6 +143,15 @@ pub trait Component: Clone + Serialize + DeserializeOwned + Send + Sync + 'stati
     fn exposed(&self) -> bool {
         true
     }
+
+    /// The methods callable by name of this value, for a component type
+    /// whose methods are only known at run time, such as the test kit's
+    /// mocks (`kinesis::testing::Mock`). Consulted only when the type has no
+    /// `#[kinesis::handlers]` table, on the latest snapshot; the table it
+    /// returns must not change while the component runs. Default `None`.
+    fn method_table(&self) -> Option<&'static crate::methods::MethodTable> {
+        None
+    }
 }
 
 /// A component that handles messages of type `M`.

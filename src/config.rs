@@ -14,6 +14,7 @@
 //! shorter than 16 characters is used with a warning, an empty one is unset.
 //! | `KINESIS_SHUTDOWN_TIMEOUT` | a duration such as `30s`, `2m`, `500ms`, or whole seconds | `30s` |
 //! | `KINESIS_TASK_WORKERS` | how many [tasks](crate::tasks) run at once, 1 to 4096 | the number of CPUs |
+//! | `KINESIS_ONLY` | comma separated component names: run only these components of the app and what they depend on ([`App`](crate::App)) | every component |
 //!
 //! The crates that read other variables own them, each with a `VARIABLES`
 //! table and a `from_lookup` of the same shape as [`Config::from_lookup`]:
@@ -40,6 +41,10 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("KINESIS_DB_PREVIOUS_ENCRYPT_KEYS", "comma separated keys or passphrases, read only"),
     ("KINESIS_SHUTDOWN_TIMEOUT", "how long shutdown may take, e.g. 30s (default 30s)"),
     ("KINESIS_TASK_WORKERS", "how many tasks run at once, 1-4096 (default: the number of CPUs)"),
+    (
+        "KINESIS_ONLY",
+        "comma separated component names: run only these and what they depend on (default: all)",
+    ),
 ];
 
 /// The most workers `KINESIS_TASK_WORKERS` may ask for.
@@ -114,6 +119,10 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// How many tasks of the [task manager](crate::tasks) run at once.
     pub task_workers: usize,
+    /// The components of the app to run (with what they depend on; see
+    /// [`App::install`](crate::App::install)); `None` for all of them.
+    /// From `KINESIS_ONLY`, or [`parse_only`] of a command-line flag.
+    pub only: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for Config {
@@ -124,6 +133,7 @@ impl std::fmt::Debug for Config {
             .field("previous_keys", &self.previous_keys.len())
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("task_workers", &self.task_workers)
+            .field("only", &self.only)
             .finish()
     }
 }
@@ -137,6 +147,7 @@ impl Default for Config {
             previous_keys: Vec::new(),
             shutdown_timeout: Duration::from_secs(30),
             task_workers: crate::tasks::default_workers(),
+            only: None,
         }
     }
 }
@@ -199,6 +210,15 @@ impl Config {
                     ))
                 })?;
         }
+        if let Some(only) = get("KINESIS_ONLY")? {
+            cfg.only = Some(parse_only(&only).map_err(|e| {
+                let why = match e {
+                    Error::Config(why) => why,
+                    other => other.to_string(),
+                };
+                Error::Config(format!("KINESIS_ONLY=`{only}` is not valid: {why}"))
+            })?);
+        }
         Ok(cfg)
     }
 
@@ -212,6 +232,35 @@ impl Config {
             }
         }
     }
+}
+
+/// Parses a list of component names such as `counter,notes` (the value of
+/// `KINESIS_ONLY`, or of a `--only` flag): comma separated, blanks around
+/// names ignored, each a valid name ([`validate_name`](crate::validate_name)),
+/// duplicates dropped, at least one. Whether the app has them is checked by
+/// [`App::resolve`](crate::App::resolve).
+///
+/// ```
+/// use kinesis::config::parse_only;
+/// assert_eq!(parse_only(" counter, notes,counter ").unwrap(), ["counter", "notes"]);
+/// assert!(parse_only("counter,no/slash").is_err());
+/// assert!(parse_only(" , ").is_err());
+/// ```
+pub fn parse_only(value: &str) -> Result<Vec<String>> {
+    let mut names: Vec<String> = Vec::new();
+    for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        crate::validate_name(name).map_err(|e| match e {
+            Error::Invalid(why) => Error::Config(why),
+            other => Error::Config(other.to_string()),
+        })?;
+        if !names.iter().any(|n| n == name) {
+            names.push(name.to_owned());
+        }
+    }
+    if names.is_empty() {
+        return Err(Error::Config("name at least one component, such as counter,notes".into()));
+    }
+    Ok(names)
 }
 
 fn parse_duration(s: &str) -> Option<Duration> {
@@ -243,6 +292,9 @@ mod tests {
             ("KINESIS_TASK_WORKERS", "0"),
             ("KINESIS_TASK_WORKERS", "many"),
             ("KINESIS_TASK_WORKERS", "5000"),
+            ("KINESIS_ONLY", "counter,no/slash"),
+            ("KINESIS_ONLY", ",,"),
+            ("KINESIS_ONLY", "counter,_x"),
         ] {
             let err = with(&[(name, value)]).unwrap_err();
             assert!(matches!(err, Error::Config(_)), "{name}: {err}");
@@ -282,6 +334,11 @@ mod tests {
         );
         assert!(cfg.cipher().unwrap().is_some());
         assert_eq!(with(&[("KINESIS_TASK_WORKERS", " 3 ")]).unwrap().task_workers, 3);
+        assert_eq!(cfg.only, None);
+        assert_eq!(
+            with(&[("KINESIS_ONLY", "notes, counter,notes")]).unwrap().only,
+            Some(vec!["notes".to_owned(), "counter".to_owned()])
+        );
         assert!(!format!("{cfg:?}").contains(&key));
     }
 
@@ -294,6 +351,7 @@ mod tests {
             "KINESIS_DB_PREVIOUS_ENCRYPT_KEYS",
             "KINESIS_SHUTDOWN_TIMEOUT",
             "KINESIS_TASK_WORKERS",
+            "KINESIS_ONLY",
         ] {
             assert!(names.contains(&name), "{name}");
         }

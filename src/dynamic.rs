@@ -22,7 +22,7 @@ use crate::cell::Resume;
 use crate::cell::{BatchJsonOp, CallJsonOp, JsonWrite, JsonWriteOp};
 use crate::changes::{JsonQueue, Lagged, Replay};
 pub use crate::json::{from_json, redacted_json, JsonSnapshot, JsonText};
-use crate::methods::{methods_of, BatchCall, MethodInfo};
+use crate::methods::{methods_of, BatchCall, MethodInfo, MethodTable};
 use crate::{
     Change, Component, ComponentDiagnostics, Container, Control, ETag, Error, Handle, Precondition,
     Result, Stage, State, Subscription,
@@ -273,11 +273,11 @@ impl<C: Component> DynComponent for Handle<C> {
     }
 
     fn methods(&self) -> &'static [MethodInfo] {
-        methods_of::<C>().map_or(&[], |t| t.methods)
+        table_of(self).map_or(&[], |t| t.methods)
     }
 
     fn state_schema(&self, generator: &mut schemars::SchemaGenerator) -> Option<schemars::Schema> {
-        methods_of::<C>().and_then(|t| (t.state_schema)(generator))
+        table_of(self).and_then(|t| (t.state_schema)(generator))
     }
 
     fn call_json(
@@ -289,7 +289,7 @@ impl<C: Component> DynComponent for Handle<C> {
         let handle = self.clone().without_timeout();
         let method = method.to_owned();
         Box::pin(async move {
-            let table = methods_of::<C>().ok_or_else(|| {
+            let table = table_of(&handle).ok_or_else(|| {
                 Error::NotFound(format!("{} has no method `{method}`", handle.uri()))
             })?;
             let info = table.method(&method).ok_or_else(|| {
@@ -312,7 +312,7 @@ impl<C: Component> DynComponent for Handle<C> {
     ) -> BoxFuture<'static, Result<Vec<Value>>> {
         let handle = self.clone().without_timeout();
         Box::pin(async move {
-            let table = methods_of::<C>().ok_or_else(|| {
+            let table = table_of(&handle).ok_or_else(|| {
                 Error::NotFound(format!("{} has no methods to call by name", handle.uri()))
             })?;
             let op = Arc::new(BatchJsonOp::new(table, calls, if_match));
@@ -408,6 +408,13 @@ impl<C: Component> DynComponent for Handle<C> {
             activity: shared.stats_if_any().map(|s| s.activity()).unwrap_or_default(),
         }
     }
+}
+
+/// The method table of `handle`'s component: the one `#[kinesis::handlers]`
+/// registered for its type, else the one its value gives
+/// ([`Component::method_table`], read from the latest snapshot).
+fn table_of<C: Component>(handle: &Handle<C>) -> Option<&'static MethodTable> {
+    methods_of::<C>().or_else(|| handle.snapshot().state.method_table())
 }
 
 /// The changes of `sub` as JSON, leaving out updates to versions up to

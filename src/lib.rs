@@ -1,6 +1,7 @@
 //! kinesis: event-driven services built from components.
 #![doc = include_str!("../docs/overview.md")]
 
+pub mod app;
 mod caller;
 mod canonical;
 mod cell;
@@ -24,7 +25,10 @@ pub mod remote;
 pub mod runtime;
 pub mod supervisor;
 pub mod tasks;
+#[cfg(feature = "testing")]
+pub mod testing;
 
+pub use app::App;
 pub use caller::Caller;
 pub use changes::{CallbackId, Change, Lagged, Position, Replay, Subscription};
 pub use component::{Component, Handler};

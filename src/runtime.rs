@@ -30,9 +30,10 @@ pub struct Runtime {
     root: Container,
     addons: Container,
     config: Config,
-    /// Installed at start; shared by the clones, taken by
+    /// Installed at start (unless [`RuntimeBuilder::handle_signals`] said
+    /// not to); shared by the clones, taken by
     /// [`Runtime::run_until_signal`] (one waiter at a time).
-    signals: Arc<tokio::sync::Mutex<Signals>>,
+    signals: Arc<tokio::sync::Mutex<Option<Signals>>>,
 }
 
 /// How a shutdown went.
@@ -62,9 +63,20 @@ pub struct RuntimeBuilder {
     stores: StoreRegistry,
     default_connection: Option<String>,
     default_key_file: Option<PathBuf>,
+    handle_signals: bool,
 }
 
 impl RuntimeBuilder {
+    /// Whether [`start`](RuntimeBuilder::start) installs the SIGINT and
+    /// SIGTERM handlers (default `true`). Without them a signal ends the
+    /// process as usual and [`Runtime::run_until_signal`] returns only when
+    /// the root is stopped: what tests want, so that ctrl-c still ends a
+    /// test run.
+    pub fn handle_signals(mut self, on: bool) -> Self {
+        self.handle_signals = on;
+        self
+    }
+
     /// The back-ends that `KINESIS_DB_CONNECTION` may name.
     pub fn stores(mut self, stores: StoreRegistry) -> Self {
         self.stores = stores;
@@ -86,9 +98,10 @@ impl RuntimeBuilder {
     /// Errors: [`Error::Config`] when the signal handlers cannot be
     /// installed, or for the store and its keys.
     pub async fn start(self) -> Result<Runtime> {
-        let signals = Arc::new(tokio::sync::Mutex::new(Signals::new()?));
+        let signals = if self.handle_signals { Some(Signals::new()?) } else { None };
+        let signals = Arc::new(tokio::sync::Mutex::new(signals));
         crate::tasks::TaskManager::global().set_workers(self.config.task_workers);
-        let RuntimeBuilder { config, stores, default_connection, default_key_file } = self;
+        let RuntimeBuilder { config, stores, default_connection, default_key_file, .. } = self;
         let (url, is_default) = match (&config.db_connection, &default_connection) {
             (Some(u), _) => (Some(u.clone()), false),
             (None, Some(d)) => (Some(d.clone()), true),
@@ -160,6 +173,7 @@ impl Runtime {
             stores: StoreRegistry::with_builtin(),
             default_connection: None,
             default_key_file: None,
+            handle_signals: true,
         }
     }
 
@@ -227,15 +241,25 @@ impl Runtime {
             }
             None => futures::future::Either::Right(std::future::pending()),
         };
+        let next_signal = async {
+            match signals.as_mut() {
+                Some(signals) => signals.next().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
-            which = signals.next() => tracing::info!(signal = which, "shutting down"),
+            which = next_signal => tracing::info!(signal = which, "shutting down"),
             () = root_stops => tracing::info!("the root container was stopped: shutting down"),
         }
-        tokio::spawn(async move {
-            let again = signals.next().await;
-            eprintln!("second signal ({again}) during shutdown: exiting now");
-            std::process::exit(130);
-        });
+        if signals.is_some() {
+            tokio::spawn(async move {
+                if let Some(signals) = signals.as_mut() {
+                    let again = signals.next().await;
+                    eprintln!("second signal ({again}) during shutdown: exiting now");
+                    std::process::exit(130);
+                }
+            });
+        }
         Ok(self.shutdown().await)
     }
 }

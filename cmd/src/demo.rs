@@ -8,10 +8,15 @@
 //! * `/root/notes`: a small key-value notes store with `put`, `get`,
 //!   `remove` and `list`, and `recount`, which starts a slow task whose
 //!   progress shows at `/_kinesis/tasks`.
+//!
+//! [`app`] declares them as a [`kinesis::App`], so a process can run a
+//! subset (`KINESIS_ONLY=counter,notes`): [`install`] takes it. The three
+//! depend on none of each other, and each is persisted under its own URI,
+//! so processes running disjoint subsets can share one store.
 
 use std::collections::BTreeMap;
 
-use kinesis::{Component, Container, Context, Error, Persist, Result};
+use kinesis::{App, Component, Container, Context, Error, Persist, Result};
 use serde::{Deserialize, Serialize};
 
 /// The application component at `/root/kinesis`.
@@ -199,10 +204,21 @@ impl Notes {
     }
 }
 
-/// Adds the demo components to `root`.
-pub async fn install(root: &Container) -> Result<()> {
-    root.add("kinesis", Kinesis::default()).await?;
-    root.add("counter", Counter::default()).await?;
-    root.add("notes", Notes::default()).await?;
-    Ok(())
+/// The demo application: `kinesis`, `counter` and `notes`, in that order.
+pub fn app() -> App {
+    App::new()
+        .component("kinesis", Kinesis::default)
+        .component("counter", Counter::default)
+        .component("notes", Notes::default)
+}
+
+/// Adds the demo components to `root`: all of them (`only` = `None`), or
+/// those named and what they depend on; answers the names started. A name
+/// the demo does not have is an [`Error::Config`] listing the ones it has.
+pub async fn install(root: &Container, only: Option<&[String]>) -> Result<Vec<String>> {
+    let started = app().install(root, only).await?;
+    if only.is_some() {
+        tracing::info!(components = %started.join(","), "running a subset of the app (KINESIS_ONLY)");
+    }
+    Ok(started)
 }
