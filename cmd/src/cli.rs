@@ -33,7 +33,8 @@ pub(crate) struct RemoteArgs {
     #[arg(long, global = true, env = "KINESIS_URL", value_name = "URL",
           default_value = kinesis_client::DEFAULT_URL)]
     pub(crate) url: String,
-    /// The bearer token to send (never printed).
+    /// The bearer token to send (never printed). Prefer KINESIS_TOKEN:
+    /// arguments show in the process list.
     #[arg(
         long,
         global = true,

@@ -15,6 +15,7 @@ mod typing;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{CommandFactory, FromArgMatches};
 
 use cli::{Cli, Command, TokenCommand};
@@ -22,13 +23,14 @@ use output::Output;
 
 fn main() -> ExitCode {
     let footer = serve::help_footer();
-    let matches = cli::Cli::command()
+    let parsed = cli::Cli::command()
         .after_help(footer.clone())
         .mut_subcommand("serve", |serve| serve.after_help(footer))
-        .get_matches();
-    let cli = match Cli::from_arg_matches(&matches) {
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
-        Err(e) => e.exit(),
+        Err(e) => return usage_error(e),
     };
     let out = Output { json: cli.remote.json };
     match cli.command {
@@ -43,4 +45,24 @@ fn main() -> ExitCode {
         }
         Some(command) => commands::run(&cli.remote, command),
     }
+}
+
+/// A command line clap refused (exit 2), or `--help`/`--version` (exit 0).
+/// With `--json` among the arguments, a refusal is a JSON object on stderr
+/// like every other error.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    let shown = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    );
+    if shown || !json {
+        e.exit()
+    }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    output::Failure::Usage(message).report(true)
 }

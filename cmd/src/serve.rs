@@ -11,6 +11,10 @@ use kinesis::persist::StoreRegistry;
 use kinesis::{Config, Error, Runtime};
 use kinesis_cmd::logging::LogConfig;
 
+/// The target of the runtime's own log lines (`INFO kinesis: …`), as
+/// before the command line had modules.
+const LOG_TARGET: &str = "kinesis";
+
 /// The add-ons built into this binary, by Cargo feature.
 const ADDONS: &[(&str, bool)] = &[
     ("http", cfg!(feature = "http")),
@@ -142,12 +146,12 @@ async fn run(settings: Settings) -> ExitCode {
     match start_and_serve(settings).await {
         Ok(code) => code,
         Err(e @ Error::Config(_)) => {
-            tracing::error!("{e}");
+            tracing::error!(target: LOG_TARGET, "{e}");
             eprintln!("kinesis: {e}");
             ExitCode::from(2)
         }
         Err(e) => {
-            tracing::error!("{e}");
+            tracing::error!(target: LOG_TARGET, "{e}");
             eprintln!("kinesis: {e}");
             ExitCode::FAILURE
         }
@@ -179,7 +183,7 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
     #[cfg(not(feature = "filedb"))]
     {
         if config.db_connection.is_none() {
-            tracing::warn!("no store built in and KINESIS_DB_CONNECTION is not set: persisted fields live in memory only (build with --features filedb)");
+            tracing::warn!(target: LOG_TARGET, "no store built in and KINESIS_DB_CONNECTION is not set: persisted fields live in memory only (build with --features filedb)");
             builder = builder.default_store("memory://", None);
         }
     }
@@ -201,20 +205,21 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
                 return Err(e);
             }
         };
-        tracing::info!(%addr, "HTTP add-on listening; try: curl http://{addr}/root/kinesis");
+        tracing::info!(target: LOG_TARGET, %addr, "HTTP add-on listening; try: curl http://{addr}/root/kinesis");
     }
     let built = built_in();
     tracing::info!(
+        target: LOG_TARGET,
         addons = %if built.is_empty() { "none".to_owned() } else { built.join(",") },
         "kinesis running; press ctrl-c to stop"
     );
     let report = runtime.run_until_signal().await?;
     if report.clean {
-        tracing::info!("stopped cleanly");
+        tracing::info!(target: LOG_TARGET, "stopped cleanly");
         Ok(ExitCode::SUCCESS)
     } else {
         let pending = report.pending.join(", ");
-        tracing::error!(%pending, "shutdown deadline passed");
+        tracing::error!(target: LOG_TARGET, %pending, "shutdown deadline passed");
         eprintln!(
             "kinesis: shutdown took longer than KINESIS_SHUTDOWN_TIMEOUT; still running: {pending}"
         );

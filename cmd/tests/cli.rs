@@ -579,6 +579,11 @@ fn usage_errors_exit_2_and_every_command_has_help() {
         assert!(!run.stderr.is_empty(), "{args:?}");
         assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
     }
+    // With --json, clap's refusals are JSON too.
+    let run = cli.run(&["--json", "get", "root/counter"]).expect(2);
+    assert_eq!(run.error()["kind"], "usage");
+    let message = run.error()["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("`root/counter` is not a component URI"), "{message}");
     for command in [
         "serve",
         "ps",
