@@ -550,6 +550,15 @@ fn cannot_connect_exits_3() {
     let run = cli.run(&["--json", "ps"]).expect(3);
     assert_eq!(run.error()["kind"], "unreachable");
     assert_eq!(run.error()["exit"], 3);
+
+    // A runtime that takes the connection but never answers: reached, so
+    // not exit 3; `--timeout` bounds the wait (a write may have happened).
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cli = Cli::new(format!("http://{}", silent.local_addr().unwrap()), dir.path());
+    let started = Instant::now();
+    let run = cli.run(&["--json", "--timeout", "300ms", "ps"]).expect(1);
+    assert_eq!(run.error()["kind"], "timeout");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
 
 #[test]

@@ -16,6 +16,9 @@ use crate::cli::{Command, RemoteArgs};
 use crate::etags::EtagStore;
 use crate::output::{Failure, Output};
 
+/// The longest wait for a connection (shorter when `--timeout` is).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// What every command needs: the client, the runtime's URL (the key of the
 /// remembered ETags), the output and the ETag store.
 pub(crate) struct Session {
@@ -35,7 +38,9 @@ impl Session {
     /// A client configured by the options. A URL that is not one is a
     /// configuration error (exit 2); nothing is sent yet.
     fn new(remote: &RemoteArgs) -> Result<Session, Failure> {
-        let mut builder = Client::builder(remote.url.clone()).timeout(remote.timeout);
+        let mut builder = Client::builder(remote.url.clone())
+            .timeout(remote.timeout)
+            .connect_timeout(remote.timeout.min(CONNECT_TIMEOUT));
         if let Some(token) = remote.token.as_deref().filter(|t| !t.trim().is_empty()) {
             builder = builder.token(token);
         }
