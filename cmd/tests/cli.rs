@@ -144,6 +144,15 @@ impl Running {
         }
     }
 
+    /// What the command wrote on stderr (once it has exited).
+    fn stderr(&mut self) -> String {
+        let mut text = String::new();
+        if let Some(mut stderr) = self.child.stderr.take() {
+            std::io::Read::read_to_string(&mut stderr, &mut text).unwrap();
+        }
+        text
+    }
+
     /// Waits (20 s at most) for the command to exit on its own.
     fn exit_code(&mut self) -> Option<i32> {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -391,9 +400,11 @@ fn watch_prints_changes_until_the_component_is_stopped() {
     // Stopping the component ends both watches, exit 0.
     let stop = cli.run(&["stop", "/root/counter"]).expect(0);
     assert_eq!(stop.stdout.trim(), "/root/counter stopped");
-    human.wait_for(|l| l == "stage Stopping -> Stopped");
     assert_eq!(human.exit_code(), Some(0));
     assert_eq!(machine.exit_code(), Some(0));
+    let note = human.stderr();
+    assert!(note.contains("/root/counter went away"), "{note}");
+    assert_eq!(machine.stderr(), "", "no notes with --json");
     assert!(node(&cli, "/root/counter").is_none(), "stopped for good");
     cli.run(&["get", "/root/counter"]).expect(1);
     // Watching what is not there fails at once.
@@ -462,13 +473,17 @@ fn tasks_lists_the_runtime_tasks() {
         .stdout
         .trim()
         .to_owned();
-    let table = cli.run(&["tasks"]).expect(0);
+    // Until the task has reported its first progress, its total is unknown.
+    let mut table = cli.run(&["tasks"]).expect(0);
+    eventually("the task reports its progress", || {
+        table = cli.run(&["tasks"]).expect(0);
+        table.stdout.contains("/100")
+    });
     let header: Vec<&str> = table.stdout.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["ID", "NAME", "OWNER", "STATE", "PROGRESS", "MESSAGE"]);
     let row = table.stdout.lines().nth(1).expect(&table.stdout);
     let cells: Vec<&str> = row.split_whitespace().collect();
-    assert_eq!(&cells[..3], [id.as_str(), "notes.recount", "/root/notes"], "{row}");
-    assert!(["queued", "running"].contains(&cells[3]), "{row}");
+    assert_eq!(&cells[..4], [id.as_str(), "notes.recount", "/root/notes", "running"], "{row}");
     assert!(cells[4].ends_with("/100"), "{row}");
     let tasks = cli.run(&["--json", "tasks"]).expect(0).json();
     assert_eq!(tasks[0]["id"].to_string(), id);
