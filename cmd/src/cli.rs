@@ -40,9 +40,10 @@ pub(crate) struct RemoteArgs {
         global = true,
         env = "KINESIS_TOKEN",
         value_name = "TOKEN",
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = secret
     )]
-    pub(crate) token: Option<String>,
+    pub(crate) token: Option<Secret>,
     /// Machine output: one JSON document on stdout (JSON lines for `watch`),
     /// errors as a JSON object on stderr.
     #[arg(long, global = true)]
@@ -167,6 +168,23 @@ pub(crate) enum TokenCommand {
     },
 }
 
+/// A bearer token: its `Debug` does not show it.
+#[derive(Clone)]
+pub(crate) struct Secret(String);
+
+impl Secret {
+    /// The token itself, to hand to the client.
+    pub(crate) fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// The state a write must still be at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum IfMatch {
@@ -198,6 +216,25 @@ pub(crate) enum ArgValue {
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text)
         .map_err(|e| format!("`{text}` is not a duration such as 5s or 250ms: {e}"))
+}
+
+/// A token, kept out of `Debug`.
+fn secret(text: &str) -> Result<Secret, String> {
+    Ok(Secret(text.to_owned()))
+}
+
+/// The runtime's URL. Credentials in it are refused: errors print the URL,
+/// and the token belongs in --token or KINESIS_TOKEN. (Checked when the
+/// client is made, not by clap, whose errors would echo the value.)
+pub(crate) fn runtime_url(text: &str) -> Result<String, String> {
+    let authority = text.split_once("://").map_or(text, |(_, rest)| rest);
+    let authority = authority.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("the URL carries credentials; give the token with KINESIS_TOKEN \
+                    (or --token) instead"
+            .to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 /// A component name (RFC 3986 unreserved characters).
@@ -266,6 +303,18 @@ mod tests {
     #[test]
     fn the_declaration_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn tokens_stay_out_of_debug_and_urls() {
+        let cli = Cli::try_parse_from(["kinesis", "--token", "kns_secret", "ps"]).unwrap();
+        assert_eq!(cli.remote.token.as_ref().unwrap().expose(), "kns_secret");
+        assert!(!format!("{cli:?}").contains("kns_secret"));
+        assert!(runtime_url("http://127.0.0.1:8080/x").is_ok());
+        for bad in ["http://user:kns_secret@host", "https://t@host:1/"] {
+            let e = runtime_url(bad).unwrap_err();
+            assert!(!e.contains("kns_secret"), "{e}");
+        }
     }
 
     #[test]

@@ -603,6 +603,9 @@ fn usage_errors_exit_2_and_every_command_has_help() {
         assert!(!run.stderr.is_empty(), "{args:?}");
         assert!(run.stdout.is_empty(), "{args:?}: {run:?}");
     }
+    // Credentials in the URL are refused without being echoed.
+    let run = cli.run(&["--url", "http://me:kns_hush@127.0.0.1:1", "ps"]).expect(2);
+    assert!(run.stderr.contains("KINESIS_TOKEN") && !run.stderr.contains("kns_hush"), "{run:?}");
     // With --json, clap's refusals are JSON too.
     let run = cli.run(&["--json", "get", "root/counter"]).expect(2);
     assert_eq!(run.error()["kind"], "usage");

@@ -38,11 +38,12 @@ impl Session {
     /// A client configured by the options. A URL that is not one is a
     /// configuration error (exit 2); nothing is sent yet.
     fn new(remote: &RemoteArgs) -> Result<Session, Failure> {
+        crate::cli::runtime_url(&remote.url).map_err(Failure::Usage)?;
         let mut builder = Client::builder(remote.url.clone())
             .timeout(remote.timeout)
             .connect_timeout(remote.timeout.min(CONNECT_TIMEOUT));
-        if let Some(token) = remote.token.as_deref().filter(|t| !t.trim().is_empty()) {
-            builder = builder.token(token);
+        if let Some(token) = remote.token.as_ref().filter(|t| !t.expose().trim().is_empty()) {
+            builder = builder.token(token.expose());
         }
         Ok(Session {
             client: builder.build()?,
