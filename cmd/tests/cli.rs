@@ -397,6 +397,14 @@ fn watch_prints_changes_until_the_component_is_stopped() {
     assert_eq!(event["prev_version"], 1);
     assert_eq!(event["data"], json!({"count": 2}));
 
+    // --since resumes after a version: the updates after it, no snapshot.
+    let mut resumed = Running::start(&cli, &["--json", "watch", "/root/counter", "--since", "1"]);
+    let seen = resumed.wait_for(|l| l.contains(r#""version":2"#));
+    let first: Value = serde_json::from_str(&seen[0]).unwrap();
+    assert_eq!(first["type"], "updated", "{seen:?}");
+    assert_eq!(first["version"], 2);
+    drop(resumed);
+
     // Stopping the component ends both watches, exit 0.
     let stop = cli.run(&["stop", "/root/counter"]).expect(0);
     assert_eq!(stop.stdout.trim(), "/root/counter stopped");
