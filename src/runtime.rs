@@ -130,6 +130,24 @@ impl RuntimeBuilder {
     }
 }
 
+/// The id of this run of the process: 16 random hex digits, made once.
+///
+/// Versions count a component's changes since it was added in this
+/// process, so version 5 before a restart and version 5 after it are not
+/// the same state. Remote surfaces send this id with what they number by
+/// version (the HTTP add-on's watch events), and a watcher that resumes
+/// gives it back: a resume from another run starts with a fresh snapshot
+/// instead of replaying versions that mean something else now.
+///
+/// ```
+/// assert_eq!(kinesis::runtime::run_id().len(), 16);
+/// assert_eq!(kinesis::runtime::run_id(), kinesis::runtime::run_id());
+/// ```
+pub fn run_id() -> &'static str {
+    static RUN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    RUN.get_or_init(|| format!("{:016x}", rand::random::<u64>()))
+}
+
 fn addons_root(addons: &Container, persistence: Option<Persistence>) {
     addons.bind_root("/addons", persistence);
 }

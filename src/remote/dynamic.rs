@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::Value;
 
-use super::{Fetched, RemoteMeta, RemoteSnapshot, Transport, WatchEvent};
+use super::{Fetched, RemoteMeta, RemoteSnapshot, Resume, Transport, WatchEvent};
 use crate::{Control, ETag, Error, ErrorKind, Precondition, Result};
 
 /// A component of another runtime, by URI: calls by method name with JSON
@@ -33,7 +33,7 @@ impl std::fmt::Debug for RemoteDyn {
 pub struct WatchOptions {
     /// Start after this version (the updates after it first, if the runtime
     /// still has them); `None` starts with a snapshot.
-    pub since: Option<u64>,
+    pub since: Option<Resume>,
     /// The first wait before reconnecting; doubled after each failed
     /// attempt, up to `retry_max`.
     pub retry_min: Duration,
@@ -167,16 +167,22 @@ impl RemoteDyn {
     /// runtime restarting, say), the watch reconnects, waiting
     /// `retry_min`, then twice as long each time up to `retry_max`, and
     /// resumes after the last version it delivered: the runtime sends the
-    /// updates missed meanwhile, or a snapshot when it no longer has them.
-    /// Every version is delivered at most once and in increasing order:
-    /// events at or below the last delivered version are dropped. A
-    /// non-retryable error (the component is gone, the token refused) is
+    /// updates missed meanwhile, or a snapshot when it no longer has them
+    /// or is another run of the process (it restarted: versions count
+    /// again from 1, see [`run_id`](crate::runtime::run_id)). Updates are
+    /// delivered once each, in increasing order of version: an update at or
+    /// below the last version delivered is dropped. A snapshot is delivered
+    /// unless its ETag is that of the state delivered last (the same state:
+    /// nothing to tell); either way the updates after it count from its
+    /// version. A non-retryable error (the component is gone, the token refused) is
     /// yielded and ends the stream, as does `give_up_after`.
     pub fn watch_with(&self, options: WatchOptions) -> BoxStream<'static, Result<WatchEvent>> {
         let state = Resuming {
             transport: Arc::clone(&self.transport),
             uri: Arc::clone(&self.uri),
-            last: options.since,
+            last: options.since.as_ref().map(|r| r.version),
+            last_etag: None,
+            run: options.since.as_ref().and_then(|r| r.run.clone()),
             retry: options.retry_min,
             failing_since: None,
             options,
@@ -215,8 +221,11 @@ struct Resuming {
     transport: Arc<dyn Transport>,
     uri: Arc<str>,
     options: WatchOptions,
-    /// The last version delivered.
+    /// The last version delivered, and its ETag.
     last: Option<u64>,
+    last_etag: Option<ETag>,
+    /// The run that numbered `last`.
+    run: Option<String>,
     /// The next wait before reconnecting.
     retry: Duration,
     /// When the current run of failed attempts began.
@@ -226,22 +235,44 @@ struct Resuming {
 }
 
 impl Resuming {
+    /// Whether `event` brings something the watcher has not had: a
+    /// snapshot of another state than the last one delivered (same ETag,
+    /// same state), an update above the last version, any other event.
+    fn is_new(&self, event: &WatchEvent) -> bool {
+        match event {
+            WatchEvent::Snapshot { etag, .. } => self.last_etag != Some(*etag),
+            WatchEvent::Updated { version, .. } => self.last.is_none_or(|last| *version > last),
+            _ => true,
+        }
+    }
+
     async fn next(&mut self) -> Option<Result<WatchEvent>> {
         loop {
             if self.done {
                 return None;
             }
-            let inner =
-                self.inner.get_or_insert_with(|| self.transport.watch(&self.uri, self.last));
+            let resume = self.last.map(|version| Resume { version, run: self.run.clone() });
+            let inner = self.inner.get_or_insert_with(|| self.transport.watch(&self.uri, resume));
             match inner.next().await {
                 Some(Ok(event)) => {
                     self.retry = self.options.retry_min;
                     self.failing_since = None;
-                    if let Some(version) = event.version() {
-                        if self.last.is_some_and(|last| version <= last) {
-                            continue;
+                    if let Some(run) = event.run() {
+                        if self.run.as_deref() != Some(run) {
+                            self.run = Some(run.to_owned());
                         }
-                        self.last = Some(version);
+                    }
+                    let fresh = self.is_new(&event);
+                    if let WatchEvent::Snapshot { version, etag, .. }
+                    | WatchEvent::Updated { version, etag, .. } = &event
+                    {
+                        if fresh || matches!(event, WatchEvent::Snapshot { .. }) {
+                            self.last = Some(*version);
+                            self.last_etag = Some(*etag);
+                        }
+                    }
+                    if !fresh {
+                        continue;
                     }
                     return Some(Ok(event));
                 }

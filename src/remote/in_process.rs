@@ -6,8 +6,9 @@ use futures::future::BoxFuture;
 use futures::stream::{BoxStream, StreamExt};
 use serde_json::Value;
 
-use super::{Fetched, RemoteMeta, RemoteNode, RemoteSnapshot, Transport, WatchEvent};
+use super::{Fetched, RemoteMeta, RemoteNode, RemoteSnapshot, Resume, Transport, WatchEvent};
 use crate::dynamic::{ready, DynComponent, JsonChange, JsonSnapshot, WatchStart};
+use crate::runtime::run_id;
 use crate::{Container, Control, ETag, Error, Precondition, Result};
 
 /// A [`Transport`] that serves a [`Container`] of this process through the
@@ -53,12 +54,16 @@ fn remote_snapshot(meta: Option<RemoteMeta>, s: &JsonSnapshot) -> RemoteSnapshot
     RemoteSnapshot { meta, data: s.data.to_value(), etag: s.etag, version: s.version }
 }
 
+fn run() -> Option<String> {
+    Some(run_id().to_owned())
+}
+
 fn event_of(change: JsonChange) -> WatchEvent {
     match change {
         JsonChange::Stage { prev, curr } => WatchEvent::Stage { prev, curr },
         JsonChange::State { prev, curr } => WatchEvent::State { prev, curr },
         JsonChange::Updated { prev_version, version, etag, data } => {
-            WatchEvent::Updated { prev_version, version, etag, data: data.to_value() }
+            WatchEvent::Updated { prev_version, version, etag, data: data.to_value(), run: run() }
         }
     }
 }
@@ -142,7 +147,10 @@ impl Transport for InProcess {
         Box::pin(async move { Ok(nodes) })
     }
 
-    fn watch(&self, uri: &str, since: Option<u64>) -> BoxStream<'static, Result<WatchEvent>> {
+    fn watch(&self, uri: &str, since: Option<Resume>) -> BoxStream<'static, Result<WatchEvent>> {
+        // A version of another run is no place to resume from.
+        let since = since.filter(|r| r.run.as_deref().is_none_or(|run| run == run_id()));
+        let since = since.map(|r| r.version);
         let watch = self.started(uri).and_then(|c| c.watch_json(since, self.watch_budget));
         let watch = match watch {
             Ok(watch) => watch,
@@ -153,6 +161,7 @@ impl Transport for InProcess {
                 version: s.version,
                 etag: s.etag,
                 data: s.data.to_value(),
+                run: run(),
             })],
             WatchStart::Replay(changes) => changes.into_iter().map(|c| Ok(event_of(c))).collect(),
         };

@@ -43,15 +43,17 @@
 
 mod dynamic;
 mod in_process;
+mod state;
 pub mod trace;
 mod typed;
 mod wire;
 
 pub use dynamic::{RemoteDyn, WatchOptions};
 pub use in_process::InProcess;
+pub use state::StateHandle;
 pub use typed::{Remote, RemoteChange};
 pub use wire::{
-    Fetched, RemoteArg, RemoteMeta, RemoteMethod, RemoteNode, RemoteSnapshot, WatchEvent,
+    Fetched, RemoteArg, RemoteMeta, RemoteMethod, RemoteNode, RemoteSnapshot, Resume, WatchEvent,
 };
 
 use futures::future::BoxFuture;
@@ -108,8 +110,8 @@ pub trait Transport: Send + Sync + 'static {
 
     /// One watch of a component: a [`WatchEvent::Snapshot`] first, or, with
     /// `since`, the updates after that version (or a snapshot when the
-    /// runtime no longer has them), then the changes as they come. The
-    /// stream ends, or yields an error, when the connection does; resuming
-    /// is the caller's job ([`RemoteDyn::watch`] does it).
-    fn watch(&self, uri: &str, since: Option<u64>) -> BoxStream<'static, Result<WatchEvent>>;
+    /// runtime no longer has them, or is another run), then the changes as
+    /// they come. The stream ends, or yields an error, when the connection
+    /// does; resuming is the caller's job ([`RemoteDyn::watch`] does it).
+    fn watch(&self, uri: &str, since: Option<Resume>) -> BoxStream<'static, Result<WatchEvent>>;
 }

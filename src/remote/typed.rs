@@ -161,10 +161,10 @@ impl<C: Component> Remote<C> {
             .watch_with(options)
             .map(|event| {
                 Ok(match event? {
-                    WatchEvent::Snapshot { version, etag, data } => {
+                    WatchEvent::Snapshot { version, etag, data, .. } => {
                         RemoteChange::Snapshot(Arc::new(Snapshot::new(parse(data)?, etag, version)))
                     }
-                    WatchEvent::Updated { prev_version, version, etag, data } => {
+                    WatchEvent::Updated { prev_version, version, etag, data, .. } => {
                         RemoteChange::Updated {
                             prev_version,
                             snapshot: Arc::new(Snapshot::new(parse(data)?, etag, version)),

@@ -119,6 +119,10 @@ pub enum WatchEvent {
         etag: ETag,
         /// The state.
         data: Value,
+        /// The run of the runtime that numbered the version
+        /// ([`run_id`](crate::runtime::run_id)), when the transport says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<String>,
     },
     /// The state changed.
     Updated {
@@ -130,6 +134,10 @@ pub enum WatchEvent {
         etag: ETag,
         /// The state now.
         data: Value,
+        /// The run of the runtime that numbered the version, when the
+        /// transport says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        run: Option<String>,
     },
     /// The stage moved.
     Stage {
@@ -153,7 +161,25 @@ pub enum WatchEvent {
     },
 }
 
+/// Where a watch resumes: after a version of a run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resume {
+    /// The last version the watcher has.
+    pub version: u64,
+    /// The run that numbered it, if known: a runtime of another run answers
+    /// with a fresh snapshot rather than the versions after `version`.
+    pub run: Option<String>,
+}
+
 impl WatchEvent {
+    /// The run of the runtime that numbered this event's version, if said.
+    pub fn run(&self) -> Option<&str> {
+        match self {
+            WatchEvent::Snapshot { run, .. } | WatchEvent::Updated { run, .. } => run.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The version a snapshot or update leaves the component at.
     pub fn version(&self) -> Option<u64> {
         match self {

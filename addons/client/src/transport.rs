@@ -5,7 +5,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use kinesis::remote::{
-    trace, Fetched, RemoteMeta, RemoteNode, RemoteSnapshot, Transport, WatchEvent,
+    trace, Fetched, RemoteMeta, RemoteNode, RemoteSnapshot, Resume, Transport, WatchEvent,
 };
 use kinesis::{Control, ETag, Error, Precondition, Result};
 use reqwest::header::{HeaderValue, CONTENT_TYPE, ETAG, IF_MATCH, IF_NONE_MATCH};
@@ -247,13 +247,16 @@ impl Transport for HttpTransport {
         Box::pin(async move { Ok(tree.await?.components) })
     }
 
-    fn watch(&self, uri: &str, since: Option<u64>) -> BoxStream<'static, Result<WatchEvent>> {
+    fn watch(&self, uri: &str, since: Option<Resume>) -> BoxStream<'static, Result<WatchEvent>> {
         let request = self.url(uri, Some("_watch")).map(|url| {
-            let request = self.request(Method::GET, url).header("accept", "text/event-stream");
-            match since {
-                Some(version) => request.header("last-event-id", version.to_string()),
-                None => request,
+            let mut request = self.request(Method::GET, url).header("accept", "text/event-stream");
+            if let Some(resume) = since {
+                request = request.header("last-event-id", resume.version.to_string());
+                if let Some(run) = resume.run {
+                    request = request.header("kinesis-run", run);
+                }
             }
+            request
         });
         crate::watch::events(self.base.to_string(), self.timeout, request)
     }

@@ -26,6 +26,8 @@ struct SnapshotData {
     data: Value,
     etag: ETag,
     version: u64,
+    #[serde(default)]
+    run: Option<String>,
 }
 
 /// The data of a `lagged` event.
@@ -78,7 +80,7 @@ fn parse(name: &str, data: &str) -> Result<Option<WatchEvent>> {
     Ok(Some(match name {
         "snapshot" => {
             let s: SnapshotData = serde_json::from_str(data).map_err(bad)?;
-            WatchEvent::Snapshot { version: s.version, etag: s.etag, data: s.data }
+            WatchEvent::Snapshot { version: s.version, etag: s.etag, data: s.data, run: s.run }
         }
         "updated" | "stage" | "state" => serde_json::from_str(data).map_err(bad)?,
         "lagged" => {

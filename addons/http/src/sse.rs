@@ -1,12 +1,12 @@
 //! `GET {uri}/_watch`: a component's changes as server-sent events.
 //!
 //! A new watch starts with one `snapshot` event (the state when the watch
-//! began: `id` = its version, data `{"data", "etag", "version", "stage"}`),
+//! began: `id` = its version, data `{"data", "etag", "version", "run", "stage"}`),
 //! then one event per change, named after the change type:
 //!
 //! | event | id | data |
 //! | --- | --- | --- |
-//! | `updated` | the new version | `{"type":"updated","prev_version","version","etag","data"}` |
+//! | `updated` | the new version | `{"type":"updated","prev_version","version","etag","run","data"}` |
 //! | `stage` | — | `{"type":"stage","prev","curr"}` |
 //! | `state` | — | `{"type":"state","prev","curr"}` |
 //! | `lagged` | — | `{"missed": n}`: this watcher fell behind and missed `n` changes |
@@ -16,7 +16,11 @@
 //!
 //! **Resuming.** A watch that sends `Last-Event-ID: N` (as browsers'
 //! `EventSource` do when they reconnect) or `?since=N` resumes after version
-//! `N`: it starts with the `updated` events of the versions after `N` that
+//! `N`. Versions count from 1 again when the process restarts, so the
+//! `snapshot` and `updated` events carry the process's run id (`"run"`,
+//! [`kinesis::runtime::run_id`]); a watcher that sends it back
+//! (`Kinesis-Run: R` or `?run=R`) with a version of another run starts with
+//! a `snapshot` event. Resuming within the run: it starts with the `updated` events of the versions after `N` that
 //! it missed, then goes on live, with no `snapshot` event. A component keeps
 //! its last 64 updates once it has been watched, as long as those before the
 //! newest hold at most 1 MiB of JSON together (so a big component keeps
@@ -71,18 +75,27 @@ pub(crate) fn resume_from(
             ))
         })
     };
+    let mut since = None;
+    let mut run = headers.get("kinesis-run").map(|v| v.as_bytes().to_vec());
     if let Some(value) = headers.get("last-event-id") {
         let text = value
             .to_str()
             .map_err(|_| Problem::bad_request("the Last-Event-ID header is not visible ASCII"))?;
-        return parse(text, "Last-Event-ID");
+        since = parse(text, "Last-Event-ID")?;
     }
     for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        if name == "since" {
-            return parse(&value, "`since`");
+        if name == "since" && since.is_none() {
+            since = parse(&value, "`since`")?;
+        } else if name == "run" && run.is_none() {
+            run = Some(value.as_bytes().to_vec());
         }
     }
-    Ok(None)
+    // A version of another run of the process means another state: start
+    // with a snapshot.
+    if run.is_some_and(|run| run != kinesis::runtime::run_id().as_bytes()) {
+        return Ok(None);
+    }
+    Ok(since)
 }
 
 /// The event stream of `component`, resuming after version `since` when
@@ -123,9 +136,10 @@ fn snapshot_event(snapshot: &JsonSnapshot) -> Event {
     text.push_str(r#"{"data":"#);
     push_json_text(&mut text, &snapshot.data);
     text.push_str(&format!(
-        r#","etag":"{}","version":{},"stage":{}}}"#,
+        r#","etag":"{}","version":{},"run":"{}","stage":{}}}"#,
         snapshot.etag,
         snapshot.version,
+        kinesis::runtime::run_id(),
         serde_json::to_string(&snapshot.stage).unwrap_or_default()
     ));
     Event::default().event("snapshot").id(snapshot.version.to_string()).data(text)
@@ -136,7 +150,8 @@ fn change_event(item: Result<JsonChange, Lagged>) -> Event {
         Ok(JsonChange::Updated { prev_version, version, etag, data }) => {
             let mut text = String::with_capacity(data.as_bytes().len() + 128);
             text.push_str(&format!(
-                r#"{{"type":"updated","prev_version":{prev_version},"version":{version},"etag":"{etag}","data":"#
+                r#"{{"type":"updated","prev_version":{prev_version},"version":{version},"etag":"{etag}","run":"{}","data":"#,
+                kinesis::runtime::run_id()
             ));
             push_json_text(&mut text, &data);
             text.push('}');

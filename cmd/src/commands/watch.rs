@@ -1,7 +1,7 @@
 //! `watch`: a component's changes as they come.
 
 use futures::StreamExt;
-use kinesis::remote::{WatchEvent, WatchOptions};
+use kinesis::remote::{Resume, WatchEvent, WatchOptions};
 use kinesis::ErrorKind;
 
 use super::Session;
@@ -16,7 +16,11 @@ pub(super) async fn watch(s: &Session, uri: &str, since: Option<u64>) -> Result<
     let remote = s.client.dyn_remote(uri);
     // Fails at once (not found, refused, unreachable) instead of retrying.
     remote.meta().await?;
-    let options = WatchOptions { since, give_up_after: Some(s.timeout), ..WatchOptions::default() };
+    let options = WatchOptions {
+        since: since.map(|version| Resume { version, run: None }),
+        give_up_after: Some(s.timeout),
+        ..WatchOptions::default()
+    };
     let mut events = remote.watch_with(options);
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
