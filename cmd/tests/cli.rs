@@ -551,6 +551,28 @@ fn tokens_made_by_token_new_open_a_protected_runtime() {
     assert!(!etags.contains(&admin_token) && !etags.contains(&reader_token));
 }
 
+/// `kinesis serve` is `kinesis` spelled out: the same runtime, stopped by
+/// ctrl-c with exit 0.
+#[test]
+fn serve_runs_the_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = free_addr();
+    let log = dir.path().join("serve.log");
+    let child = command(dir.path())
+        .arg("serve")
+        .env("KINESIS_HTTP_ADDR", &addr)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut k = Kinesis { child, addr, stderr_path: log };
+    k.wait_ready();
+    let cli = Cli::at(&k, dir.path());
+    assert!(node(&cli, "/root/counter").is_some());
+    k.signal(libc::SIGINT);
+    assert_eq!(k.wait().code(), Some(0), "{}", k.stderr());
+}
+
 #[test]
 fn cannot_connect_exits_3() {
     let dir = tempfile::tempdir().unwrap();
