@@ -23,7 +23,7 @@ use output::Output;
 
 fn main() -> ExitCode {
     let footer = serve::help_footer();
-    let parsed = cli::Cli::command()
+    let parsed = Cli::command()
         .after_help(footer.clone())
         .mut_subcommand("serve", |serve| serve.after_help(footer))
         .try_get_matches()
@@ -40,7 +40,11 @@ fn main() -> ExitCode {
             token::new(&name, &grants, out)
         }
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(shell, &mut Cli::command(), "kinesis", &mut std::io::stdout());
+            // Into a buffer first: clap_complete panics on a write error
+            // (a closed pipe), a plain write does not.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "kinesis", &mut script);
+            out.line(String::from_utf8_lossy(&script).trim_end());
             ExitCode::SUCCESS
         }
         Some(command) => commands::run(&cli.remote, command),
