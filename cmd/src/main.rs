@@ -1,264 +1,72 @@
 //! `kinesis`: the runtime with the demo application and the add-ons built in
-//! by Cargo features. Configured only by environment variables; run
-//! `kinesis --help` for the list. Each crate reads and lists its own
-//! variables: the core (`kinesis::config`), the logging here
-//! (`kinesis_cmd::logging`) and each add-on built in.
+//! by Cargo features (`kinesis` or `kinesis serve`, configured by the
+//! environment), and the commands that talk to a running one (`ps`, `get`,
+//! `put`, `patch`, `call`, `watch`, `stop`, `restart`, `tasks`), plus
+//! `token new` and `completions`. `kinesis --help` lists them all and every
+//! environment variable; the exit codes are in [`output`].
+
+mod cli;
+mod commands;
+mod etags;
+mod output;
+mod serve;
+mod token;
+mod typing;
 
 use std::process::ExitCode;
 
-use kinesis::persist::StoreRegistry;
-use kinesis::{Config, Error, Runtime};
-use kinesis_cmd::logging::LogConfig;
+use clap::error::ErrorKind;
+use clap::{CommandFactory, FromArgMatches};
 
-/// The add-ons built into this binary, by Cargo feature.
-const ADDONS: &[(&str, bool)] = &[
-    ("http", cfg!(feature = "http")),
-    ("filedb", cfg!(feature = "filedb")),
-    ("sqlite", cfg!(feature = "sqlite")),
-    ("postgres", cfg!(feature = "postgres")),
-    ("mysql", cfg!(feature = "mysql")),
-    ("mongodb", cfg!(feature = "mongodb")),
-];
-
-fn built_in() -> Vec<&'static str> {
-    ADDONS.iter().filter(|(_, on)| *on).map(|(name, _)| *name).collect()
-}
-
-/// Every variable this binary reads, from the tables of the crates that own
-/// them (the add-ons' only when built in). A variable that two add-ons read
-/// is listed once, with both descriptions.
-fn variables() -> Vec<(&'static str, String)> {
-    #[allow(unused_mut)]
-    let mut tables: Vec<&[(&'static str, &'static str)]> =
-        vec![kinesis_cmd::logging::VARIABLES, kinesis::config::VARIABLES];
-    #[cfg(feature = "http")]
-    tables.push(kinesis_http::VARIABLES);
-    #[cfg(feature = "http")]
-    tables.push(kinesis_http::security::VARIABLES);
-    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-    tables.push(kinesis_sql::VARIABLES);
-    #[cfg(feature = "mongodb")]
-    tables.push(kinesis_mongodb::VARIABLES);
-    let mut out: Vec<(&'static str, String)> = Vec::new();
-    for &(name, what) in tables.into_iter().flatten() {
-        match out.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, text)) if text != what => {
-                text.push_str("; ");
-                text.push_str(what);
-            }
-            Some(_) => {}
-            None => out.push((name, what.to_owned())),
-        }
-    }
-    out
-}
-
-/// The validated settings: every variable of the binary is checked before
-/// anything starts.
-struct Settings {
-    core: Config,
-    log: LogConfig,
-    #[cfg(feature = "http")]
-    http: kinesis_http::HttpConfig,
-}
-
-impl Settings {
-    fn from_env() -> kinesis::Result<Settings> {
-        let log = LogConfig::from_env()?;
-        let core = Config::from_env()?;
-        #[cfg(feature = "http")]
-        let http = kinesis_http::HttpConfig::from_env()?;
-        // Checked now so that a bad value stops the program at start; the
-        // SQL store reads it again when it opens a pool.
-        #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-        kinesis_sql::SqlConfig::from_env()?;
-        Ok(Settings {
-            core,
-            log,
-            #[cfg(feature = "http")]
-            http,
-        })
-    }
-}
-
-fn help() -> String {
-    let mut out = format!(
-        "kinesis {}: event-driven components with lifecycle, ETags and persistence\n\n\
-         USAGE: kinesis                          run; configured by the environment (below)\n\
-         \x20      kinesis token new NAME GRANT...  print a new API token and its line for the\n\
-         \x20                                       tokens file (with the http add-on)\n\
-         \x20      kinesis --help | --version\n\n\
-         Configuration comes only from the environment:\n",
-        env!("CARGO_PKG_VERSION")
-    );
-    for (name, what) in variables() {
-        out.push_str(&format!("  {name:<34} {what}\n"));
-    }
-    let built = built_in();
-    out.push_str(&format!(
-        "\nAdd-ons built in: {}\n(enable others with cargo features: {})\n",
-        if built.is_empty() { "none".to_owned() } else { built.join(", ") },
-        ADDONS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-    ));
-    out
-}
+use cli::{Cli, Command, TokenCommand};
+use output::Output;
 
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    if let Some(arg) = args.next() {
-        return match arg.as_str() {
-            "-h" | "--help" => {
-                print!("{}", help());
-                ExitCode::SUCCESS
-            }
-            "-V" | "--version" => {
-                println!("kinesis {}", env!("CARGO_PKG_VERSION"));
-                ExitCode::SUCCESS
-            }
-            "token" => token_command(args.collect()),
-            other => {
-                eprintln!("kinesis: unknown argument `{other}`; kinesis takes no arguments, only environment variables (see --help)");
-                ExitCode::from(2)
-            }
-        };
-    }
-    let settings = match Settings::from_env() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("kinesis: {e}");
-            return ExitCode::from(2);
-        }
+    let footer = serve::help_footer();
+    let parsed = Cli::command()
+        .after_help(footer.clone())
+        .mut_subcommand("serve", |serve| serve.after_help(footer))
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches));
+    let cli = match parsed {
+        Ok(cli) => cli,
+        Err(e) => return usage_error(e),
     };
-    settings.log.init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("kinesis: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
+    let out = Output { json: cli.remote.json };
+    match cli.command {
+        None => serve::serve(None),
+        Some(Command::Serve { only }) => serve::serve(only.as_deref()),
+        Some(Command::Token { command: TokenCommand::New { name, grants } }) => {
+            token::new(&name, &grants, out)
         }
-    };
-    let code = runtime.block_on(run(settings));
-    // Components' tasks were stopped; do not wait for stray blocking work.
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    kinesis_cmd::logging::shutdown();
-    code
-}
-
-/// `kinesis token new NAME GRANT…`: a new API token, printed once, and the
-/// line to add to the tokens file (which keeps only its hash).
-fn token_command(args: Vec<String>) -> ExitCode {
-    let usage =
-        "usage: kinesis token new NAME GRANT... (grants such as read:/root/** write:/root/counter)";
-    let [new, name, grants @ ..] = args.as_slice() else {
-        eprintln!("kinesis: {usage}");
-        return ExitCode::from(2);
-    };
-    if new != "new" || grants.is_empty() {
-        eprintln!("kinesis: {usage}");
-        return ExitCode::from(2);
-    }
-    #[cfg(feature = "http")]
-    {
-        match kinesis_http::security::new_token(name, &grants.join(" ")) {
-            Ok((token, line)) => {
-                println!("token (shown once; give it to the client): {}", token.as_str());
-                println!("line for KINESIS_AUTH_TOKENS_FILE: {line}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("kinesis: {e}");
-                ExitCode::from(2)
-            }
+        Some(Command::Completions { shell }) => {
+            // Into a buffer first: clap_complete panics on a write error
+            // (a closed pipe), a plain write does not.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "kinesis", &mut script);
+            out.line(String::from_utf8_lossy(&script).trim_end());
+            ExitCode::SUCCESS
         }
-    }
-    #[cfg(not(feature = "http"))]
-    {
-        let _ = name;
-        eprintln!("kinesis: tokens are for the HTTP add-on; build with --features http");
-        ExitCode::from(2)
+        Some(command) => commands::run(&cli.remote, command),
     }
 }
 
-async fn run(settings: Settings) -> ExitCode {
-    match start_and_serve(settings).await {
-        Ok(code) => code,
-        Err(e @ Error::Config(_)) => {
-            tracing::error!("{e}");
-            eprintln!("kinesis: {e}");
-            ExitCode::from(2)
-        }
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("kinesis: {e}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-fn stores() -> StoreRegistry {
-    #[allow(unused_mut)]
-    let mut stores = StoreRegistry::with_builtin();
-    #[cfg(feature = "filedb")]
-    kinesis_filedb::register(&mut stores);
-    #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
-    kinesis_sql::register(&mut stores);
-    #[cfg(feature = "mongodb")]
-    kinesis_mongodb::register(&mut stores);
-    stores
-}
-
-async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
-    let config = settings.core;
-    #[allow(unused_mut)]
-    let mut builder = Runtime::builder(config.clone()).stores(stores());
-    #[cfg(feature = "filedb")]
-    {
-        let url = kinesis_filedb::default_connection();
-        let dir = kinesis_filedb::dir_from_url(url)?;
-        builder = builder.default_store(url, Some(dir.join("kinesis.key")));
-    }
-    #[cfg(not(feature = "filedb"))]
-    {
-        if config.db_connection.is_none() {
-            tracing::warn!("no store built in and KINESIS_DB_CONNECTION is not set: persisted fields live in memory only (build with --features filedb)");
-            builder = builder.default_store("memory://", None);
-        }
-    }
-    // The metrics recorder before anything runs, so the store's start-up
-    // loads are counted too.
-    #[cfg(feature = "http")]
-    let _ = kinesis_http::ops::metrics::recorder();
-    let runtime = builder.start().await?;
-    if let Err(e) = kinesis_cmd::demo::install(runtime.root(), config.only.as_deref()).await {
-        let _ = runtime.shutdown().await;
-        return Err(e);
-    }
-    #[cfg(feature = "http")]
-    {
-        let addr = match kinesis_http::serve(&runtime, &settings.http).await {
-            Ok(http) => http.snapshot().state.local_addr().unwrap_or(settings.http.addr),
-            Err(e) => {
-                let _ = runtime.shutdown().await;
-                return Err(e);
-            }
-        };
-        tracing::info!(%addr, "HTTP add-on listening; try: curl http://{addr}/root/kinesis");
-    }
-    let built = built_in();
-    tracing::info!(
-        addons = %if built.is_empty() { "none".to_owned() } else { built.join(",") },
-        "kinesis running; press ctrl-c to stop"
+/// A command line clap refused (exit 2), or `--help`/`--version` (exit 0).
+/// With `--json` among the arguments, a refusal is a JSON object on stderr
+/// like every other error.
+fn usage_error(e: clap::Error) -> ExitCode {
+    let json = std::env::args_os().skip(1).take_while(|a| a != "--").any(|a| a == "--json");
+    let shown = matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
     );
-    let report = runtime.run_until_signal().await?;
-    if report.clean {
-        tracing::info!("stopped cleanly");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        let pending = report.pending.join(", ");
-        tracing::error!(%pending, "shutdown deadline passed");
-        eprintln!(
-            "kinesis: shutdown took longer than KINESIS_SHUTDOWN_TIMEOUT; still running: {pending}"
-        );
-        Ok(ExitCode::from(1))
+    if shown || !json {
+        e.exit()
     }
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    let message = first.strip_prefix("error: ").unwrap_or(first).to_owned();
+    output::Failure::Usage(message).report(true)
 }

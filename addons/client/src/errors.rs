@@ -73,16 +73,19 @@ pub(crate) fn kind_of_status(status: StatusCode) -> ErrorKind {
     }
 }
 
-/// The error of a request that got no answer.
+/// The error of a request that got no answer. Connecting is checked
+/// first: a connect timeout is also `is_timeout`, but the runtime was never
+/// reached, so it is [`Error::Unreachable`] (as `connect_timeout`
+/// promises), not [`Error::Timeout`].
 pub(crate) fn transport_error(
     base: &str,
     e: &reqwest::Error,
     timeout: std::time::Duration,
 ) -> Error {
-    if e.is_timeout() {
-        Error::Timeout(timeout)
-    } else if e.is_connect() {
+    if e.is_connect() {
         Error::Unreachable(format!("cannot connect to {base}: {}", source_chain(e)))
+    } else if e.is_timeout() {
+        Error::Timeout(timeout)
     } else {
         Error::Unreachable(format!("{base}: {}", source_chain(e)))
     }
