@@ -79,8 +79,8 @@ impl RemoteDyn {
         let tag = cached.as_ref().map(|s| s.etag);
         match self.transport.get(&self.uri, tag).await? {
             Fetched::Snapshot(snapshot) => {
-                self.store(snapshot.clone());
-                Ok(snapshot)
+                self.store((*snapshot).clone());
+                Ok(*snapshot)
             }
             Fetched::NotModified => match cached {
                 Some(snapshot) => Ok(snapshot),

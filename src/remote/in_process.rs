@@ -75,7 +75,7 @@ impl Transport for InProcess {
             if if_none_match == Some(snapshot.etag) {
                 return Ok(Fetched::NotModified);
             }
-            Ok(Fetched::Snapshot(remote_snapshot(Some(remote_meta(&*c)?), &snapshot)))
+            Ok(Fetched::Snapshot(Box::new(remote_snapshot(Some(remote_meta(&*c)?), &snapshot))))
         });
         Box::pin(async move { answer })
     }

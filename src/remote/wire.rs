@@ -102,7 +102,7 @@ pub struct RemoteSnapshot {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fetched {
     /// The state changed (or no ETag was given): here it is.
-    Snapshot(RemoteSnapshot),
+    Snapshot(Box<RemoteSnapshot>),
     /// The ETag given is still current.
     NotModified,
 }

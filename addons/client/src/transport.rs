@@ -177,12 +177,12 @@ impl Transport for HttpTransport {
                 response.headers().get(ETAG).and_then(|v| v.to_str().ok()?.parse().ok());
             let Resource { meta, data } = Self::body(base, timeout, response).await?;
             let etag = header_tag.unwrap_or(meta.etag);
-            Ok(Fetched::Snapshot(RemoteSnapshot {
+            Ok(Fetched::Snapshot(Box::new(RemoteSnapshot {
                 etag,
                 version: meta.version,
                 meta: Some(meta),
                 data,
-            }))
+            })))
         })
     }
 
