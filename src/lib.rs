@@ -1,6 +1,9 @@
 //! kinesis: event-driven services built from components.
 #![doc = include_str!("../docs/overview.md")]
 
+// The `::kinesis::…` paths of the macros, used inside this crate (`kv`).
+extern crate self as kinesis;
+
 mod caller;
 mod canonical;
 mod cell;
@@ -16,6 +19,7 @@ pub mod error;
 pub mod etag;
 mod handle;
 mod json;
+pub mod kv;
 pub mod methods;
 pub mod metrics;
 mod naming;
