@@ -25,6 +25,8 @@ pub mod metrics;
 mod naming;
 pub mod persist;
 pub mod runtime;
+#[cfg(feature = "settings")]
+pub mod settings;
 pub mod supervisor;
 pub mod tasks;
 
