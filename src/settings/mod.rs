@@ -424,7 +424,7 @@ impl<T: Configuration> Component for Settings<T> {
 impl<T: Configuration> Handler<Reload> for Settings<T> {
     type Reply = Reloaded;
 
-    async fn handle(&mut self, _: Reload, ctx: &mut Context<Self>) -> Result<Reloaded> {
+    async fn handle(&mut self, _: Reload, _: &mut Context<Self>) -> Result<Reloaded> {
         let text = tokio::fs::read_to_string(&self.path).await;
         match self.hooks.read(&self.path, text) {
             Ok(config) => {
@@ -434,16 +434,11 @@ impl<T: Configuration> Handler<Reload> for Settings<T> {
                 }
                 self.config = config;
                 self.generation += 1;
-                tracing::info!(
-                    uri = ctx.uri(),
-                    generation = self.generation,
-                    "configuration reloaded"
-                );
+                tracing::info!(generation = self.generation, "configuration reloaded");
                 Ok(Reloaded::Applied { generation: self.generation })
             }
             Err(reason) => {
                 tracing::warn!(
-                    uri = ctx.uri(),
                     %reason,
                     "configuration reload refused; the current configuration stays"
                 );

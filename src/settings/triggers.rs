@@ -22,7 +22,7 @@ pub(super) fn on_sighup<T: Configuration>(ctx: &mut Context<Settings<T>>) -> Res
     let settings = ctx.handle().clone();
     ctx.spawn(async move {
         while hangups.recv().await.is_some() {
-            tracing::info!(uri = settings.uri(), "SIGHUP: reloading the configuration");
+            tracing::info!("SIGHUP: reloading the configuration");
             request(&settings).await?;
         }
         Ok(())
@@ -79,7 +79,7 @@ pub(super) fn on_file_change<T: Configuration>(
                     Err(_quiet) => break,
                 }
             }
-            tracing::debug!(uri = settings.uri(), "the configuration file changed: reloading");
+            tracing::debug!("the configuration file changed: reloading");
             request(&settings).await?;
         }
         Ok(())
