@@ -103,7 +103,9 @@
 //! Configuration often holds secrets, so a `Settings` is kept off the HTTP
 //! surface unless [`SettingsBuilder::exposed`] says otherwise; its state
 //! (`config`, `path`, `generation`, `failed_reloads`, `last_error`) is then
-//! served like any component's.
+//! served like any component's. A `PUT` or `PATCH` of it (with `If-Match`)
+//! replaces the state as given, without the validation: grant `write` on
+//! it to no one but administrators.
 
 mod source;
 mod triggers;

@@ -129,6 +129,14 @@ async fn refusals_have_the_right_status() {
     problem(r, 409).await;
     let r = s.post_json("/root/kv/delete", json!({"key": "app/a"})).await;
     assert!(r.json::<bool>().await.unwrap(), "it existed");
+
+    // The store's methods are in the OpenAPI document like any component's.
+    let r = s.get("/_kinesis/openapi.json").await;
+    assert_eq!(r.status(), 200);
+    let spec: Value = r.json().await.unwrap();
+    for path in ["/root/kv/put", "/root/kv/get", "/root/kv/list", "/root/kv/delete"] {
+        assert!(spec["paths"].get(path).is_some(), "{path} missing from {}", spec["paths"]);
+    }
     s.runtime.shutdown().await;
 }
 
