@@ -43,6 +43,11 @@ fn replace(path: &Path, text: &str) {
 
 type Config = Handle<Settings<App>>;
 
+/// Whether the latest reload was refused for a reason containing `needle`.
+fn error_has(s: &Settings<App>, needle: &str) -> bool {
+    s.last_error().is_some_and(|e| e.contains(needle))
+}
+
 /// Waits (at most 10 s) until the configuration's latest snapshot passes
 /// `check`, on its change subscription.
 async fn wait_until(
@@ -124,7 +129,9 @@ async fn file_changes_reload_and_a_bad_file_keeps_the_old_config() {
 
     // Not TOML, written in place.
     std::fs::write(&path, "name = \"shop\nworkers = 16\npassword = \"hunter2\"\n").unwrap();
-    let s = wait_until(&config, |s| s.failed_reloads() == 1).await;
+    // (Written in place, the file may be read half-written first: that
+    // is refused too. So each step waits for its own reason.)
+    let s = wait_until(&config, |s| error_has(s, "line 1")).await;
     let error = s.state.last_error().unwrap();
     assert!(error.contains("app.toml: line 1"), "{error}");
     assert!(!error.contains("hunter2"), "{error}");
@@ -142,15 +149,14 @@ async fn file_changes_reload_and_a_bad_file_keeps_the_old_config() {
 
     // The wrong type, with a secret-looking value: the path, not the value.
     replace(&path, "name = \"shop\"\nworkers = \"s3cret-value\"\n");
-    let s = wait_until(&config, |s| s.failed_reloads() == 3).await;
-    let error = s.state.last_error().unwrap();
-    assert!(error.contains("`workers`") && !error.contains("s3cret"), "{error}");
+    let s = wait_until(&config, |s| error_has(s, "`workers`: invalid type")).await;
+    assert!(!s.state.last_error().unwrap().contains("s3cret"), "{:?}", s.state.last_error());
     assert_eq!(s.state.config().workers, 8);
 
     // Deleted: cannot read; kept.
     std::fs::remove_file(&path).unwrap();
-    let s = wait_until(&config, |s| s.failed_reloads() == 4).await;
-    assert!(s.state.last_error().unwrap().contains("cannot read"), "{:?}", s.state.last_error());
+    let s = wait_until(&config, |s| error_has(s, "cannot read")).await;
+    assert!(s.state.failed_reloads() >= 4);
 
     replace(&path, "name = \"shop\"\nworkers = 2\n");
     let s = wait_until(&config, |s| s.generation() == 3).await;
