@@ -1,6 +1,9 @@
 //! kinesis: event-driven services built from components.
 #![doc = include_str!("../docs/overview.md")]
 
+// The `::kinesis::…` paths of the macros, used inside this crate (`kv`).
+extern crate self as kinesis;
+
 pub mod app;
 mod caller;
 mod canonical;
@@ -17,12 +20,15 @@ pub mod error;
 pub mod etag;
 mod handle;
 mod json;
+pub mod kv;
 pub mod methods;
 pub mod metrics;
 mod naming;
 pub mod persist;
 pub mod remote;
 pub mod runtime;
+#[cfg(feature = "settings")]
+pub mod settings;
 pub mod supervisor;
 pub mod tasks;
 #[cfg(feature = "testing")]

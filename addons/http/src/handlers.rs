@@ -110,6 +110,9 @@ pub(crate) async fn get(State(api): State<Api>, request: Request) -> Result<Resp
         Target::Member(c, "_watch") => {
             may(Verb::Read, &c)?;
             ready(&*c)?;
+            if let Some(prefix) = crate::kv_watch::prefix_of(uri.query()) {
+                return crate::kv_watch::watch(&c, prefix, &api.0.shutdown, api.0.keep_alive);
+            }
             let since = crate::sse::resume_from(headers, uri.query())?;
             crate::sse::watch(&c, since, &api.0.shutdown, api.0.keep_alive, api.0.watch_buffer)
         }

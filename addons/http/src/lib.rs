@@ -171,6 +171,7 @@ mod conditional;
 mod config;
 mod handlers;
 mod ids;
+mod kv_watch;
 mod layers;
 pub mod openapi;
 pub mod ops;

@@ -14,6 +14,10 @@
 //! Every version arrives once, in order: updates the snapshot already holds
 //! are left out.
 //!
+//! On a key-value store (`kinesis::kv::Kv`), `?prefix=P` asks for the
+//! changes to the keys under `P` instead, one `put` or `delete` event per
+//! key (see `kv_watch`).
+//!
 //! **Resuming.** A watch that sends `Last-Event-ID: N` (as browsers'
 //! `EventSource` do when they reconnect) or `?since=N` resumes after version
 //! `N`. Versions count from 1 again when the process restarts, so the
