@@ -181,6 +181,8 @@ mod router;
 pub mod security;
 mod server;
 mod sse;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tls;
 
 pub use config::{HttpConfig, VARIABLES};
