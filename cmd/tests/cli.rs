@@ -556,17 +556,7 @@ fn tokens_made_by_token_new_open_a_protected_runtime() {
 #[test]
 fn serve_runs_the_runtime() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let log = dir.path().join("serve.log");
-    let child = command(dir.path())
-        .arg("serve")
-        .env("KINESIS_HTTP_ADDR", &addr)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut k = Kinesis { child, addr, stderr_path: log };
-    k.wait_ready();
+    let mut k = common::spawn_at(dir.path(), &free_addr(), &["serve"], &[]);
     let cli = Cli::at(&k, dir.path());
     assert!(node(&cli, "/root/counter").is_some());
     k.signal(libc::SIGINT);

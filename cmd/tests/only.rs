@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Stdio;
 
-use common::{client, command, free_addr, spawn, Kinesis};
+use common::{client, command, free_addr, spawn, spawn_at, Kinesis};
 use serde_json::{json, Value};
 
 /// A fixed key: the processes must read each other's encrypted fields.
@@ -133,20 +133,16 @@ fn a_bad_subset_stops_the_start_with_exit_code_2() {
 #[test]
 fn serve_only_runs_the_subset_named_on_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
-    let stderr_path = dir.path().join("serve-only.log");
-    let child = command(dir.path())
-        .args(["serve", "--only", "notes"])
-        .env("KINESIS_HTTP_ADDR", &addr)
-        .env("KINESIS_ONLY", "counter")
-        .env("KINESIS_DB_CONNECTION", "sqlite://serve-only.db")
-        .env("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY", KEY)
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let k = Kinesis { child, addr, stderr_path };
-    k.wait_ready();
+    let k = spawn_at(
+        dir.path(),
+        &free_addr(),
+        &["serve", "--only", "notes"],
+        &[
+            ("KINESIS_ONLY", "counter"),
+            ("KINESIS_DB_CONNECTION", "sqlite://serve-only.db"),
+            ("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY", KEY),
+        ],
+    );
     assert_eq!(tree(&k), ["/root", "/root/notes"]);
     assert_eq!(status(&k, "/root/counter"), 404);
     stop(k);

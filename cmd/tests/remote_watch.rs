@@ -4,28 +4,12 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use kinesis::remote::RemoteChange;
 use kinesis_client::Client;
 use kinesis_cmd::demo::{Counter, CounterHandle};
-
-/// Starts the binary on `addr` with its data in `dir`.
-fn start(dir: &std::path::Path, addr: &str, log: &str) -> common::Kinesis {
-    let stderr_path = dir.join(log);
-    let child = common::command(dir)
-        .env("KINESIS_HTTP_ADDR", addr)
-        .env("KINESIS_LOG_LEVEL", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let k = common::Kinesis { child, addr: addr.to_owned(), stderr_path };
-    k.wait_ready();
-    k
-}
 
 /// The count a change leaves, if it is a snapshot or an update.
 fn count_of(change: &RemoteChange<Counter>) -> Option<u64> {
@@ -61,7 +45,7 @@ async fn wait_for_watcher(client: &Client) {
 async fn a_watch_resumes_across_a_restart_without_missing_or_repeating() {
     let dir = tempfile::tempdir().unwrap();
     let addr = common::free_addr();
-    let mut first = start(dir.path(), &addr, "first.log");
+    let mut first = common::spawn_at(dir.path(), &addr, &[], &[]);
     let client = Client::new(format!("http://{addr}")).unwrap();
     let counter = client.remote::<Counter>("/root/counter");
     // The watch is driven by a task of its own, so it reconnects while the
@@ -109,7 +93,7 @@ async fn a_watch_resumes_across_a_restart_without_missing_or_repeating() {
     // second one on the same address and data.
     first.signal(15);
     assert!(first.wait().success());
-    let _second = start(dir.path(), &addr, "second.log");
+    let _second = common::spawn_at(dir.path(), &addr, &[], &[]);
     wait_for_watcher(&client).await;
 
     // The second process: three more updates. The state the watch found on

@@ -27,10 +27,15 @@ pub fn command(dir: &Path) -> Command {
 }
 
 pub fn spawn(dir: &Path, envs: &[(&str, &str)]) -> Kinesis {
-    let addr = free_addr();
+    spawn_at(dir, &free_addr(), &[], envs)
+}
+
+/// The binary with `args`, listening on `addr`, its log in a file of `dir`;
+/// waits until it listens.
+pub fn spawn_at(dir: &Path, addr: &str, args: &[&str], envs: &[(&str, &str)]) -> Kinesis {
     let stderr_path = dir.join(format!("stderr-{}.log", addr.replace([':', '.'], "_")));
     let mut cmd = command(dir);
-    cmd.env("KINESIS_HTTP_ADDR", &addr).env("KINESIS_LOG_LEVEL", "info");
+    cmd.args(args).env("KINESIS_HTTP_ADDR", addr).env("KINESIS_LOG_LEVEL", "info");
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -39,7 +44,7 @@ pub fn spawn(dir: &Path, envs: &[(&str, &str)]) -> Kinesis {
         .stderr(std::fs::File::create(&stderr_path).unwrap())
         .spawn()
         .unwrap();
-    let k = Kinesis { child, addr, stderr_path };
+    let k = Kinesis { child, addr: addr.to_owned(), stderr_path };
     k.wait_ready();
     k
 }
