@@ -64,7 +64,10 @@ use transport::HttpTransport;
 
 /// The variables [`Client::from_env`] reads.
 pub const VARIABLES: &[(&str, &str)] = &[
-    ("KINESIS_URL", "the runtime the client talks to (default http://127.0.0.1:8080)"),
+    (
+        "KINESIS_URL",
+        "the runtime the client talks to, http(s)://… or unix:/path (default http://127.0.0.1:8080)",
+    ),
     ("KINESIS_TOKEN", "the bearer token the client sends (default: none)"),
 ];
 
