@@ -1,7 +1,8 @@
 //! `KINESIS_HTTP_ADDR=unix:/path`: the server on a real Unix domain socket
 //! in a temporary directory: mode 0600, HTTP (reads, calls, `_watch`)
-//! through the same hyper path, the file removed on shutdown, a stale file
-//! replaced, a live socket and a regular file refused.
+//! through the same hyper path (the `Host` check and the connection cap
+//! included), the file removed on shutdown, a stale file replaced, a live
+//! socket, a regular file and TLS refused.
 
 mod common;
 
@@ -180,4 +181,49 @@ async fn a_socket_replaced_by_another_file_while_serving_is_not_removed() {
     std::fs::write(&path, "someone else's\n").unwrap();
     assert!(runtime.shutdown().await.clean);
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "someone else's\n");
+}
+
+#[tokio::test]
+async fn tls_on_a_socket_is_a_config_error_both_from_the_environment_and_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_path(&dir);
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let addr = format!("unix:{}", path.display());
+    let vars = [
+        ("KINESIS_HTTP_ADDR", addr.as_str()),
+        ("KINESIS_HTTP_TLS_CERT", cert.to_str().unwrap()),
+        ("KINESIS_HTTP_TLS_KEY", key.to_str().unwrap()),
+    ];
+    let err =
+        kinesis_http::HttpConfig::from_lookup(kinesis::config::from_pairs(&vars)).unwrap_err();
+    assert!(matches!(err, Error::Config(_)) && err.to_string().contains("plain HTTP"), "{err}");
+
+    let tls = kinesis_http::TlsConfig::from_pem_files(&cert, &key).unwrap();
+    let (runtime, http) = start(HttpOptions { tls: Some(tls), ..on(&path) }).await;
+    let err = http.unwrap_err();
+    assert!(matches!(err, Error::Config(_)) && err.to_string().contains("TLS"), "{err}");
+    assert!(!path.exists(), "nothing was bound");
+    assert!(runtime.shutdown().await.clean);
+}
+
+#[tokio::test]
+async fn the_connection_cap_holds_on_a_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = socket_path(&dir);
+    let (runtime, http) = start(HttpOptions { max_connections: 1, ..on(&path) }).await;
+    http.unwrap();
+    // One connection, served (kept open: keep-alive), takes the only slot.
+    let mut held = UnixStream::connect(&path).await.unwrap();
+    held.write_all(b"GET /root/counter HTTP/1.1\r\nhost: localhost\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 12];
+    held.read_exact(&mut buf).await.unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    let (status, head, _) = exchange(&path, &get("/root/counter")).await;
+    assert_eq!(status, 503, "{head}");
+    assert!(head.to_ascii_lowercase().contains("retry-after: 1"), "{head}");
+    drop(held);
+    assert!(runtime.shutdown().await.clean);
 }
