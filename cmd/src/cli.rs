@@ -29,7 +29,8 @@ pub(crate) struct Cli {
 /// The options of every command that talks to a running runtime.
 #[derive(Debug, Args)]
 pub(crate) struct RemoteArgs {
-    /// The runtime to talk to.
+    /// The runtime to talk to: http://HOST:PORT, https://…, or
+    /// unix:/path/to.sock for one listening on a Unix socket.
     #[arg(long, global = true, env = "KINESIS_URL", value_name = "URL",
           default_value = kinesis_client::DEFAULT_URL)]
     pub(crate) url: String,
@@ -311,6 +312,7 @@ mod tests {
         assert_eq!(cli.remote.token.as_ref().unwrap().expose(), "kns_secret");
         assert!(!format!("{cli:?}").contains("kns_secret"));
         assert!(runtime_url("http://127.0.0.1:8080/x").is_ok());
+        assert!(runtime_url("unix:/run/kinesis.sock").is_ok());
         for bad in ["http://user:kns_secret@host", "https://t@host:1/"] {
             let e = runtime_url(bad).unwrap_err();
             assert!(!e.contains("kns_secret"), "{e}");

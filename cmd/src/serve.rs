@@ -197,14 +197,21 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
     }
     #[cfg(feature = "http")]
     {
-        let addr = match kinesis_http::serve(&runtime, &settings.http).await {
-            Ok(http) => http.snapshot().state.local_addr().unwrap_or(settings.http.addr),
+        let http = match kinesis_http::serve(&runtime, &settings.http).await {
+            Ok(http) => http,
             Err(e) => {
                 let _ = runtime.shutdown().await;
                 return Err(e);
             }
         };
-        tracing::info!(target: LOG_TARGET, %addr, "HTTP add-on listening; try: curl http://{addr}/root/kinesis");
+        let state = http.snapshot().state.clone();
+        if let Some(path) = state.unix_socket() {
+            let path = path.display();
+            tracing::info!(target: LOG_TARGET, addr = %format!("unix:{path}"), "HTTP add-on listening; try: curl --unix-socket {path} http://localhost/root/kinesis");
+        } else {
+            let addr = state.local_addr().unwrap_or(settings.http.addr);
+            tracing::info!(target: LOG_TARGET, %addr, "HTTP add-on listening; try: curl http://{addr}/root/kinesis");
+        }
     }
     let built = built_in();
     tracing::info!(

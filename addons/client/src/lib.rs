@@ -38,12 +38,17 @@
 //! be reached is `Unreachable`; a refused token `Unauthenticated` or
 //! `Forbidden`.
 //!
+//! A runtime listening on a Unix domain socket is reached with a
+//! `unix:/path/to.sock` URL (`Client::builder("unix:/run/kinesis.sock")`):
+//! everything works as over TCP, one connection per request.
+//!
 //! Every request carries the bearer token (if set), a deadline
 //! ([`ClientBuilder::timeout`], default 30 s; watches have none once
 //! connected) and a W3C `traceparent` (see [`kinesis::remote::trace`]).
 
 mod errors;
 mod transport;
+mod unix;
 mod watch;
 
 use std::sync::Arc;
@@ -59,7 +64,10 @@ use transport::HttpTransport;
 
 /// The variables [`Client::from_env`] reads.
 pub const VARIABLES: &[(&str, &str)] = &[
-    ("KINESIS_URL", "the runtime the client talks to (default http://127.0.0.1:8080)"),
+    (
+        "KINESIS_URL",
+        "the runtime the client talks to, http(s)://… or unix:/path (default http://127.0.0.1:8080)",
+    ),
     ("KINESIS_TOKEN", "the bearer token the client sends (default: none)"),
 ];
 
@@ -109,14 +117,26 @@ impl ClientBuilder {
     /// The client. Errors: [`Error::Config`] for a URL that is not `http://`
     /// or `https://`, or a token that cannot be a header.
     pub fn build(self) -> Result<Client> {
-        let base = url::Url::parse(&self.url)
-            .map_err(|e| Error::Config(format!("`{}` is not a URL: {e}", self.url)))?;
-        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(Error::Config(format!(
-                "`{}` is not an http:// or https:// URL of a kinesis runtime",
-                self.url
-            )));
-        }
+        let socket = unix_socket_path(&self.url)?;
+        let (base, name) = match &socket {
+            Some(path) => {
+                let base = url::Url::parse(unix::BASE).expect("a valid URL");
+                (base, format!("unix:{}", path.display()))
+            }
+            None => {
+                let base = url::Url::parse(&self.url)
+                    .map_err(|e| Error::Config(format!("`{}` is not a URL: {e}", self.url)))?;
+                if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+                    return Err(Error::Config(format!(
+                        "`{}` is not an http://, https:// or unix: URL of a kinesis runtime",
+                        self.url
+                    )));
+                }
+                let name = base.to_string();
+                (base, name)
+            }
+        };
+        let unix = socket.map(|path| Arc::new(unix::UnixSocket::new(path, self.connect_timeout)));
         let authorization = match self.token {
             None => None,
             Some(token) => {
@@ -134,13 +154,35 @@ impl ClientBuilder {
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(Client {
-            transport: Arc::new(HttpTransport { base, http, authorization, timeout: self.timeout }),
+            transport: Arc::new(HttpTransport {
+                base,
+                name,
+                http,
+                unix,
+                authorization,
+                timeout: self.timeout,
+            }),
         })
     }
 }
 
+/// The socket path of a `unix:/path/to.sock` (or `unix:///path/to.sock`)
+/// URL; `None` for other URLs.
+fn unix_socket_path(url: &str) -> Result<Option<std::path::PathBuf>> {
+    let Some(path) = url.strip_prefix("unix:") else { return Ok(None) };
+    let path = path.strip_prefix("//").unwrap_or(path);
+    if path.is_empty() || path.contains('\0') {
+        return Err(Error::Config(format!(
+            "`{url}` is not a Unix socket URL; use unix:/path/to.sock"
+        )));
+    }
+    Ok(Some(std::path::PathBuf::from(path)))
+}
+
 impl Client {
-    /// A builder for a client of the runtime at `url` (`http://host:port`).
+    /// A builder for a client of the runtime at `url`: `http://host:port`,
+    /// `https://…`, or `unix:/path/to.sock` for a runtime listening on a Unix
+    /// domain socket (`KINESIS_HTTP_ADDR=unix:/path/to.sock`).
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
@@ -167,9 +209,9 @@ impl Client {
         builder.build()
     }
 
-    /// The base URL of the runtime.
+    /// The base URL of the runtime, or `unix:/path/to.sock`.
     pub fn url(&self) -> &str {
-        self.transport.base.as_str()
+        &self.transport.name
     }
 
     /// The component of type `C` at `uri` (`/root/counter`). Nothing is sent

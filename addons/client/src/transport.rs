@@ -1,5 +1,7 @@
-//! [`HttpTransport`]: the REST surface of a runtime, over HTTP with reqwest.
+//! [`HttpTransport`]: the REST surface of a runtime, over HTTP with reqwest
+//! (or hyper on a Unix socket, see [`crate::unix`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
@@ -14,13 +16,20 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::errors::{error_of, transport_error};
+use crate::unix::UnixSocket;
 
 /// Where and how to reach one runtime.
 #[derive(Debug)]
 pub(crate) struct HttpTransport {
-    /// The base URL, without a trailing slash.
+    /// The base URL, without a trailing slash (`http://localhost/` on a
+    /// Unix socket).
     pub(crate) base: url::Url,
+    /// The runtime as errors name it: the URL, or `unix:/path`.
+    pub(crate) name: String,
     pub(crate) http: reqwest::Client,
+    /// Set when the runtime is reached on a Unix socket rather than by
+    /// `base`.
+    pub(crate) unix: Option<Arc<UnixSocket>>,
     /// `Bearer …`, marked sensitive.
     pub(crate) authorization: Option<HeaderValue>,
     /// The deadline of one request (watches have none).
@@ -72,14 +81,15 @@ impl HttpTransport {
         request
     }
 
-    /// Sends `request` with the request deadline; an error status becomes
-    /// the error it stands for.
-    async fn send(base: String, timeout: Duration, request: RequestBuilder) -> Result<Response> {
-        let response = request
-            .timeout(timeout)
-            .send()
-            .await
-            .map_err(|e| transport_error(&base, &e, timeout))?;
+    /// Sends `request` (on `unix` if set) with the request deadline; an
+    /// error status becomes the error it stands for.
+    async fn send(
+        unix: Option<Arc<UnixSocket>>,
+        base: String,
+        timeout: Duration,
+        request: RequestBuilder,
+    ) -> Result<Response> {
+        let response = dispatch(unix.as_deref(), &base, timeout, request.timeout(timeout)).await?;
         let status = response.status();
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
             return Ok(response);
@@ -94,7 +104,10 @@ impl HttpTransport {
         timeout: Duration,
         response: Response,
     ) -> Result<T> {
-        let bytes = response.bytes().await.map_err(|e| transport_error(&base, &e, timeout))?;
+        let bytes = tokio::time::timeout(timeout, response.bytes())
+            .await
+            .map_err(|_| Error::Timeout(timeout))?
+            .map_err(|e| transport_error(&base, &e, timeout))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(format!("{base} answered a body that does not fit: {e}")))
     }
@@ -105,9 +118,9 @@ impl HttpTransport {
         &self,
         request: Result<RequestBuilder>,
     ) -> BoxFuture<'static, Result<T>> {
-        let (base, timeout) = (self.base.to_string(), self.timeout);
+        let (unix, base, timeout) = (self.unix.clone(), self.name.clone(), self.timeout);
         Box::pin(async move {
-            let response = Self::send(base.clone(), timeout, request?).await?;
+            let response = Self::send(unix, base.clone(), timeout, request?).await?;
             Self::body(base, timeout, response).await
         })
     }
@@ -132,6 +145,26 @@ impl HttpTransport {
             let Resource { meta, data } = written.await?;
             Ok(RemoteSnapshot { etag: meta.etag, version: meta.version, meta: Some(meta), data })
         })
+    }
+}
+
+/// Sends `request` with reqwest, or on the Unix socket `unix`, bounded by
+/// `timeout` (reqwest bounds it itself; on the socket, until the head of the
+/// answer arrived).
+pub(crate) async fn dispatch(
+    unix: Option<&UnixSocket>,
+    base: &str,
+    timeout: Duration,
+    request: RequestBuilder,
+) -> Result<Response> {
+    match unix {
+        None => request.send().await.map_err(|e| transport_error(base, &e, timeout)),
+        Some(socket) => {
+            let request = request.build().map_err(|e| transport_error(base, &e, timeout))?;
+            tokio::time::timeout(timeout, socket.send(request))
+                .await
+                .map_err(|_| Error::Timeout(timeout))?
+        }
     }
 }
 
@@ -167,9 +200,9 @@ impl Transport for HttpTransport {
                 None => request,
             }
         });
-        let (base, timeout) = (self.base.to_string(), self.timeout);
+        let (unix, base, timeout) = (self.unix.clone(), self.name.clone(), self.timeout);
         Box::pin(async move {
-            let response = Self::send(base.clone(), timeout, request?).await?;
+            let response = Self::send(unix, base.clone(), timeout, request?).await?;
             if response.status() == StatusCode::NOT_MODIFIED {
                 return Ok(Fetched::NotModified);
             }
@@ -258,7 +291,7 @@ impl Transport for HttpTransport {
             }
             request
         });
-        crate::watch::events(self.base.to_string(), self.timeout, request)
+        crate::watch::events(self.unix.clone(), self.name.clone(), self.timeout, request)
     }
 }
 

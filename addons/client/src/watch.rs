@@ -18,7 +18,7 @@ use reqwest::RequestBuilder;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::errors::{error_of, transport_error};
+use crate::errors::error_of;
 
 /// The data of a `snapshot` event.
 #[derive(Deserialize)]
@@ -39,16 +39,19 @@ struct LaggedData {
 /// The events of one watch connection. Connecting is bounded by `timeout`;
 /// the stream itself has no deadline (keep-alives come every few seconds).
 pub(crate) fn events(
+    unix: Option<std::sync::Arc<crate::unix::UnixSocket>>,
     base: String,
     timeout: Duration,
     request: Result<RequestBuilder>,
 ) -> BoxStream<'static, Result<WatchEvent>> {
     let connect = async move {
         let request = request?;
-        let response = tokio::time::timeout(timeout, request.send())
-            .await
-            .map_err(|_| Error::Timeout(timeout))?
-            .map_err(|e| transport_error(&base, &e, timeout))?;
+        let response = tokio::time::timeout(
+            timeout,
+            crate::transport::dispatch(unix.as_deref(), &base, timeout, request),
+        )
+        .await
+        .map_err(|_| Error::Timeout(timeout))??;
         let status = response.status();
         if !status.is_success() {
             let body = response.bytes().await.unwrap_or_default();

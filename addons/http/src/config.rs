@@ -2,7 +2,7 @@
 //!
 //! | variable | accepts | default |
 //! | --- | --- | --- |
-//! | `KINESIS_HTTP_ADDR` | a socket address such as `127.0.0.1:8080` or `[::1]:8080` | `127.0.0.1:8080` |
+//! | `KINESIS_HTTP_ADDR` | a socket address such as `127.0.0.1:8080` or `[::1]:8080`, or `unix:/path/to.sock` for a Unix domain socket (mode 0600, removed on shutdown; plain HTTP only) | `127.0.0.1:8080` |
 //! | `KINESIS_HTTP_BODY_LIMIT` | bytes, optionally with `KiB`/`K` or `MiB`/`M`, at least 1 | `1MiB` |
 //! | `KINESIS_HTTP_HEADER_TIMEOUT` | a duration such as `10s` or `500ms`, more than 0: how long a connection may take to send a complete request header, counted from when the server waits for one (so it also closes idle keep-alive connections) | `10s` |
 //! | `KINESIS_HTTP_MAX_CONNECTIONS` | a whole number, at least 1: connections served at once; past it a new connection is answered `503` with `Retry-After` and closed | `10000` |
@@ -14,6 +14,7 @@
 //! [`Error::Config`] that names the variable and says what it accepts.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kinesis::config::{env_var, read};
@@ -24,7 +25,10 @@ use crate::TlsConfig;
 /// The variables the HTTP add-on reads, with what each accepts (for
 /// `kinesis --help`).
 pub const VARIABLES: &[(&str, &str)] = &[
-    ("KINESIS_HTTP_ADDR", "socket address to listen on (default 127.0.0.1:8080)"),
+    (
+        "KINESIS_HTTP_ADDR",
+        "socket address to listen on, or unix:/path/to.sock (default 127.0.0.1:8080)",
+    ),
     ("KINESIS_HTTP_BODY_LIMIT", "largest request body, bytes or KiB/MiB (default 1MiB)"),
     (
         "KINESIS_HTTP_HEADER_TIMEOUT",
@@ -45,8 +49,12 @@ pub const VARIABLES: &[(&str, &str)] = &[
 /// them to [`serve`](crate::serve).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
-    /// Where the server listens (`KINESIS_HTTP_ADDR`); port 0 picks a free port.
+    /// Where the server listens (`KINESIS_HTTP_ADDR`); port 0 picks a free
+    /// port. Unused when [`unix_socket`](Self::unix_socket) is set.
     pub addr: SocketAddr,
+    /// Listen on this Unix domain socket instead of [`addr`](Self::addr)
+    /// (`KINESIS_HTTP_ADDR=unix:/path/to.sock`).
+    pub unix_socket: Option<PathBuf>,
     /// Largest request body in bytes (`KINESIS_HTTP_BODY_LIMIT`).
     pub body_limit: usize,
     /// Longest time a connection may take to send a complete request
@@ -71,6 +79,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            unix_socket: None,
             body_limit: 1024 * 1024,
             header_timeout: Duration::from_secs(10),
             max_connections: 10_000,
@@ -104,11 +113,19 @@ impl HttpConfig {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<Result<String>>) -> Result<HttpConfig> {
         let mut cfg = HttpConfig::default();
         if let Some(addr) = read(&lookup, "KINESIS_HTTP_ADDR")? {
-            cfg.addr = addr.parse().map_err(|_| {
-                Error::Config(format!(
-                    "KINESIS_HTTP_ADDR=`{addr}` is not a socket address; use IP:PORT such as 127.0.0.1:8080 or [::1]:8080"
-                ))
-            })?;
+            if let Some(path) = addr.strip_prefix("unix:") {
+                cfg.unix_socket = Some(unix_path(path).ok_or_else(|| {
+                    Error::Config(format!(
+                        "KINESIS_HTTP_ADDR=`{addr}` is not a Unix socket path; use unix:/path/to.sock (an absolute or relative path, at most 107 bytes)"
+                    ))
+                })?);
+            } else {
+                cfg.addr = addr.parse().map_err(|_| {
+                    Error::Config(format!(
+                        "KINESIS_HTTP_ADDR=`{addr}` is not a socket address; use IP:PORT such as 127.0.0.1:8080 or [::1]:8080, or unix:/path/to.sock"
+                    ))
+                })?;
+            }
         }
         if let Some(limit) = read(&lookup, "KINESIS_HTTP_BODY_LIMIT")? {
             cfg.body_limit = parse_bytes(&limit).ok_or_else(|| {
@@ -158,10 +175,25 @@ impl HttpConfig {
                 )))
             }
         };
+        if let (Some(path), Some(_)) = (&cfg.unix_socket, &cfg.tls) {
+            return Err(Error::Config(format!(
+                "KINESIS_HTTP_ADDR=unix:{} and KINESIS_HTTP_TLS_CERT are both set: a Unix socket is served over plain HTTP only (only local processes with access to the file reach it); unset the TLS variables or listen on IP:PORT",
+                path.display()
+            )));
+        }
         cfg.security = crate::security::SecurityConfig::from_lookup(&lookup)?;
-        cfg.security.check_posture(cfg.addr)?;
+        if cfg.unix_socket.is_none() {
+            cfg.security.check_posture(cfg.addr)?;
+        }
         Ok(cfg)
     }
+}
+
+/// The path of `unix:PATH` (`unix:///abs` too): not empty, no NUL, short
+/// enough for `sun_path` (108 bytes on Linux, with the terminating NUL).
+fn unix_path(path: &str) -> Option<PathBuf> {
+    let path = path.strip_prefix("//").unwrap_or(path);
+    (!path.is_empty() && path.len() < 108 && !path.contains('\0')).then(|| PathBuf::from(path))
 }
 
 /// `1048576`, `512KiB`, `512K`, `4MiB`, `4M`: a positive number of bytes.
@@ -220,6 +252,25 @@ mod tests {
             let msg = err.to_string();
             assert!(msg.contains(name) && msg.contains(value), "{name}={value}: {msg}");
         }
+    }
+
+    #[test]
+    fn unix_socket_addresses() {
+        let cfg = with(&[("KINESIS_HTTP_ADDR", "unix:/run/kinesis.sock")]).unwrap();
+        assert_eq!(cfg.unix_socket, Some(PathBuf::from("/run/kinesis.sock")));
+        assert_eq!(cfg.addr, HttpConfig::default().addr);
+        let cfg = with(&[("KINESIS_HTTP_ADDR", "unix:///run/k.sock")]).unwrap();
+        assert_eq!(cfg.unix_socket, Some(PathBuf::from("/run/k.sock")));
+        let cfg = with(&[("KINESIS_HTTP_ADDR", "unix:k.sock")]).unwrap();
+        assert_eq!(cfg.unix_socket, Some(PathBuf::from("k.sock")));
+        let long = format!("unix:/{}", "a".repeat(120));
+        for bad in ["unix:", long.as_str()] {
+            let err = with(&[("KINESIS_HTTP_ADDR", bad)]).unwrap_err().to_string();
+            assert!(err.contains("KINESIS_HTTP_ADDR") && err.contains(bad), "{err}");
+        }
+        // A socket is local: no authentication needed, as for loopback.
+        let cfg = with(&[("KINESIS_HTTP_ADDR", "unix:/tmp/k.sock")]);
+        assert!(cfg.is_ok());
     }
 
     #[test]

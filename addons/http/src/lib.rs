@@ -184,6 +184,7 @@ mod sse;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod tls;
+pub mod unix;
 
 pub use config::{HttpConfig, VARIABLES};
 pub use ids::TRACE_ID_HEADER;

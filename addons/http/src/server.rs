@@ -29,6 +29,7 @@
 //! The component keeps itself off the REST surface (`exposed()` is false).
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,17 +41,22 @@ use hyper_util::server::graceful::GracefulShutdown;
 use kinesis::{Component, Container, Context, Error, Handle, Result, Runtime};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::unix::{Accepted, BoundSocket, Listener, UNIX_PEER};
 use crate::{HttpConfig, TlsConfig};
 
 /// How an [`HttpServer`] listens and limits requests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpOptions {
     /// Where to listen; port 0 picks a free port (see [`HttpServer::local_addr`]).
+    /// Unused when [`unix_socket`](Self::unix_socket) is set.
     pub addr: SocketAddr,
+    /// Listen on this Unix domain socket instead of [`addr`](Self::addr)
+    /// (`KINESIS_HTTP_ADDR=unix:/path/to.sock`); see [`crate::unix`].
+    pub unix_socket: Option<PathBuf>,
     /// Largest request body in bytes; larger ones get 413.
     pub body_limit: usize,
     /// Longest time a request that waits (for its body, or for a component:
@@ -109,6 +115,7 @@ impl HttpOptions {
     pub fn from_config(config: &HttpConfig) -> Self {
         let HttpConfig {
             addr,
+            unix_socket,
             body_limit,
             header_timeout,
             max_connections,
@@ -118,6 +125,7 @@ impl HttpOptions {
         } = config.clone();
         HttpOptions {
             addr,
+            unix_socket,
             body_limit,
             request_timeout: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(10),
@@ -154,7 +162,7 @@ struct Inner {
 
 /// One run of the server, from `start` to `stop`.
 struct Running {
-    local_addr: SocketAddr,
+    bound: Bound,
     shutdown: CancellationToken,
     done: oneshot::Receiver<()>,
 }
@@ -180,9 +188,22 @@ impl HttpServer {
     }
 
     /// The address the server listens on while it runs (with the real port
-    /// when the options asked for port 0).
+    /// when the options asked for port 0); `None` when stopped or listening
+    /// on a Unix socket (see [`unix_socket`](Self::unix_socket)).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.running().as_ref().map(|r| r.local_addr)
+        match self.running().as_ref().map(|r| &r.bound) {
+            Some(Bound::Tcp(addr)) => Some(*addr),
+            _ => None,
+        }
+    }
+
+    /// The path of the Unix socket the server listens on while it runs;
+    /// `None` when stopped or listening on TCP.
+    pub fn unix_socket(&self) -> Option<PathBuf> {
+        match self.running().as_ref().map(|r| &r.bound) {
+            Some(Bound::Unix(socket)) => Some(socket.path().to_path_buf()),
+            _ => None,
+        }
     }
 
     /// The options it was made with.
@@ -198,6 +219,86 @@ impl HttpServer {
 impl Component for HttpServer {
     async fn start(&mut self, ctx: &mut Context<Self>) -> Result<()> {
         let options = self.inner.options.clone();
+        let (listener, bound) = match &options.unix_socket {
+            Some(path) => listen_unix(path, &options)?,
+            None => listen_tcp(&options).await?,
+        };
+        let shutdown = ctx.cancellation_token().child_token();
+        let app = crate::layers(crate::router_with_shutdown(
+            self.inner.root.clone(),
+            &options,
+            shutdown.clone(),
+        ));
+        let (done_tx, done) = oneshot::channel();
+        let accept = Accept::new(listener, app, &options, shutdown.clone());
+        ctx.spawn(async move {
+            accept.run().await;
+            let _ = done_tx.send(());
+            Ok(())
+        });
+        self.addr = bound.to_string();
+        let scheme = if options.tls.is_some() { "https" } else { "http" };
+        tracing::info!(addr = %self.addr, scheme, root = self.inner.root.uri(), "HTTP server listening");
+        *self.running() = Some(Running { bound, shutdown, done });
+        Ok(())
+    }
+
+    async fn stop(&mut self, _ctx: &mut Context<Self>) -> Result<()> {
+        let running = self.running().take();
+        let Some(running) = running else { return Ok(()) };
+        running.shutdown.cancel();
+        let drain = self.inner.options.drain_timeout;
+        let addr = running.bound.to_string();
+        match tokio::time::timeout(drain, running.done).await {
+            Ok(_) => tracing::info!(%addr, "HTTP server stopped"),
+            Err(_) => tracing::warn!(
+                %addr,
+                ?drain,
+                "requests still in flight after the drain timeout; dropping them"
+            ),
+        }
+        if let Bound::Unix(socket) = running.bound {
+            socket.remove();
+        }
+        Ok(())
+    }
+
+    fn exposed(&self) -> bool {
+        false
+    }
+}
+
+/// Where one run of the server listens.
+enum Bound {
+    Tcp(SocketAddr),
+    Unix(BoundSocket),
+}
+
+impl std::fmt::Display for Bound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Bound::Tcp(addr) => write!(f, "{addr}"),
+            Bound::Unix(socket) => write!(f, "unix:{}", socket.path().display()),
+        }
+    }
+}
+
+/// Binds `options.unix_socket`: a Unix socket is local, so no posture check;
+/// TLS on it is refused.
+fn listen_unix(path: &Path, options: &HttpOptions) -> Result<(Listener, Bound)> {
+    if options.tls.is_some() {
+        return Err(Error::Config(format!(
+            "KINESIS_HTTP_ADDR=unix:{}: TLS is not served on a Unix socket; unset KINESIS_HTTP_TLS_CERT and KINESIS_HTTP_TLS_KEY or listen on IP:PORT",
+            path.display()
+        )));
+    }
+    let (listener, socket) = crate::unix::bind(path)?;
+    Ok((Listener::Unix(listener), Bound::Unix(socket)))
+}
+
+/// Binds `options.addr` after the posture check.
+async fn listen_tcp(options: &HttpOptions) -> Result<(Listener, Bound)> {
+    {
         let addr = options.addr;
         let cannot = |e: std::io::Error| {
             Error::Config(format!("KINESIS_HTTP_ADDR={addr}: cannot listen on {addr}: {e}"))
@@ -212,44 +313,7 @@ impl Component for HttpServer {
         }
         let listener = TcpListener::bind(addr).await.map_err(cannot)?;
         let local_addr = listener.local_addr().map_err(cannot)?;
-        let shutdown = ctx.cancellation_token().child_token();
-        let app = crate::layers(crate::router_with_shutdown(
-            self.inner.root.clone(),
-            &options,
-            shutdown.clone(),
-        ));
-        let (done_tx, done) = oneshot::channel();
-        let accept = Accept::new(listener, app, &options, shutdown.clone());
-        ctx.spawn(async move {
-            accept.run().await;
-            let _ = done_tx.send(());
-            Ok(())
-        });
-        *self.running() = Some(Running { local_addr, shutdown, done });
-        self.addr = local_addr.to_string();
-        let scheme = if options.tls.is_some() { "https" } else { "http" };
-        tracing::info!(addr = %local_addr, scheme, root = self.inner.root.uri(), "HTTP server listening");
-        Ok(())
-    }
-
-    async fn stop(&mut self, _ctx: &mut Context<Self>) -> Result<()> {
-        let running = self.running().take();
-        let Some(running) = running else { return Ok(()) };
-        running.shutdown.cancel();
-        let drain = self.inner.options.drain_timeout;
-        match tokio::time::timeout(drain, running.done).await {
-            Ok(_) => tracing::info!(addr = %running.local_addr, "HTTP server stopped"),
-            Err(_) => tracing::warn!(
-                addr = %running.local_addr,
-                ?drain,
-                "requests still in flight after the drain timeout; dropping them"
-            ),
-        }
-        Ok(())
-    }
-
-    fn exposed(&self) -> bool {
-        false
+        Ok((Listener::Tcp(listener), Bound::Tcp(local_addr)))
     }
 }
 
@@ -293,7 +357,7 @@ const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
 /// The accept loop of one run of the server and what its connections share.
 struct Accept {
-    listener: TcpListener,
+    listener: Listener,
     app: Router,
     http: hyper::server::conn::http1::Builder,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -308,7 +372,7 @@ struct Accept {
 
 impl Accept {
     fn new(
-        listener: TcpListener,
+        listener: Listener,
         app: Router,
         options: &HttpOptions,
         shutdown: CancellationToken,
@@ -335,70 +399,92 @@ impl Accept {
         // open then (past the drain timeout) are closed.
         let kill = CancellationToken::new();
         let _kill_on_drop = kill.clone().drop_guard();
-        let local_addr = self.listener.local_addr().ok();
+        let local_addr = self.listener.describe();
         loop {
             let accepted = tokio::select! {
                 biased;
                 () = self.shutdown.cancelled() => break,
                 accepted = self.listener.accept() => accepted,
             };
-            let (stream, peer) = match accepted {
+            let accepted = match accepted {
                 Ok(accepted) => accepted,
                 Err(e) if is_connection_error(&e) => continue,
                 Err(e) => {
                     // Out of file descriptors, most likely: wait for some to
                     // be closed rather than spin.
-                    tracing::error!(error = %e, addr = ?local_addr, "accepting a connection failed");
+                    tracing::error!(error = %e, addr = %local_addr, "accepting a connection failed");
                     tokio::select! {
                         () = self.shutdown.cancelled() => break,
                         () = tokio::time::sleep(Duration::from_secs(1)) => continue,
                     }
                 }
             };
-            let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
-                self.refuse(stream, peer);
-                continue;
-            };
-            let _ = stream.set_nodelay(true);
-            let watcher = graceful.watcher();
-            let (http, app, tls, kill) =
-                (self.http.clone(), self.app.clone(), self.tls.clone(), kill.clone());
-            let (header_timeout, shutdown) = (self.header_timeout, self.shutdown.clone());
-            tokio::spawn(async move {
-                let _permit = permit;
-                let served = async {
-                    match tls {
-                        None => serve_connection(&http, watcher, stream, peer, app).await,
-                        Some(tls) => {
-                            let handshake = tokio::select! {
-                                done = tokio::time::timeout(header_timeout, tls.accept(stream)) => done,
-                                () = shutdown.cancelled() => return,
-                            };
-                            match handshake {
-                                Ok(Ok(stream)) => {
-                                    serve_connection(&http, watcher, stream, peer, app).await
-                                }
-                                Ok(Err(e)) => {
-                                    tracing::debug!(%peer, error = %e, "TLS handshake failed")
-                                }
-                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                            }
-                        }
-                    }
-                };
-                tokio::select! {
-                    () = served => {}
-                    () = kill.cancelled() => {}
+            match accepted {
+                Accepted::Tcp(stream, peer) => {
+                    let _ = stream.set_nodelay(true);
+                    self.connection(stream, peer, &graceful, &kill);
                 }
-            });
+                Accepted::Unix(stream) => self.connection(stream, UNIX_PEER, &graceful, &kill),
+            }
         }
         drop(self.listener);
         graceful.shutdown().await;
     }
 
+    /// Serves one accepted connection on its own task (or refuses it past
+    /// the cap).
+    fn connection<S>(
+        &self,
+        stream: S,
+        peer: SocketAddr,
+        graceful: &GracefulShutdown,
+        kill: &CancellationToken,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() else {
+            self.refuse(stream, peer);
+            return;
+        };
+        let watcher = graceful.watcher();
+        let (http, app, tls, kill) =
+            (self.http.clone(), self.app.clone(), self.tls.clone(), kill.clone());
+        let (header_timeout, shutdown) = (self.header_timeout, self.shutdown.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let served = async {
+                match tls {
+                    None => serve_connection(&http, watcher, stream, peer, app).await,
+                    Some(tls) => {
+                        let handshake = tokio::select! {
+                            done = tokio::time::timeout(header_timeout, tls.accept(stream)) => done,
+                            () = shutdown.cancelled() => return,
+                        };
+                        match handshake {
+                            Ok(Ok(stream)) => {
+                                serve_connection(&http, watcher, stream, peer, app).await
+                            }
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
+                }
+            };
+            tokio::select! {
+                () = served => {}
+                () = kill.cancelled() => {}
+            }
+        });
+    }
+
     /// Answers a connection past the cap with [`AT_CAPACITY`] and closes it
     /// (a TLS connection is closed at once).
-    fn refuse(&self, mut stream: TcpStream, peer: SocketAddr) {
+    fn refuse<S>(&self, mut stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         tracing::debug!(%peer, "connection refused: at the connection limit");
         if self.tls.is_some() {
             return;
