@@ -46,10 +46,6 @@ impl InProcess {
     }
 }
 
-fn remote_meta(c: &dyn DynComponent) -> Result<RemoteMeta> {
-    serde_json::from_value(serde_json::to_value(c.meta())?).map_err(Error::from)
-}
-
 fn remote_snapshot(meta: Option<RemoteMeta>, s: &JsonSnapshot) -> RemoteSnapshot {
     RemoteSnapshot { meta, data: s.data.to_value(), etag: s.etag, version: s.version }
 }
@@ -75,7 +71,10 @@ impl Transport for InProcess {
             if if_none_match == Some(snapshot.etag) {
                 return Ok(Fetched::NotModified);
             }
-            Ok(Fetched::Snapshot(Box::new(remote_snapshot(Some(remote_meta(&*c)?), &snapshot))))
+            Ok(Fetched::Snapshot(Box::new(remote_snapshot(
+                Some(RemoteMeta::from(c.meta())),
+                &snapshot,
+            ))))
         });
         Box::pin(async move { answer })
     }

@@ -28,6 +28,36 @@ pub struct RemoteMeta {
     pub methods: Vec<RemoteMethod>,
 }
 
+impl From<crate::Meta> for RemoteMeta {
+    /// The meta of a component of this process, as a transport carries it.
+    fn from(meta: crate::Meta) -> Self {
+        RemoteMeta {
+            name: meta.name,
+            uri: meta.uri,
+            type_name: meta.type_name.to_owned(),
+            stage: meta.stage,
+            state: meta.state,
+            etag: meta.etag,
+            version: meta.version,
+            methods: meta
+                .methods
+                .iter()
+                .map(|m| RemoteMethod {
+                    name: m.name.to_owned(),
+                    mutating: m.mutating,
+                    args: m
+                        .args
+                        .iter()
+                        .map(|a| RemoteArg { name: a.name.to_owned(), ty: a.ty.to_owned() })
+                        .collect(),
+                    returns: m.returns.to_owned(),
+                    doc: m.doc.to_owned(),
+                })
+                .collect(),
+        }
+    }
+}
+
 impl RemoteMeta {
     /// The method called `name`, if the component has one.
     pub fn method(&self, name: &str) -> Option<&RemoteMethod> {

@@ -156,7 +156,7 @@ impl ClientBuilder {
         Ok(Client {
             transport: Arc::new(HttpTransport {
                 base,
-                name,
+                name: name.into(),
                 http,
                 unix,
                 authorization,

@@ -25,7 +25,7 @@ pub(crate) struct HttpTransport {
     /// Unix socket).
     pub(crate) base: url::Url,
     /// The runtime as errors name it: the URL, or `unix:/path`.
-    pub(crate) name: String,
+    pub(crate) name: Arc<str>,
     pub(crate) http: reqwest::Client,
     /// Set when the runtime is reached on a Unix socket rather than by
     /// `base`.
@@ -85,11 +85,11 @@ impl HttpTransport {
     /// error status becomes the error it stands for.
     async fn send(
         unix: Option<Arc<UnixSocket>>,
-        base: String,
+        base: &str,
         timeout: Duration,
         request: RequestBuilder,
     ) -> Result<Response> {
-        let response = dispatch(unix.as_deref(), &base, timeout, request.timeout(timeout)).await?;
+        let response = dispatch(unix.as_deref(), base, timeout, request.timeout(timeout)).await?;
         let status = response.status();
         if status.is_success() || status == StatusCode::NOT_MODIFIED {
             return Ok(response);
@@ -100,14 +100,14 @@ impl HttpTransport {
 
     /// The body of `response` as `T`.
     async fn body<T: serde::de::DeserializeOwned>(
-        base: String,
+        base: &str,
         timeout: Duration,
         response: Response,
     ) -> Result<T> {
         let bytes = tokio::time::timeout(timeout, response.bytes())
             .await
             .map_err(|_| Error::Timeout(timeout))?
-            .map_err(|e| transport_error(&base, &e, timeout))?;
+            .map_err(|e| transport_error(base, &e, timeout))?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(format!("{base} answered a body that does not fit: {e}")))
     }
@@ -120,8 +120,8 @@ impl HttpTransport {
     ) -> BoxFuture<'static, Result<T>> {
         let (unix, base, timeout) = (self.unix.clone(), self.name.clone(), self.timeout);
         Box::pin(async move {
-            let response = Self::send(unix, base.clone(), timeout, request?).await?;
-            Self::body(base, timeout, response).await
+            let response = Self::send(unix, &base, timeout, request?).await?;
+            Self::body(&base, timeout, response).await
         })
     }
 
@@ -202,13 +202,13 @@ impl Transport for HttpTransport {
         });
         let (unix, base, timeout) = (self.unix.clone(), self.name.clone(), self.timeout);
         Box::pin(async move {
-            let response = Self::send(unix, base.clone(), timeout, request?).await?;
+            let response = Self::send(unix, &base, timeout, request?).await?;
             if response.status() == StatusCode::NOT_MODIFIED {
                 return Ok(Fetched::NotModified);
             }
             let header_tag =
                 response.headers().get(ETAG).and_then(|v| v.to_str().ok()?.parse().ok());
-            let Resource { meta, data } = Self::body(base, timeout, response).await?;
+            let Resource { meta, data } = Self::body(&base, timeout, response).await?;
             let etag = header_tag.unwrap_or(meta.etag);
             Ok(Fetched::Snapshot(Box::new(RemoteSnapshot {
                 etag,

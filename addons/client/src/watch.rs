@@ -8,6 +8,7 @@
 //!
 //! [`RemoteDyn::watch`]: kinesis::remote::RemoteDyn::watch
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use eventsource_stream::Eventsource;
@@ -40,7 +41,7 @@ struct LaggedData {
 /// the stream itself has no deadline (keep-alives come every few seconds).
 pub(crate) fn events(
     unix: Option<std::sync::Arc<crate::unix::UnixSocket>>,
-    base: String,
+    base: Arc<str>,
     timeout: Duration,
     request: Result<RequestBuilder>,
 ) -> BoxStream<'static, Result<WatchEvent>> {
@@ -57,7 +58,7 @@ pub(crate) fn events(
             let body = response.bytes().await.unwrap_or_default();
             return Err(error_of(status, &body));
         }
-        let base = base.clone();
+        let base = Arc::clone(&base);
         Ok(response.bytes_stream().eventsource().filter_map(move |item| {
             let event = match item {
                 Ok(event) => parse(&event.event, &event.data).transpose(),

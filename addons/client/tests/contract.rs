@@ -151,6 +151,12 @@ async fn remote_over_http() {
     let shop: Remote<Shop> = client.remote("/root/shop");
     assert_eq!(body(&shop).await, expected());
 
+    // The meta over HTTP is the meta in process.
+    let over_http = client.dyn_remote("/root/shop").meta().await.unwrap();
+    let local =
+        kinesis::remote::RemoteMeta::from(runtime.root().lookup("/root/shop").unwrap().meta());
+    assert_eq!(over_http, local);
+
     // An unknown component and an unknown method are not found, as in
     // process.
     let missing: Remote<Shop> = client.remote("/root/nothing");
