@@ -23,6 +23,7 @@ const ADDONS: &[(&str, bool)] = &[
     ("postgres", cfg!(feature = "postgres")),
     ("mysql", cfg!(feature = "mysql")),
     ("mongodb", cfg!(feature = "mongodb")),
+    ("nats", cfg!(feature = "nats")),
 ];
 
 fn built_in() -> Vec<&'static str> {
@@ -38,6 +39,7 @@ fn variables() -> Vec<(&'static str, String)> {
         kinesis_cmd::logging::VARIABLES,
         kinesis::config::VARIABLES,
         kinesis_client::VARIABLES,
+        kinesis_discovery::VARIABLES,
     ];
     #[cfg(feature = "http")]
     tables.push(kinesis_http::VARIABLES);
@@ -68,6 +70,7 @@ struct Settings {
     log: LogConfig,
     #[cfg(feature = "http")]
     http: kinesis_http::HttpConfig,
+    instance: kinesis_discovery::InstanceConfig,
 }
 
 impl Settings {
@@ -80,11 +83,13 @@ impl Settings {
         // SQL store reads it again when it opens a pool.
         #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
         kinesis_sql::SqlConfig::from_env()?;
+        let instance = kinesis_discovery::InstanceConfig::from_env()?;
         Ok(Settings {
             core,
             log,
             #[cfg(feature = "http")]
             http,
+            instance,
         })
     }
 }
@@ -157,6 +162,33 @@ async fn run(settings: Settings) -> ExitCode {
     }
 }
 
+/// Announces this runtime over NATS as `KINESIS_INSTANCE`, reached at
+/// `url`, when both the name and a NATS server (`KINESIS_EVENTS_URL`) are
+/// set and the binary has the `nats` feature.
+#[cfg(feature = "http")]
+async fn announce(
+    runtime: &Runtime,
+    instance: &kinesis_discovery::InstanceConfig,
+    url: kinesis::Result<String>,
+) -> kinesis::Result<()> {
+    let Some(name) = &instance.name else { return Ok(()) };
+    let Some(nats_url) = &instance.nats_url else {
+        tracing::info!(target: LOG_TARGET, instance = %name, "no KINESIS_EVENTS_URL: the instance is not announced (others can list it in KINESIS_PEERS)");
+        return Ok(());
+    };
+    #[cfg(feature = "nats")]
+    {
+        kinesis_discovery::announce(runtime, name, vec![url?], nats_url).await?;
+        Ok(())
+    }
+    #[cfg(not(feature = "nats"))]
+    {
+        let _ = (runtime, url, nats_url);
+        tracing::warn!(target: LOG_TARGET, instance = %name, "KINESIS_EVENTS_URL is set but this binary was built without the `nats` feature: the instance is not announced");
+        Ok(())
+    }
+}
+
 fn stores() -> StoreRegistry {
     #[allow(unused_mut)]
     let mut stores = StoreRegistry::with_builtin();
@@ -212,6 +244,19 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
             let addr = state.local_addr().unwrap_or(settings.http.addr);
             tracing::info!(target: LOG_TARGET, %addr, "HTTP add-on listening; try: curl http://{addr}/root/kinesis");
         }
+        let url = settings.instance.announced_url(
+            state.local_addr(),
+            state.unix_socket().as_deref(),
+            settings.http.tls.is_some(),
+        );
+        if let Err(e) = announce(&runtime, &settings.instance, url).await {
+            let _ = runtime.shutdown().await;
+            return Err(e);
+        }
+    }
+    #[cfg(not(feature = "http"))]
+    if settings.instance.name.is_some() {
+        tracing::warn!(target: LOG_TARGET, "KINESIS_INSTANCE is set but this binary has no HTTP add-on to be reached at: not announced");
     }
     let built = built_in();
     tracing::info!(
