@@ -18,6 +18,7 @@ const LOG_TARGET: &str = "kinesis";
 /// The add-ons built into this binary, by Cargo feature.
 const ADDONS: &[(&str, bool)] = &[
     ("http", cfg!(feature = "http")),
+    ("grpc", cfg!(feature = "grpc")),
     ("filedb", cfg!(feature = "filedb")),
     ("sqlite", cfg!(feature = "sqlite")),
     ("postgres", cfg!(feature = "postgres")),
@@ -42,6 +43,10 @@ fn variables() -> Vec<(&'static str, String)> {
     #[cfg(feature = "http")]
     tables.push(kinesis_http::VARIABLES);
     #[cfg(feature = "http")]
+    tables.push(kinesis_http::security::VARIABLES);
+    #[cfg(feature = "grpc")]
+    tables.push(kinesis_grpc::VARIABLES);
+    #[cfg(feature = "grpc")]
     tables.push(kinesis_http::security::VARIABLES);
     #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
     tables.push(kinesis_sql::VARIABLES);
@@ -68,6 +73,8 @@ struct Settings {
     log: LogConfig,
     #[cfg(feature = "http")]
     http: kinesis_http::HttpConfig,
+    #[cfg(feature = "grpc")]
+    grpc: kinesis_grpc::GrpcConfig,
 }
 
 impl Settings {
@@ -76,6 +83,8 @@ impl Settings {
         let core = Config::from_env()?;
         #[cfg(feature = "http")]
         let http = kinesis_http::HttpConfig::from_env()?;
+        #[cfg(feature = "grpc")]
+        let grpc = kinesis_grpc::GrpcConfig::from_env()?;
         // Checked now so that a bad value stops the program at start; the
         // SQL store reads it again when it opens a pool.
         #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -85,6 +94,8 @@ impl Settings {
             log,
             #[cfg(feature = "http")]
             http,
+            #[cfg(feature = "grpc")]
+            grpc,
         })
     }
 }
@@ -212,6 +223,11 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
             let addr = state.local_addr().unwrap_or(settings.http.addr);
             tracing::info!(target: LOG_TARGET, %addr, "HTTP add-on listening; try: curl http://{addr}/root/kinesis");
         }
+    }
+    #[cfg(feature = "grpc")]
+    if let Err(e) = crate::grpc::start(&runtime, &settings.grpc).await {
+        let _ = runtime.shutdown().await;
+        return Err(e);
     }
     let built = built_in();
     tracing::info!(
