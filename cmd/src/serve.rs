@@ -47,7 +47,7 @@ fn variables() -> Vec<(&'static str, String)> {
     #[cfg(feature = "grpc")]
     tables.push(kinesis_grpc::VARIABLES);
     #[cfg(feature = "grpc")]
-    tables.push(kinesis_http::security::VARIABLES);
+    tables.push(kinesis_grpc::security::VARIABLES);
     #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
     tables.push(kinesis_sql::VARIABLES);
     #[cfg(feature = "mongodb")]
