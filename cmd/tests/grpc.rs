@@ -148,3 +148,20 @@ fn a_grpc_socket_left_by_sigkill_is_replaced_on_restart_and_removed_on_a_clean_s
     assert!(terminate(&mut second).success());
     assert!(!socket.exists(), "a clean stop removes the socket file");
 }
+
+#[test]
+fn a_bad_grpc_address_stops_the_start_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, says) in
+        [("nowhere", "is not a socket address"), ("0.0.0.0:0", "no authentication is configured")]
+    {
+        let out = command(dir.path())
+            .env("KINESIS_GRPC_ADDR", value)
+            .env("KINESIS_HTTP_ADDR", format!("unix:{}", dir.path().join("http.sock").display()))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{value}: {stderr}");
+        assert!(stderr.contains("KINESIS_GRPC_ADDR") && stderr.contains(says), "{value}: {stderr}");
+    }
+}

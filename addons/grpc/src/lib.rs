@@ -55,9 +55,9 @@ mod server;
 mod service;
 
 pub use config::{GrpcAddr, GrpcConfig, VARIABLES};
-pub use kinesis_proto::status;
 /// Tokens, grants and the caller's [`Identity`](security::Identity): the
 /// HTTP add-on's, shared (your services read the identity from a call's
 /// extensions).
 pub use kinesis_http::security;
+pub use kinesis_proto::status;
 pub use server::{serve, GrpcOptions, GrpcServer};

@@ -37,6 +37,8 @@ struct Text {
 struct Slow {
     started: Arc<Notify>,
     release: Arc<Notify>,
+    /// What the call needs once released: a component under `/root`.
+    counter: kinesis::Handle<Counter>,
 }
 
 impl NamedService for Slow {
@@ -54,8 +56,13 @@ impl tonic::server::UnaryService<Text> for Wait {
         Box::pin(async move {
             slow.started.notify_one();
             slow.release.notified().await;
+            let count = slow
+                .counter
+                .increment(1)
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
             Ok(tonic::Response::new(Text {
-                text: format!("waited for {}", request.into_inner().text),
+                text: format!("waited for {}, count {count}", request.into_inner().text),
             }))
         })
     }
@@ -95,8 +102,8 @@ async fn wait_call(
 
 #[tokio::test]
 async fn a_service_of_the_application_is_served_beside_and_drained_on_shutdown() {
-    let (runtime, _counter) = runtime().await;
-    let slow = Slow { started: Arc::new(Notify::new()), release: Arc::new(Notify::new()) };
+    let (runtime, counter) = runtime().await;
+    let slow = Slow { started: Arc::new(Notify::new()), release: Arc::new(Notify::new()), counter };
     let options = GrpcOptions::new(loopback());
     let server = GrpcServer::new(runtime.root().clone(), options).add_service(slow.clone());
     let server = runtime.addons().add("grpc", server).await.unwrap();
@@ -110,7 +117,7 @@ async fn a_service_of_the_application_is_served_beside_and_drained_on_shutdown()
     // A call in flight when the runtime is asked to stop.
     let in_flight = tokio::spawn(wait_call(channel.clone(), "the drain"));
     slow.started.notified().await;
-    let stopping = tokio::spawn({
+    let mut stopping = tokio::spawn({
         let runtime = runtime.clone();
         async move { runtime.shutdown().await }
     });
@@ -121,7 +128,8 @@ async fn a_service_of_the_application_is_served_beside_and_drained_on_shutdown()
     .await;
     // …while the call in flight still holds the shutdown, and `/root`
     // is still up for it.
-    assert!(!stopping.is_finished(), "the shutdown waits for the call in flight");
+    let early = tokio::time::timeout(Duration::from_millis(500), &mut stopping).await;
+    assert!(early.is_err(), "the shutdown waits for the call in flight");
     assert_eq!(
         runtime.root().handle().unwrap().stage(),
         kinesis::Stage::Started,
@@ -129,7 +137,7 @@ async fn a_service_of_the_application_is_served_beside_and_drained_on_shutdown()
     );
     slow.release.notify_one();
     let answer = in_flight.await.unwrap().expect("the call in flight is answered");
-    assert_eq!(answer.text, "waited for the drain");
+    assert_eq!(answer.text, "waited for the drain, count 1", "the call could use /root");
     let report = tokio::time::timeout(Duration::from_secs(10), stopping).await.unwrap().unwrap();
     assert!(report.clean, "{report:?}");
 }
