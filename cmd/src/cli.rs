@@ -30,7 +30,8 @@ pub(crate) struct Cli {
 #[derive(Debug, Args)]
 pub(crate) struct RemoteArgs {
     /// The runtime to talk to: http://HOST:PORT, https://…, or
-    /// unix:/path/to.sock for one listening on a Unix socket.
+    /// unix:/path/to.sock for one listening on a Unix socket; with the grpc
+    /// feature also grpc://HOST:PORT or grpc+unix:/path/to.sock.
     #[arg(long, global = true, env = "KINESIS_URL", value_name = "URL",
           default_value = kinesis_client::DEFAULT_URL)]
     pub(crate) url: String,

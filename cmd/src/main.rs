@@ -8,6 +8,8 @@
 mod cli;
 mod commands;
 mod etags;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod output;
 mod serve;
 mod token;

@@ -18,6 +18,7 @@ const LOG_TARGET: &str = "kinesis";
 /// The add-ons built into this binary, by Cargo feature.
 const ADDONS: &[(&str, bool)] = &[
     ("http", cfg!(feature = "http")),
+    ("grpc", cfg!(feature = "grpc")),
     ("filedb", cfg!(feature = "filedb")),
     ("sqlite", cfg!(feature = "sqlite")),
     ("postgres", cfg!(feature = "postgres")),
@@ -45,6 +46,10 @@ fn variables() -> Vec<(&'static str, String)> {
     tables.push(kinesis_http::VARIABLES);
     #[cfg(feature = "http")]
     tables.push(kinesis_http::security::VARIABLES);
+    #[cfg(feature = "grpc")]
+    tables.push(kinesis_grpc::VARIABLES);
+    #[cfg(feature = "grpc")]
+    tables.push(kinesis_grpc::security::VARIABLES);
     #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
     tables.push(kinesis_sql::VARIABLES);
     #[cfg(feature = "mongodb")]
@@ -71,6 +76,8 @@ struct Settings {
     #[cfg(feature = "http")]
     http: kinesis_http::HttpConfig,
     instance: kinesis_discovery::InstanceConfig,
+    #[cfg(feature = "grpc")]
+    grpc: kinesis_grpc::GrpcConfig,
 }
 
 impl Settings {
@@ -79,6 +86,8 @@ impl Settings {
         let core = Config::from_env()?;
         #[cfg(feature = "http")]
         let http = kinesis_http::HttpConfig::from_env()?;
+        #[cfg(feature = "grpc")]
+        let grpc = kinesis_grpc::GrpcConfig::from_env()?;
         // Checked now so that a bad value stops the program at start; the
         // SQL store reads it again when it opens a pool.
         #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
@@ -90,6 +99,8 @@ impl Settings {
             #[cfg(feature = "http")]
             http,
             instance,
+            #[cfg(feature = "grpc")]
+            grpc,
         })
     }
 }
@@ -163,27 +174,32 @@ async fn run(settings: Settings) -> ExitCode {
 }
 
 /// Announces this runtime over NATS as `KINESIS_INSTANCE`, reached at
-/// `url`, when both the name and a NATS server (`KINESIS_EVENTS_URL`) are
-/// set and the binary has the `nats` feature.
-#[cfg(feature = "http")]
+/// `urls` (preferred first; an error is a URL that could not be told), when
+/// both the name and a NATS server (`KINESIS_EVENTS_URL`) are set and the
+/// binary has the `nats` feature.
 async fn announce(
     runtime: &Runtime,
     instance: &kinesis_discovery::InstanceConfig,
-    url: kinesis::Result<String>,
+    urls: Vec<kinesis::Result<String>>,
 ) -> kinesis::Result<()> {
     let Some(name) = &instance.name else { return Ok(()) };
+    if urls.is_empty() {
+        tracing::warn!(target: LOG_TARGET, instance = %name, "KINESIS_INSTANCE is set but no server of this binary listens (HTTP or gRPC): not announced");
+        return Ok(());
+    }
     let Some(nats_url) = &instance.nats_url else {
         tracing::info!(target: LOG_TARGET, instance = %name, "no KINESIS_EVENTS_URL: the instance is not announced (others can list it in KINESIS_PEERS)");
         return Ok(());
     };
     #[cfg(feature = "nats")]
     {
-        kinesis_discovery::announce(runtime, name, vec![url?], nats_url).await?;
+        let urls = urls.into_iter().collect::<kinesis::Result<Vec<_>>>()?;
+        kinesis_discovery::announce(runtime, name, urls, nats_url).await?;
         Ok(())
     }
     #[cfg(not(feature = "nats"))]
     {
-        let _ = (runtime, url, nats_url);
+        let _ = (runtime, urls, nats_url);
         tracing::warn!(target: LOG_TARGET, instance = %name, "KINESIS_EVENTS_URL is set but this binary was built without the `nats` feature: the instance is not announced");
         Ok(())
     }
@@ -227,6 +243,9 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
         let _ = runtime.shutdown().await;
         return Err(e);
     }
+    // Where this runtime is reached, for the announcement (HTTP, then gRPC).
+    #[allow(unused_mut)]
+    let mut urls: Vec<kinesis::Result<String>> = Vec::new();
     #[cfg(feature = "http")]
     {
         let http = match kinesis_http::serve(&runtime, &settings.http).await {
@@ -244,19 +263,25 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
             let addr = state.local_addr().unwrap_or(settings.http.addr);
             tracing::info!(target: LOG_TARGET, %addr, "HTTP add-on listening; try: curl http://{addr}/root/kinesis");
         }
-        let url = settings.instance.announced_url(
+        urls.push(settings.instance.announced_url(
             state.local_addr(),
             state.unix_socket().as_deref(),
             settings.http.tls.is_some(),
-        );
-        if let Err(e) = announce(&runtime, &settings.instance, url).await {
+        ));
+    }
+    #[cfg(feature = "grpc")]
+    match crate::grpc::start(&runtime, &settings.grpc).await {
+        Ok(Some(url)) => urls.push(Ok(url)),
+        Ok(None) => {}
+        Err(e) => {
             let _ = runtime.shutdown().await;
             return Err(e);
         }
     }
-    #[cfg(not(feature = "http"))]
-    if settings.instance.name.is_some() {
-        tracing::warn!(target: LOG_TARGET, "KINESIS_INSTANCE is set but this binary has no HTTP add-on to be reached at: not announced");
+    // Last, so that it is withdrawn first on shutdown.
+    if let Err(e) = announce(&runtime, &settings.instance, urls).await {
+        let _ = runtime.shutdown().await;
+        return Err(e);
     }
     let built = built_in();
     tracing::info!(

@@ -276,6 +276,8 @@ fn help_and_version() {
         ("KINESIS_DB_PREVIOUS_ENCRYPT_KEYS", true),
         ("KINESIS_SHUTDOWN_TIMEOUT", true),
         ("KINESIS_DB_POOL_SIZE", sql || cfg!(feature = "mongodb")),
+        ("KINESIS_GRPC_ADDR", cfg!(feature = "grpc")),
+        ("KINESIS_AUTH_TOKENS_FILE", cfg!(any(feature = "http", feature = "grpc"))),
     ] {
         let times = help.lines().filter(|l| l.trim_start().starts_with(name)).count();
         assert_eq!(times, usize::from(listed), "{name}: {help}");

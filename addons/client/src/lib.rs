@@ -38,6 +38,12 @@
 //! be reached is `Unreachable`; a refused token `Unauthenticated` or
 //! `Forbidden`.
 //!
+//! With the `grpc` feature, a `grpc://host:port` URL (or
+//! `grpc+unix:/path/to.sock`) reaches the runtime's gRPC add-on
+//! (`KINESIS_GRPC_ADDR`) instead: the same handles, the same errors, on one
+//! multiplexed HTTP/2 connection. The runtime's own resources
+//! ([`Client::runtime_resource`]) are served over HTTP only.
+//!
 //! A runtime listening on a Unix domain socket is reached with a
 //! `unix:/path/to.sock` URL (`Client::builder("unix:/run/kinesis.sock")`):
 //! everything works as over TCP, one connection per request.
@@ -47,6 +53,8 @@
 //! connected) and a W3C `traceparent` (see [`kinesis::remote::trace`]).
 
 mod errors;
+#[cfg(feature = "grpc")]
+mod grpc;
 mod transport;
 mod unix;
 mod watch;
@@ -66,7 +74,7 @@ use transport::HttpTransport;
 pub const VARIABLES: &[(&str, &str)] = &[
     (
         "KINESIS_URL",
-        "the runtime the client talks to, http(s)://… or unix:/path (default http://127.0.0.1:8080)",
+        "the runtime the client talks to, http(s)://…, unix:/path, or grpc://host:port (default http://127.0.0.1:8080)",
     ),
     ("KINESIS_TOKEN", "the bearer token the client sends (default: none)"),
 ];
@@ -76,10 +84,19 @@ pub const VARIABLES: &[(&str, &str)] = &[
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
 
 /// A connection to one runtime. Cheap to clone: clones share the HTTP
-/// connection pool.
+/// connection pool (or the gRPC connection).
 #[derive(Debug, Clone)]
 pub struct Client {
-    transport: Arc<HttpTransport>,
+    link: Link,
+}
+
+/// The transport a [`Client`] was built on, chosen by the URL's scheme.
+#[derive(Debug, Clone)]
+enum Link {
+    Http(Arc<HttpTransport>),
+    // gRPC (feature `grpc`): `grpc://host:port`, `grpc+unix:/path`.
+    #[cfg(feature = "grpc")]
+    Grpc(Arc<grpc::GrpcTransport>),
 }
 
 /// Configures a [`Client`].
@@ -117,6 +134,23 @@ impl ClientBuilder {
     /// The client. Errors: [`Error::Config`] for a URL that is not `http://`
     /// or `https://`, or a token that cannot be a header.
     pub fn build(self) -> Result<Client> {
+        // gRPC (feature `grpc`).
+        if self.url.starts_with("grpc://") || self.url.starts_with("grpc+unix:") {
+            #[cfg(feature = "grpc")]
+            return Ok(Client {
+                link: Link::Grpc(Arc::new(grpc::GrpcTransport::new(
+                    &self.url,
+                    self.token.as_deref(),
+                    self.timeout,
+                    self.connect_timeout,
+                )?)),
+            });
+            #[cfg(not(feature = "grpc"))]
+            return Err(Error::Config(format!(
+                "`{}`: gRPC URLs need kinesis-client's `grpc` feature (the kinesis binary's `grpc` feature)",
+                self.url
+            )));
+        }
         let socket = unix_socket_path(&self.url)?;
         let (base, name) = match &socket {
             Some(path) => {
@@ -154,14 +188,14 @@ impl ClientBuilder {
             .build()
             .map_err(|e| Error::Config(format!("cannot build the HTTP client: {e}")))?;
         Ok(Client {
-            transport: Arc::new(HttpTransport {
+            link: Link::Http(Arc::new(HttpTransport {
                 base,
                 name: name.into(),
                 http,
                 unix,
                 authorization,
                 timeout: self.timeout,
-            }),
+            })),
         })
     }
 }
@@ -182,7 +216,9 @@ fn unix_socket_path(url: &str) -> Result<Option<std::path::PathBuf>> {
 impl Client {
     /// A builder for a client of the runtime at `url`: `http://host:port`,
     /// `https://…`, or `unix:/path/to.sock` for a runtime listening on a Unix
-    /// domain socket (`KINESIS_HTTP_ADDR=unix:/path/to.sock`).
+    /// domain socket (`KINESIS_HTTP_ADDR=unix:/path/to.sock`); with the
+    /// `grpc` feature, `grpc://host:port` or `grpc+unix:/path/to.sock` for
+    /// its gRPC add-on (`KINESIS_GRPC_ADDR`).
     pub fn builder(url: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             url: url.into(),
@@ -209,9 +245,13 @@ impl Client {
         builder.build()
     }
 
-    /// The base URL of the runtime, or `unix:/path/to.sock`.
+    /// The base URL of the runtime, `unix:/path/to.sock`, or the gRPC URL.
     pub fn url(&self) -> &str {
-        &self.transport.name
+        match &self.link {
+            Link::Http(http) => &http.name,
+            #[cfg(feature = "grpc")]
+            Link::Grpc(grpc) => &grpc.name,
+        }
     }
 
     /// The component of type `C` at `uri` (`/root/counter`). Nothing is sent
@@ -227,17 +267,29 @@ impl Client {
 
     /// Every component the runtime exposes, depth first.
     pub async fn tree(&self) -> Result<Vec<RemoteNode>> {
-        self.transport.tree().await
+        self.transport().tree().await
     }
 
     /// `GET` of one of the runtime's own resources under `/_kinesis/`
     /// (`tasks`, `health`, `diagnostics`), as JSON.
+    /// Over gRPC these are not served: [`Error::Invalid`].
     pub async fn runtime_resource(&self, path: &str) -> Result<Value> {
-        self.transport.runtime_resource(path).await
+        match &self.link {
+            Link::Http(http) => http.runtime_resource(path).await,
+            #[cfg(feature = "grpc")]
+            Link::Grpc(grpc) => Err(Error::Invalid(format!(
+                "/_kinesis/{path} is served over HTTP only, not by {}; use the runtime's http:// URL",
+                grpc.name
+            ))),
+        }
     }
 
     /// The transport, for handles built by hand.
     pub fn transport(&self) -> Arc<dyn Transport> {
-        Arc::clone(&self.transport) as Arc<dyn Transport>
+        match &self.link {
+            Link::Http(http) => Arc::clone(http) as Arc<dyn Transport>,
+            #[cfg(feature = "grpc")]
+            Link::Grpc(grpc) => Arc::clone(grpc) as Arc<dyn Transport>,
+        }
     }
 }

@@ -191,3 +191,45 @@ async fn a_closed_port_is_unreachable() {
     assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
     assert!(err.is_retryable());
 }
+
+/// The same body over the gRPC add-on (`grpc://`), chosen by the URL.
+#[cfg(feature = "grpc")]
+#[tokio::test]
+async fn remote_over_grpc() {
+    use kinesis_grpc::{GrpcAddr, GrpcOptions, GrpcServer};
+    let runtime = runtime().await;
+    let options = GrpcOptions::new(GrpcAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))));
+    let server = runtime
+        .addons()
+        .add("grpc", GrpcServer::new(runtime.root().clone(), options))
+        .await
+        .expect("gRPC server starts");
+    let addr = server.snapshot().state.local_addr().expect("listening");
+    let client = kinesis_client::Client::new(format!("grpc://{addr}")).unwrap();
+    let shop: Remote<Shop> = client.remote("/root/shop");
+    assert_eq!(body(&shop).await, expected());
+
+    // The meta over gRPC is the meta in process.
+    let over_grpc = client.dyn_remote("/root/shop").meta().await.unwrap();
+    let local =
+        kinesis::remote::RemoteMeta::from(runtime.root().lookup("/root/shop").unwrap().meta());
+    assert_eq!(over_grpc, local);
+    let missing: Remote<Shop> = client.remote("/root/nothing");
+    assert_eq!(missing.restock(1).await.unwrap_err().kind(), ErrorKind::NotFound);
+    let by_name = client.dyn_remote("/root/shop");
+    let err = by_name.call("restock", serde_json::json!({"count": "x"})).await;
+    assert_eq!(err.unwrap_err().kind(), ErrorKind::Invalid);
+    runtime.shutdown().await;
+}
+
+/// A gRPC port nobody listens on is unreachable, as over HTTP.
+#[cfg(feature = "grpc")]
+#[tokio::test]
+async fn a_closed_grpc_port_is_unreachable() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    let client = kinesis_client::Client::new(format!("grpc://{addr}")).unwrap();
+    let err = client.remote::<Shop>("/root/shop").restock(1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
+}

@@ -292,7 +292,7 @@ fn listen_unix(path: &Path, options: &HttpOptions) -> Result<(Listener, Bound)> 
             path.display()
         )));
     }
-    let (listener, socket) = crate::unix::bind(path)?;
+    let (listener, socket) = crate::unix::bind(path, "KINESIS_HTTP_ADDR")?;
     Ok((Listener::Unix(listener), Bound::Unix(socket)))
 }
 

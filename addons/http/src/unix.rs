@@ -1,5 +1,8 @@
 //! Listening on a Unix domain socket (`KINESIS_HTTP_ADDR=unix:/path/to.sock`).
 //!
+//! The gRPC add-on binds its socket (`KINESIS_GRPC_ADDR=unix:…`) with the
+//! same [`bind`] and [`BoundSocket`], so both behave as described here.
+//!
 //! * **Binding is safe.** When the path exists and is a socket that nobody
 //!   accepts on (a connection to it is refused: the file a killed server left
 //!   behind), it is removed and the path bound again. When something accepts
@@ -71,7 +74,7 @@ impl Listener {
 /// The socket file a server bound: removed by [`remove`](Self::remove) only
 /// while it is still that file (same device and inode).
 #[derive(Debug)]
-pub(crate) struct BoundSocket {
+pub struct BoundSocket {
     path: PathBuf,
     dev: u64,
     ino: u64,
@@ -79,12 +82,12 @@ pub(crate) struct BoundSocket {
 
 impl BoundSocket {
     /// The path it was bound at.
-    pub(crate) fn path(&self) -> &Path {
+    pub fn path(&self) -> &Path {
         &self.path
     }
 
     /// Removes the file if it is still the socket bound here.
-    pub(crate) fn remove(self) {
+    pub fn remove(self) {
         match std::fs::symlink_metadata(&self.path) {
             Ok(meta) if meta.dev() == self.dev && meta.ino() == self.ino => {
                 if let Err(e) = std::fs::remove_file(&self.path) {
@@ -102,10 +105,12 @@ impl BoundSocket {
 
 /// Binds `path` as described in the [module docs](self): replaces a stale
 /// socket, refuses a live one or anything that is not a socket, sets mode
-/// `0600`. Must run inside a tokio runtime.
-pub(crate) fn bind(path: &Path) -> Result<(UnixListener, BoundSocket)> {
+/// `0600`. Errors are [`Error::Config`] naming `variable` (the setting the
+/// path came from, `KINESIS_HTTP_ADDR` or `KINESIS_GRPC_ADDR`). Must run
+/// inside a tokio runtime.
+pub fn bind(path: &Path, variable: &str) -> Result<(UnixListener, BoundSocket)> {
     let shown = path.display();
-    let fail = |why: String| Error::Config(format!("KINESIS_HTTP_ADDR=unix:{shown}: {why}"));
+    let fail = |why: String| Error::Config(format!("{variable}=unix:{shown}: {why}"));
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
             match std::os::unix::net::UnixStream::connect(path) {

@@ -8,7 +8,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use kinesis::{DynComponent, Stage};
+use kinesis::{Container, DynComponent, Stage};
 use serde::Serialize;
 use serde_json::json;
 
@@ -91,15 +91,39 @@ pub(crate) async fn checks(ops: &Ops) -> Vec<Check> {
     } else {
         Check::pass("server")
     });
-    let own = ops.root.handle().map(|h| Arc::new(h) as Arc<dyn DynComponent>);
-    let components: Vec<Arc<dyn DynComponent>> = own.into_iter().chain(ops.root.walk()).collect();
+    checks.extend(tree_checks(&ops.root).await);
+    checks
+}
+
+/// The checks of the tree under `root`: the components' stages, the store,
+/// then each component's own health check. `Err` with the failing ones,
+/// `name: detail` joined by `; `. What the gRPC add-on's health service
+/// follows.
+pub async fn readiness(root: &Container) -> Result<(), String> {
+    let failing: Vec<String> = tree_checks(root)
+        .await
+        .into_iter()
+        .filter(|c| !c.ok)
+        .map(|c| format!("{}: {}", c.name, c.detail.as_deref().unwrap_or("failed")))
+        .collect();
+    if failing.is_empty() {
+        Ok(())
+    } else {
+        Err(failing.join("; "))
+    }
+}
+
+async fn tree_checks(root: &Container) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let own = root.handle().map(|h| Arc::new(h) as Arc<dyn DynComponent>);
+    let components: Vec<Arc<dyn DynComponent>> = own.into_iter().chain(root.walk()).collect();
     let mut not_started: Vec<String> = components
         .iter()
         .filter(|c| c.stage() != Stage::Started)
         .map(|c| format!("{} is {}", c.uri(), c.stage()))
         .collect();
     let containers =
-        std::iter::once(ops.root.clone()).chain(components.iter().filter_map(|c| c.as_container()));
+        std::iter::once(root.clone()).chain(components.iter().filter_map(|c| c.as_container()));
     for container in containers {
         not_started
             .extend(container.starting().into_iter().map(|uri| format!("{uri} is starting")));
@@ -109,7 +133,7 @@ pub(crate) async fn checks(ops: &Ops) -> Vec<Check> {
         (false, true) => Check::pass("components"),
         (false, false) => Check::fail("components", not_started.join(", ")),
     });
-    if let Some(persistence) = ops.root.persistence() {
+    if let Some(persistence) = root.persistence() {
         let name = format!("store:{}", persistence.store.backend());
         checks.push(match tokio::time::timeout(CHECK_TIMEOUT, persistence.store.ping()).await {
             Ok(Ok(())) => Check::pass(name),

@@ -19,6 +19,8 @@ pub(crate) mod health;
 pub mod metrics;
 pub(crate) mod tasks;
 
+pub use health::readiness;
+
 use std::time::Duration;
 
 use axum::routing::get;

@@ -23,6 +23,7 @@ use kinesis::config::read;
 use kinesis::{Error, Result};
 use zeroize::Zeroizing;
 
+use super::identity::Identity;
 use super::jwt::JwtVerifier;
 use super::tokens::TokenFile;
 
@@ -47,6 +48,16 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ),
     ("KINESIS_HTTP_RATE_LIMIT", "requests per client IP, N/s, N/min or N/h (default off)"),
 ];
+
+/// Why [`SecurityConfig::authenticate`] refused a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unauthenticated {
+    /// The OAuth 2 bearer error code (`invalid_request`, `invalid_token`),
+    /// when there is one (none when no token was sent).
+    pub error: Option<&'static str>,
+    /// What was wrong, for the caller.
+    pub detail: String,
+}
 
 /// Requests allowed per client IP: `count` per `period`, in bursts of up to `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +215,48 @@ impl SecurityConfig {
             })?);
         }
         Ok(cfg)
+    }
+
+    /// The caller of a request whose `Authorization` value (HTTP header or
+    /// gRPC metadata) is `authorization`: the anonymous identity when no
+    /// authentication is configured, else the identity of a valid
+    /// `Bearer` token (a static API token or a JWT).
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+    ) -> std::result::Result<Arc<Identity>, Unauthenticated> {
+        if !self.authenticates() {
+            return Ok(Identity::anonymous());
+        }
+        let refuse = |error: Option<&'static str>, detail: &str| Unauthenticated {
+            error,
+            detail: detail.to_owned(),
+        };
+        let Some(header) = authorization else {
+            return Err(refuse(
+                None,
+                "this request needs a bearer token (Authorization: Bearer …)",
+            ));
+        };
+        let token = header
+            .split_once(' ')
+            .and_then(|(scheme, token)| scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()))
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                refuse(Some("invalid_request"), "the Authorization header is not `Bearer <token>`")
+            })?;
+        if token.starts_with(super::tokens::TOKEN_PREFIX) {
+            if let Some(identity) = self.tokens.as_ref().and_then(|t| t.verify(token)) {
+                return Ok(identity);
+            }
+            return Err(refuse(Some("invalid_token"), "the API token is not known"));
+        }
+        match &self.jwt {
+            Some(jwt) => {
+                jwt.verify(token).map_err(|refused| refuse(Some("invalid_token"), &refused.0))
+            }
+            None => Err(refuse(Some("invalid_token"), "the token is not a known API token")),
+        }
     }
 
     /// Whether requests must authenticate (a JWT key or a tokens file is set).

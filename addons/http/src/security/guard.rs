@@ -135,41 +135,10 @@ impl Rules {
     }
 
     fn authenticate(&self, request: &Request) -> Result<Arc<Identity>, Problem> {
-        if !self.config.authenticates() {
-            return Ok(Identity::anonymous());
-        }
-        let Some(header) = request.headers().get(AUTHORIZATION) else {
-            return Err(unauthorized(
-                None,
-                "this request needs a bearer token (Authorization: Bearer …)",
-            ));
-        };
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| {
-                let (scheme, token) = h.split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-            })
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                unauthorized(
-                    Some("invalid_request"),
-                    "the Authorization header is not `Bearer <token>`",
-                )
-            })?;
-        if token.starts_with(super::tokens::TOKEN_PREFIX) {
-            if let Some(identity) = self.config.tokens.as_ref().and_then(|t| t.verify(token)) {
-                return Ok(identity);
-            }
-            return Err(unauthorized(Some("invalid_token"), "the API token is not known"));
-        }
-        match &self.config.jwt {
-            Some(jwt) => {
-                jwt.verify(token).map_err(|refused| unauthorized(Some("invalid_token"), &refused.0))
-            }
-            None => Err(unauthorized(Some("invalid_token"), "the token is not a known API token")),
-        }
+        let header = request.headers().get(AUTHORIZATION).map(|h| h.to_str().unwrap_or(""));
+        self.config
+            .authenticate(header)
+            .map_err(|refused| unauthorized(refused.error, &refused.detail))
     }
 }
 

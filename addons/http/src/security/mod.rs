@@ -37,7 +37,7 @@ use axum::http::header::{
 use axum::http::{HeaderValue, Method};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-pub use config::{RateLimit, SecurityConfig, VARIABLES};
+pub use config::{RateLimit, SecurityConfig, Unauthenticated, VARIABLES};
 pub use grants::{Grant, Grants, Verb};
 pub use identity::{AuthMethod, Identity};
 pub use jwt::{JwtVerifier, Refused, LEEWAY_SECS, MIN_SECRET_BYTES};
