@@ -222,6 +222,11 @@ impl Container {
         self.inner.binding.get().and_then(|b| b.persistence.as_ref())
     }
 
+    /// Whether the container is stopping its children (or stopped them).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.inner.closing.load(Ordering::SeqCst)
+    }
+
     /// The container's own handle, once started.
     pub fn handle(&self) -> Option<Handle<Container>> {
         self.inner.binding.get().and_then(|b| b.handle.get().cloned())
@@ -242,6 +247,18 @@ impl Container {
     /// handle can be subscribed to before the first stage change. Dropping
     /// the result without [`Prepared::start`] frees the name.
     pub fn prepare<C: Component>(&self, name: &str, component: C) -> Result<Prepared<C>> {
+        self.prepare_with(name, component, None)
+    }
+
+    /// [`prepare`](Container::prepare) for a singleton: the component
+    /// persists through `lease`'s fenced persistence instead of the
+    /// container's, and its context answers the lease's fencing token.
+    pub(crate) fn prepare_with<C: Component>(
+        &self,
+        name: &str,
+        component: C,
+        lease: Option<(&Persistence, crate::lease::FencingToken)>,
+    ) -> Result<Prepared<C>> {
         crate::validate_name(name)?;
         let Some(binding) = self.inner.binding.get() else {
             return Err(Error::NotStarted(format!("container for `{name}`")));
@@ -277,14 +294,19 @@ impl Container {
             uri,
             component,
             Some(parent),
-            binding.persistence.as_ref(),
+            lease.map(|(p, _)| p).or(binding.persistence.as_ref()),
         ) {
-            Ok(cell) => Ok(Prepared {
+            Ok(mut cell) => {
+                if let Some((_, token)) = lease {
+                    cell.set_fencing_token(token);
+                }
+                Ok(Prepared {
                 container: self.clone(),
                 name: name.to_owned(),
                 handle: cell.handle().clone(),
                 cell: Some(cell),
-            }),
+                })
+            }
             Err(e) => {
                 self.children().release(name);
                 Err(e)

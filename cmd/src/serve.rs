@@ -23,6 +23,7 @@ const ADDONS: &[(&str, bool)] = &[
     ("postgres", cfg!(feature = "postgres")),
     ("mysql", cfg!(feature = "mysql")),
     ("mongodb", cfg!(feature = "mongodb")),
+    ("lock", cfg!(feature = "lock")),
 ];
 
 fn built_in() -> Vec<&'static str> {
@@ -47,6 +48,8 @@ fn variables() -> Vec<(&'static str, String)> {
     tables.push(kinesis_sql::VARIABLES);
     #[cfg(feature = "mongodb")]
     tables.push(kinesis_mongodb::VARIABLES);
+    #[cfg(feature = "lock")]
+    tables.push(kinesis_lock::VARIABLES);
     let mut out: Vec<(&'static str, String)> = Vec::new();
     for &(name, what) in tables.into_iter().flatten() {
         match out.iter_mut().find(|(n, _)| *n == name) {
@@ -68,6 +71,8 @@ struct Settings {
     log: LogConfig,
     #[cfg(feature = "http")]
     http: kinesis_http::HttpConfig,
+    #[cfg(feature = "lock")]
+    lock: kinesis_lock::LockConfig,
 }
 
 impl Settings {
@@ -80,11 +85,15 @@ impl Settings {
         // SQL store reads it again when it opens a pool.
         #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
         kinesis_sql::SqlConfig::from_env()?;
+        #[cfg(feature = "lock")]
+        let lock = kinesis_lock::LockConfig::from_env()?;
         Ok(Settings {
             core,
             log,
             #[cfg(feature = "http")]
             http,
+            #[cfg(feature = "lock")]
+            lock,
         })
     }
 }
@@ -169,7 +178,34 @@ fn stores() -> StoreRegistry {
     stores
 }
 
+/// The demo app, with the singletons of `KINESIS_SINGLETONS` and the lease
+/// backend of `KINESIS_LOCK_URL` when the `lock` add-on is built in.
+async fn app(settings: &Settings) -> kinesis::Result<kinesis::App> {
+    #[allow(unused_mut)]
+    let mut app = kinesis_cmd::demo::app();
+    #[cfg(feature = "lock")]
+    {
+        for name in &settings.lock.singletons {
+            app = app.make_singleton(name)?;
+        }
+        if let Some(leases) = settings.lock.open().await? {
+            tracing::info!(
+                target: LOG_TARGET,
+                backend = leases.backend.backend(),
+                ttl = %humantime::format_duration(leases.ttl),
+                singletons = %settings.lock.singletons.join(","),
+                "leases ready"
+            );
+            app = app.leases(leases);
+        }
+    }
+    #[cfg(not(feature = "lock"))]
+    let _ = settings;
+    Ok(app)
+}
+
 async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
+    let app = app(&settings).await?;
     let config = settings.core;
     #[allow(unused_mut)]
     let mut builder = Runtime::builder(config.clone()).stores(stores());
@@ -191,7 +227,7 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
     #[cfg(feature = "http")]
     let _ = kinesis_http::ops::metrics::recorder();
     let runtime = builder.start().await?;
-    if let Err(e) = kinesis_cmd::demo::install(runtime.root(), config.only.as_deref()).await {
+    if let Err(e) = kinesis_cmd::demo::install_app(&app, runtime.root(), config.only.as_deref()).await {
         let _ = runtime.shutdown().await;
         return Err(e);
     }

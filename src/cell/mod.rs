@@ -251,6 +251,11 @@ impl<C: Component> PreparedCell<C> {
         &self.handle
     }
 
+    /// Runs the component under a lease: `ctx.fencing_token()` answers it.
+    pub(crate) fn set_fencing_token(&mut self, token: crate::lease::FencingToken) {
+        self.cell.ctx.fencing_token = Some(token);
+    }
+
     /// Runs the lifecycle to `Started` in the calling task, then spawns the
     /// message loop. Returns the error that stopped the component on the way.
     pub(crate) async fn launch(self) -> Result<Handle<C>> {
