@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use kinesis::lease::{Lease, LeaseBackend, LeaseConfig, LeaseError, LeaseResult, MemoryLeases};
-use kinesis::persist::{fence_of, MemoryStore, Persistence, SharedStore, Store};
+use kinesis::persist::{fence_of, MemoryStore, Persistence, SharedStore};
 use kinesis::{App, Component, Container, Context, Error, Persist, Result};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;

@@ -96,7 +96,7 @@ pub async fn run_all(store: SharedStore, prefix: &str) {
 ///
 /// When a lower token's write goes through, or a higher one's is refused.
 pub async fn fencing(store: &SharedStore, prefix: &str) {
-    use crate::persist::{claim, fence_of, FencedStore};
+    use crate::persist::{claim, fence_of, FencedStore, Store};
     let check = "fencing";
     let uri = format!("{prefix}/job");
     let old = FencedStore::new(Arc::clone(store), 7);
