@@ -301,10 +301,10 @@ impl Container {
                     cell.set_fencing_token(token);
                 }
                 Ok(Prepared {
-                container: self.clone(),
-                name: name.to_owned(),
-                handle: cell.handle().clone(),
-                cell: Some(cell),
+                    container: self.clone(),
+                    name: name.to_owned(),
+                    handle: cell.handle().clone(),
+                    cell: Some(cell),
                 })
             }
             Err(e) => {

@@ -73,7 +73,11 @@ impl LeaseBackend for Link {
     fn backend(&self) -> &'static str {
         "memory"
     }
-    fn acquire<'a>(&'a self, name: &'a str, ttl: Duration) -> BoxFuture<'a, LeaseResult<Option<Lease>>> {
+    fn acquire<'a>(
+        &'a self,
+        name: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, LeaseResult<Option<Lease>>> {
         Box::pin(async move {
             self.check()?;
             self.shared.acquire(name, ttl).await
@@ -125,7 +129,11 @@ async fn group(n: usize) -> (Vec<Process>, SharedStore) {
 
 /// Advances paused time in steps of 50 ms until `done`, checking at every
 /// step that at most one process runs the singleton; returns the time taken.
-async fn watch_until(procs: &[Process], limit: Duration, done: impl Fn(&[Process]) -> bool) -> Duration {
+async fn watch_until(
+    procs: &[Process],
+    limit: Duration,
+    done: impl Fn(&[Process]) -> bool,
+) -> Duration {
     let start = Instant::now();
     loop {
         let running = procs.iter().filter(|p| p.runs()).count();
@@ -217,7 +225,11 @@ async fn a_write_in_flight_when_the_lease_is_lost_is_fenced() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    assert_eq!(new_job.bump_after(0).await.unwrap(), 2, "the new holder loaded the old one's writes");
+    assert_eq!(
+        new_job.bump_after(0).await.unwrap(),
+        2,
+        "the new holder loaded the old one's writes"
+    );
     // The old write finishes: the store refuses it.
     let refused = slow.await.unwrap();
     assert!(matches!(refused, Err(Error::Fenced(_))), "{refused:?}");

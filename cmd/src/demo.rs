@@ -240,7 +240,11 @@ pub async fn install(root: &Container, only: Option<&[String]>) -> Result<Vec<St
 }
 
 /// [`install`] for the demo app with changes (singletons, leases).
-pub async fn install_app(app: &App, root: &Container, only: Option<&[String]>) -> Result<Vec<String>> {
+pub async fn install_app(
+    app: &App,
+    root: &Container,
+    only: Option<&[String]>,
+) -> Result<Vec<String>> {
     let started = app.install(root, only).await?;
     if only.is_some() {
         tracing::info!(components = %started.join(","), "running a subset of the app (KINESIS_ONLY)");

@@ -227,7 +227,9 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
     #[cfg(feature = "http")]
     let _ = kinesis_http::ops::metrics::recorder();
     let runtime = builder.start().await?;
-    if let Err(e) = kinesis_cmd::demo::install_app(&app, runtime.root(), config.only.as_deref()).await {
+    if let Err(e) =
+        kinesis_cmd::demo::install_app(&app, runtime.root(), config.only.as_deref()).await
+    {
         let _ = runtime.shutdown().await;
         return Err(e);
     }

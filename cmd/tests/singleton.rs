@@ -35,7 +35,9 @@ const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 fn server(var: &str, default: &str, port: u16) -> Option<String> {
     let url = std::env::var(var).unwrap_or_else(|_| default.to_owned());
-    if !url.contains(&format!("127.0.0.1:{port}")) || TcpStream::connect(("127.0.0.1", port)).is_ok() {
+    if !url.contains(&format!("127.0.0.1:{port}"))
+        || TcpStream::connect(("127.0.0.1", port)).is_ok()
+    {
         return Some(url);
     }
     if std::env::var("CI").as_deref() == Ok("true") {
@@ -151,7 +153,11 @@ fn scenario(backend: &str, lock_url: &str) {
     monitor.skip(first);
     procs[first].signal(libc::SIGKILL);
     let (second, took) = wait_holder(&procs, &[first], TTL * 5);
-    println!("{backend}: takeover after SIGKILL: {} ms (lease {} ms)", took.as_millis(), TTL.as_millis());
+    println!(
+        "{backend}: takeover after SIGKILL: {} ms (lease {} ms)",
+        took.as_millis(),
+        TTL.as_millis()
+    );
     assert!(took <= TTL + MARGIN, "{backend}: takeover after SIGKILL took {took:?}");
     assert_eq!(count(&procs[second]), 1, "the new holder loaded the old one's write");
     let sweeps = monitor.finish();
@@ -183,7 +189,11 @@ fn scenario(backend: &str, lock_url: &str) {
     // The old holder stops running it by itself; the new one keeps it.
     let deadline = Instant::now() + TTL * 3;
     while runs(&quick(), &procs[second]) != Some(false) {
-        assert!(Instant::now() < deadline, "the old holder still runs it: {}", procs[second].stderr());
+        assert!(
+            Instant::now() < deadline,
+            "the old holder still runs it: {}",
+            procs[second].stderr()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(wait_holder(&procs, &[first], TTL).0, third);
@@ -195,7 +205,9 @@ fn scenario(backend: &str, lock_url: &str) {
 
 #[test]
 fn redis_singleton_over_three_processes() {
-    let Some(url) = server("KINESIS_TEST_REDIS_URL", "redis://127.0.0.1:6379", 6379) else { return };
+    let Some(url) = server("KINESIS_TEST_REDIS_URL", "redis://127.0.0.1:6379", 6379) else {
+        return;
+    };
     scenario("redis", &url);
 }
 
@@ -216,7 +228,10 @@ fn bad_lock_settings_stop_the_program() {
         (&[("KINESIS_LOCK_TTL", "soon")][..], "KINESIS_LOCK_TTL"),
         (&[("KINESIS_LOCK_URL", "zk://127.0.0.1")][..], "KINESIS_LOCK_URL"),
         (&[("KINESIS_SINGLETONS", "counter")][..], "KINESIS_LOCK_URL"),
-        (&[("KINESIS_SINGLETONS", "nope"), ("KINESIS_LOCK_URL", "redis://127.0.0.1:6379")][..], "KINESIS_SINGLETONS"),
+        (
+            &[("KINESIS_SINGLETONS", "nope"), ("KINESIS_LOCK_URL", "redis://127.0.0.1:6379")][..],
+            "KINESIS_SINGLETONS",
+        ),
     ] {
         let mut cmd = common::command(dir.path());
         cmd.env("KINESIS_HTTP_ADDR", common::free_addr()).env("KINESIS_DB_CONNECTION", "memory://");

@@ -38,8 +38,14 @@ fn ok<T>(r: LeaseResult<T>, what: &str) -> T {
 /// another.
 pub async fn mutual_exclusion(a: &dyn LeaseBackend, b: &dyn LeaseBackend, name: &str) {
     let held = ok(a.acquire(name, TTL * 10).await, "acquire").expect("a free lease is granted");
-    assert!(ok(b.acquire(name, TTL * 10).await, "acquire").is_none(), "another client took a held lease");
-    assert!(ok(a.acquire(name, TTL * 10).await, "acquire").is_none(), "the same client took its held lease twice");
+    assert!(
+        ok(b.acquire(name, TTL * 10).await, "acquire").is_none(),
+        "another client took a held lease"
+    );
+    assert!(
+        ok(a.acquire(name, TTL * 10).await, "acquire").is_none(),
+        "the same client took its held lease twice"
+    );
     ok(a.release(&held).await, "release");
 }
 
@@ -48,11 +54,15 @@ pub async fn mutual_exclusion(a: &dyn LeaseBackend, b: &dyn LeaseBackend, name: 
 pub async fn release_frees_at_once(a: &dyn LeaseBackend, b: &dyn LeaseBackend, name: &str) {
     let first = ok(a.acquire(name, TTL * 10).await, "acquire").expect("free");
     ok(a.release(&first).await, "release");
-    let second = ok(b.acquire(name, TTL * 10).await, "acquire").expect("a released lease is free at once");
+    let second =
+        ok(b.acquire(name, TTL * 10).await, "acquire").expect("a released lease is free at once");
     assert!(!ok(a.renew(&first, TTL * 10).await, "renew"), "a released lease was renewed");
     // Releasing a lease that another holder has now leaves it alone.
     ok(a.release(&first).await, "release");
-    assert!(ok(a.acquire(name, TTL).await, "acquire").is_none(), "a stale release freed another's lease");
+    assert!(
+        ok(a.acquire(name, TTL).await, "acquire").is_none(),
+        "a stale release freed another's lease"
+    );
     ok(b.release(&second).await, "release");
 }
 
@@ -82,7 +92,11 @@ pub async fn renewal_keeps_the_lease(a: &dyn LeaseBackend, b: &dyn LeaseBackend,
 
 /// A lease not renewed expires within its time (plus a margin), not before;
 /// then the other client gets it and the old holder's renewal fails.
-pub async fn expiry_frees_and_renew_fails_after(a: &dyn LeaseBackend, b: &dyn LeaseBackend, name: &str) {
+pub async fn expiry_frees_and_renew_fails_after(
+    a: &dyn LeaseBackend,
+    b: &dyn LeaseBackend,
+    name: &str,
+) {
     let start = Instant::now();
     let first = ok(a.acquire(name, TTL).await, "acquire").expect("free");
     let second = loop {
@@ -102,7 +116,8 @@ pub async fn expiry_frees_and_renew_fails_after(a: &dyn LeaseBackend, b: &dyn Le
 /// Leases of different names do not exclude each other.
 pub async fn names_are_independent(a: &dyn LeaseBackend, b: &dyn LeaseBackend, name: &str) {
     let one = ok(a.acquire(&format!("{name}/one"), TTL * 10).await, "acquire").expect("free");
-    let two = ok(b.acquire(&format!("{name}/two"), TTL * 10).await, "acquire").expect("another name is free");
+    let two = ok(b.acquire(&format!("{name}/two"), TTL * 10).await, "acquire")
+        .expect("another name is free");
     ok(a.release(&one).await, "release");
     ok(b.release(&two).await, "release");
 }

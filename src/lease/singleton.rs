@@ -68,8 +68,12 @@ impl Ended {
 ///
 /// Returns when `container` stops. Log lines (target `kinesis::lease`):
 /// `singleton started` and `singleton stopped`, with the URI and token.
-pub async fn run_singleton<C, F>(container: Container, name: String, make: F, options: SingletonOptions)
-where
+pub async fn run_singleton<C, F>(
+    container: Container,
+    name: String,
+    make: F,
+    options: SingletonOptions,
+) where
     C: Component,
     F: Fn() -> C + Send + Sync + 'static,
 {
@@ -128,10 +132,11 @@ where
         }
     }
     let persistence = fenced.map(|(store, cipher)| Persistence { store, cipher });
-    let started = match container.prepare_with(name, make(), persistence.as_ref().map(|p| (p, token))) {
-        Ok(prepared) => prepared.start().await,
-        Err(e) => Err(e),
-    };
+    let started =
+        match container.prepare_with(name, make(), persistence.as_ref().map(|p| (p, token))) {
+            Ok(prepared) => prepared.start().await,
+            Err(e) => Err(e),
+        };
     let handle = match started {
         Ok(handle) => handle,
         Err(e) => {

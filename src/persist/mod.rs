@@ -16,9 +16,9 @@
 //! and the caller gets [`Error::Store`](crate::Error::Store).
 
 mod cipher;
-mod fence;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod fence;
 mod memory;
 mod record;
 mod registry;

@@ -51,7 +51,9 @@ pub enum StoreError {
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Fenced { .. } => Error::Fenced(e.to_string()),
+            StoreError::Fenced { uri, token, current } => Error::Fenced(format!(
+                "the write to {uri} with fencing token {token} is refused, the record was written by the holder of token {current}"
+            )),
             e => Error::Store(e.to_string()),
         }
     }

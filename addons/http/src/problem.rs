@@ -397,7 +397,8 @@ mod tests {
 
     #[test]
     fn the_table_matches_the_design() {
-        let expected = [404, 409, 409, 503, 503, 504, 422, 500, 500, 503, 500, 500, 401, 403, 502, 409];
+        let expected =
+            [404, 409, 409, 503, 503, 504, 422, 500, 500, 503, 500, 500, 401, 403, 502, 409];
         for (kind, status) in KINDS.iter().zip(expected) {
             assert_eq!(status_of(*kind, false).as_u16(), status, "{kind:?}");
         }

@@ -14,7 +14,8 @@ use sqlx::{Connection, Row};
 use tokio::sync::Mutex;
 
 /// The table of fencing tokens.
-const CREATE: &str = "CREATE TABLE IF NOT EXISTS kinesis_leases (name TEXT PRIMARY KEY, token BIGINT NOT NULL)";
+const CREATE: &str =
+    "CREATE TABLE IF NOT EXISTS kinesis_leases (name TEXT PRIMARY KEY, token BIGINT NOT NULL)";
 
 /// The next token of `$1`.
 const NEXT_TOKEN: &str = "INSERT INTO kinesis_leases (name, token) VALUES ($1, 1) \

@@ -81,7 +81,9 @@ impl RedisLeases {
         let connect = ConnectionManager::new_with_config(client, config);
         let mut conn = tokio::time::timeout(Duration::from_secs(10), connect)
             .await
-            .map_err(|_| Error::Config(format!("KINESIS_LOCK_URL: {display} did not answer in 10s")))?
+            .map_err(|_| {
+                Error::Config(format!("KINESIS_LOCK_URL: {display} did not answer in 10s"))
+            })?
             .map_err(fail)?;
         let _: String = redis::cmd("PING").query_async(&mut conn).await.map_err(fail)?;
         Ok(RedisLeases {

@@ -24,7 +24,9 @@ fn prefix(tag: &str) -> String {
 fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    h.write_u128(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos(),
+    );
     h.finish()
 }
 
@@ -81,7 +83,10 @@ async fn postgres_lease_ends_with_its_session() {
         if let Some(l) = b.acquire(&name, ttl).await.unwrap() {
             break l;
         }
-        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the lock outlived its session");
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(10),
+            "the lock outlived its session"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     };
     assert!(taken.token > held.token);
