@@ -23,8 +23,6 @@ pub struct Context<C: Component> {
     pub(crate) span: tracing::Span,
     /// The remote caller of the operation being handled.
     pub(crate) caller: Option<Arc<crate::Caller>>,
-    /// The fencing token of the lease a singleton runs under.
-    pub(crate) fencing_token: Option<crate::lease::FencingToken>,
 }
 
 impl<C: Component> std::fmt::Debug for Context<C> {
@@ -36,15 +34,7 @@ impl<C: Component> std::fmt::Debug for Context<C> {
 impl<C: Component> Context<C> {
     pub(crate) fn new(handle: Handle<C>, parent: Option<Arc<dyn Parent>>) -> Self {
         let span = tracing::info_span!("component", uri = %handle.uri());
-        Context {
-            handle,
-            parent,
-            tasks: None,
-            run_token: None,
-            span,
-            caller: None,
-            fencing_token: None,
-        }
+        Context { handle, parent, tasks: None, run_token: None, span, caller: None }
     }
 
     /// The component's name within its container.
@@ -117,7 +107,7 @@ impl<C: Component> Context<C> {
     /// writes. The component's own persisted fields are fenced by the store
     /// already (see [`lease`](crate::lease)).
     pub fn fencing_token(&self) -> Option<crate::lease::FencingToken> {
-        self.fencing_token
+        self.handle.shared.fencing_token()
     }
 
     /// The tracing span carrying the component's URI.
