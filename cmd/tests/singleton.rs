@@ -243,4 +243,10 @@ fn bad_lock_settings_stop_the_program() {
         assert_eq!(out.status.code(), Some(2), "{envs:?}: {stderr}");
         assert!(stderr.contains(needle), "{envs:?}: {stderr}");
     }
+    let help = common::command(dir.path()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for (var, _) in kinesis_lock::VARIABLES {
+        let times = help.lines().filter(|l| l.trim_start().starts_with(var)).count();
+        assert_eq!(times, 1, "{var}: {help}");
+    }
 }
