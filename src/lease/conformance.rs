@@ -2,8 +2,11 @@
 //! (feature `conformance`). Two backends connected to the same server play
 //! two processes.
 //!
-//! ```ignore
-//! kinesis::lease::conformance::run_all(&a, &b, "test-prefix").await;
+//! ```no_run
+//! use kinesis::lease::LeaseBackend;
+//! # async fn demo(a: &dyn LeaseBackend, b: &dyn LeaseBackend) {
+//! kinesis::lease::conformance::run_all(a, b, "/conformance-mine").await;
+//! # }
 //! ```
 //!
 //! Each case panics with a message naming the broken promise. Expiry cases

@@ -23,7 +23,7 @@
 //! waiting for an answer from the backend).
 //!
 //! The backend contract (checked for every backend by
-//! [`conformance`](crate::lease::conformance) with the `conformance` feature):
+//! `kinesis::lease::conformance` with the `conformance` feature):
 //!
 //! * At most one holder of a name at a time: `acquire` answers `None` while
 //!   an unexpired lease of that name is held, by this process or another.
