@@ -133,7 +133,9 @@ impl App {
     /// Makes the component declared last a singleton: of all the processes
     /// that install it, only the one holding its lease (named after its
     /// URI) runs it at a time; see [`lease`](crate::lease). Needs
-    /// [`App::leases`] before [`App::install`].
+    /// [`App::leases`] before [`App::install`]. A [`Container`] can be a
+    /// singleton too: everything added to it runs under its lease, with its
+    /// fencing token, writing through its fenced store.
     ///
     /// # Panics
     ///

@@ -247,3 +247,58 @@ async fn a_singleton_without_a_lease_backend_is_a_configuration_error() {
     let err = App::new().component("job", Job::default).make_singleton("nope").unwrap_err();
     assert!(err.to_string().contains("KINESIS_SINGLETONS"), "{err}");
 }
+
+/// A container as the singleton: what is added to it runs under its lease,
+/// with its token, and its records are claimed and fenced.
+#[tokio::test(start_paused = true)]
+async fn a_singleton_container_fences_its_children() {
+    let store: SharedStore = Arc::new(MemoryStore::new());
+    let leases = Arc::new(MemoryLeases::new());
+    let mut procs = Vec::new();
+    for _ in 0..2 {
+        let root = Container::root_with(Some(Persistence { store: store.clone(), cipher: None }))
+            .await
+            .unwrap();
+        let link = Arc::new(Link { shared: leases.clone(), cut: AtomicBool::new(false) });
+        App::new()
+            .component("group", Container::new)
+            .singleton()
+            .leases(LeaseConfig { backend: link.clone(), ttl: TTL })
+            .install(&root, None)
+            .await
+            .unwrap();
+        procs.push(Process { root, link });
+    }
+    let group_of = |p: &Process| p.root.get_dyn("group").ok().and_then(|g| g.as_container());
+    let old = loop {
+        if let Some(i) = procs.iter().position(|p| group_of(p).is_some()) {
+            break i;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let job = group_of(&procs[old]).unwrap().add("job", Job::default()).await.unwrap();
+    let old_token = job.token().await.unwrap().expect("a child of a singleton has its token");
+    assert_eq!(job.bump_after(0).await.unwrap(), 1);
+    let record = store.load("/root/group/job").await.unwrap().unwrap();
+    assert_eq!(fence_of(&record), old_token);
+    let job = job.without_timeout();
+    let slow = tokio::spawn(async move { job.bump_after(TTL.as_millis() as u64 * 3).await });
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    procs[old].link.cut.store(true, Ordering::SeqCst);
+    let new = 1 - old;
+    let group = loop {
+        if let Some(g) = group_of(&procs[new]) {
+            break g;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The takeover claimed the child's record before anything was added.
+    let record = store.load("/root/group/job").await.unwrap().unwrap();
+    assert!(fence_of(&record) > old_token, "the child's record was claimed");
+    let job = group.add("job", Job::default()).await.unwrap();
+    assert!(job.token().await.unwrap().unwrap() > old_token);
+    assert_eq!(job.bump_after(0).await.unwrap(), 2);
+    let refused = slow.await.unwrap();
+    assert!(matches!(refused, Err(Error::Fenced(_))), "{refused:?}");
+    assert_eq!(store.load("/root/group/job").await.unwrap().unwrap().fields["count"], 2);
+}

@@ -131,6 +131,13 @@ where
             }
         }
     }
+    // A container's children persisted under it by an earlier holder.
+    if let Some((store, _)) = &fenced {
+        if let Err(e) = claim_below(store, uri).await {
+            tracing::error!(target: "kinesis::lease", %uri, token, error = %e, "cannot claim the records below the singleton");
+            return Err(());
+        }
+    }
     let persistence = fenced.map(|(store, cipher)| Persistence { store, cipher });
     let started =
         match container.prepare_with(name, make(), persistence.as_ref().map(|p| (p, token))) {
@@ -180,4 +187,15 @@ where
     handle.wait_for_stage(Stage::TornDown).await;
     tracing::info!(target: "kinesis::lease", %uri, token, reason = ended.reason(), "singleton stopped");
     Ok(ended)
+}
+
+/// Claims every record under `uri/` (the children of a singleton container).
+async fn claim_below(store: &FencedStore, uri: &str) -> crate::persist::StoreResult<()> {
+    use crate::persist::Store;
+    for child in store.list(&format!("{uri}/")).await? {
+        if let Some(record) = store.load(&child).await? {
+            claim(store, &child, &record.type_name).await?;
+        }
+    }
+    Ok(())
 }
