@@ -22,10 +22,14 @@ use std::collections::BTreeSet;
 
 use futures::future::BoxFuture;
 
+use crate::lease::{LeaseConfig, SingletonOptions};
 use crate::{Component, Container, Error, Result};
 
 /// Adds one component to a container.
 type AddFn = Box<dyn Fn(Container) -> BoxFuture<'static, Result<()>> + Send + Sync>;
+
+/// Runs one component of a container as a singleton, until it stops.
+type RunFn = Box<dyn Fn(Container, SingletonOptions) -> BoxFuture<'static, ()> + Send + Sync>;
 
 /// The components of an application; see the [module docs](self).
 ///
@@ -63,12 +67,15 @@ type AddFn = Box<dyn Fn(Container) -> BoxFuture<'static, Result<()>> + Send + Sy
 #[derive(Default)]
 pub struct App {
     parts: Vec<Part>,
+    leases: Option<LeaseConfig>,
 }
 
 struct Part {
     name: String,
     depends_on: Vec<String>,
     add: AddFn,
+    run_singleton: RunFn,
+    singleton: bool,
 }
 
 impl std::fmt::Debug for App {
@@ -102,13 +109,66 @@ impl App {
             panic!("App::component: {e}");
         }
         assert!(self.part(name).is_none(), "App::component: `{name}` is declared twice");
-        let owned = name.to_owned();
+        let make = std::sync::Arc::new(make);
+        let (owned, maker) = (name.to_owned(), make.clone());
         let add: AddFn = Box::new(move |root: Container| {
-            let (name, component) = (owned.clone(), make());
+            let (name, component) = (owned.clone(), maker());
             Box::pin(async move { root.add(&name, component).await.map(drop) })
         });
-        self.parts.push(Part { name: name.to_owned(), depends_on: Vec::new(), add });
+        let owned = name.to_owned();
+        let run_singleton: RunFn = Box::new(move |root: Container, options| {
+            let (name, make) = (owned.clone(), make.clone());
+            Box::pin(crate::lease::run_singleton(root, name, move || make(), options))
+        });
+        self.parts.push(Part {
+            name: name.to_owned(),
+            depends_on: Vec::new(),
+            add,
+            run_singleton,
+            singleton: false,
+        });
         self
+    }
+
+    /// Makes the component declared last a singleton: of all the processes
+    /// that install it, only the one holding its lease (named after its
+    /// URI) runs it at a time; see [`lease`](crate::lease). Needs
+    /// [`App::leases`] before [`App::install`]. A [`Container`] can be a
+    /// singleton too: everything added to it runs under its lease, with its
+    /// fencing token, writing through its fenced store.
+    ///
+    /// # Panics
+    ///
+    /// If no component was declared yet.
+    pub fn singleton(mut self) -> App {
+        let last = self.parts.last_mut().expect("App::singleton: declare a component first");
+        last.singleton = true;
+        self
+    }
+
+    /// Makes the component `name` a singleton (see [`App::singleton`]), for
+    /// a choice made at run time (`KINESIS_SINGLETONS`). Errors with
+    /// [`Error::Config`] listing the app's names if it has no `name`.
+    pub fn make_singleton(mut self, name: &str) -> Result<App> {
+        let names = self.names().join(", ");
+        let Some(part) = self.parts.iter_mut().find(|p| p.name == name) else {
+            return Err(Error::Config(format!(
+                "KINESIS_SINGLETONS: this app has no component `{name}`; it has: {names}"
+            )));
+        };
+        part.singleton = true;
+        Ok(self)
+    }
+
+    /// Where the singletons of this app take their leases.
+    pub fn leases(mut self, leases: LeaseConfig) -> App {
+        self.leases = Some(leases);
+        self
+    }
+
+    /// The names of the singletons, in declaration order.
+    pub fn singletons(&self) -> Vec<&str> {
+        self.parts.iter().filter(|p| p.singleton).map(|p| p.name.as_str()).collect()
     }
 
     /// Says that the component declared last needs the components `names`
@@ -162,11 +222,31 @@ impl App {
     /// after the other, each running to `Started` before the next is made;
     /// answers their names. Stops at the first that fails, with its error;
     /// the ones started before it stay (stop `root` to stop them).
+    ///
+    /// A [singleton](App::singleton) is not waited for: a task competes for
+    /// its lease and runs it while it holds it, until `root` stops. Without
+    /// [`App::leases`], an app with a singleton to install is an
+    /// [`Error::Config`].
     pub async fn install(&self, root: &Container, only: Option<&[String]>) -> Result<Vec<String>> {
         let order = self.resolve(only)?;
+        let singletons: Vec<&str> =
+            order.iter().map(String::as_str).filter(|n| self.singletons().contains(n)).collect();
+        if !singletons.is_empty() && self.leases.is_none() {
+            return Err(Error::Config(format!(
+                "{} {} a singleton but no lease backend is configured (KINESIS_LOCK_URL)",
+                singletons.join(", "),
+                if singletons.len() == 1 { "is" } else { "are" }
+            )));
+        }
         for name in &order {
             let part = self.part(name).expect("resolved names are the app's");
-            (part.add)(root.clone()).await?;
+            match &self.leases {
+                Some(leases) if part.singleton => {
+                    let options = SingletonOptions::new(leases.clone());
+                    tokio::spawn((part.run_singleton)(root.clone(), options));
+                }
+                _ => (part.add)(root.clone()).await?,
+            }
         }
         Ok(order)
     }

@@ -66,6 +66,9 @@ struct Binding {
     uri: String,
     persistence: Option<Persistence>,
     handle: OnceLock<Handle<Container>>,
+    /// The fencing token of a singleton container (or one inside it): its
+    /// children get it, and `persistence` is fenced with it.
+    fence: Option<crate::lease::FencingToken>,
 }
 
 /// The children of a container: in start order, and by name.
@@ -163,9 +166,18 @@ impl<'de> Deserialize<'de> for Container {
 impl Component for Container {
     async fn init(&mut self, ctx: &mut Context<Self>) -> Result<()> {
         if self.inner.binding.get().is_none() {
-            let persistence = ctx.container().and_then(|c| c.persistence().cloned());
-
-            self.bind(ctx.uri().to_owned(), persistence);
+            let parent = ctx.container();
+            let mut persistence = parent.as_ref().and_then(|c| c.persistence().cloned());
+            let fence = ctx.fencing_token();
+            // A singleton container: its children write through a store
+            // fenced with its token (a container inside one inherits the
+            // parent's, fenced already).
+            if let (Some(p), Some(token)) = (persistence.as_mut(), fence) {
+                if parent.as_ref().and_then(Container::fence).is_none() {
+                    p.store = Arc::new(crate::persist::FencedStore::new(p.store.clone(), token));
+                }
+            }
+            self.bind_fenced(ctx.uri().to_owned(), persistence, fence);
         }
         if let Some(b) = self.inner.binding.get() {
             let _ = b.handle.set(ctx.handle().clone());
@@ -209,7 +221,17 @@ impl Container {
     }
 
     fn bind(&self, uri: String, persistence: Option<Persistence>) {
-        let _ = self.inner.binding.set(Binding { uri, persistence, handle: OnceLock::new() });
+        self.bind_fenced(uri, persistence, None);
+    }
+
+    fn bind_fenced(
+        &self,
+        uri: String,
+        persistence: Option<Persistence>,
+        fence: Option<crate::lease::FencingToken>,
+    ) {
+        let _ =
+            self.inner.binding.set(Binding { uri, persistence, handle: OnceLock::new(), fence });
     }
 
     /// The container's URI; empty until it was started.
@@ -220,6 +242,16 @@ impl Container {
     /// The persistence its components use.
     pub fn persistence(&self) -> Option<&Persistence> {
         self.inner.binding.get().and_then(|b| b.persistence.as_ref())
+    }
+
+    /// The fencing token its children run under, in a singleton container.
+    fn fence(&self) -> Option<crate::lease::FencingToken> {
+        self.inner.binding.get().and_then(|b| b.fence)
+    }
+
+    /// Whether the container is stopping its children (or stopped them).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.inner.closing.load(Ordering::SeqCst)
     }
 
     /// The container's own handle, once started.
@@ -242,6 +274,18 @@ impl Container {
     /// handle can be subscribed to before the first stage change. Dropping
     /// the result without [`Prepared::start`] frees the name.
     pub fn prepare<C: Component>(&self, name: &str, component: C) -> Result<Prepared<C>> {
+        self.prepare_with(name, component, None)
+    }
+
+    /// [`prepare`](Container::prepare) for a singleton: the component
+    /// persists through `lease`'s fenced persistence instead of the
+    /// container's, and its context answers the lease's fencing token.
+    pub(crate) fn prepare_with<C: Component>(
+        &self,
+        name: &str,
+        component: C,
+        lease: Option<(&Persistence, crate::lease::FencingToken)>,
+    ) -> Result<Prepared<C>> {
         crate::validate_name(name)?;
         let Some(binding) = self.inner.binding.get() else {
             return Err(Error::NotStarted(format!("container for `{name}`")));
@@ -277,14 +321,19 @@ impl Container {
             uri,
             component,
             Some(parent),
-            binding.persistence.as_ref(),
+            lease.map(|(p, _)| p).or(binding.persistence.as_ref()),
         ) {
-            Ok(cell) => Ok(Prepared {
-                container: self.clone(),
-                name: name.to_owned(),
-                handle: cell.handle().clone(),
-                cell: Some(cell),
-            }),
+            Ok(mut cell) => {
+                if let Some(token) = lease.map(|(_, t)| t).or(binding.fence) {
+                    cell.set_fencing_token(token);
+                }
+                Ok(Prepared {
+                    container: self.clone(),
+                    name: name.to_owned(),
+                    handle: cell.handle().clone(),
+                    cell: Some(cell),
+                })
+            }
             Err(e) => {
                 self.children().release(name);
                 Err(e)

@@ -101,6 +101,15 @@ impl<C: Component> Context<C> {
         self.caller.as_deref()
     }
 
+    /// The fencing token of the lease this component runs under, when it is
+    /// a [singleton](crate::App::singleton); `None` otherwise. It grows with
+    /// every takeover: pass it to external systems that accept fenced
+    /// writes. The component's own persisted fields are fenced by the store
+    /// already (see [`lease`](crate::lease)).
+    pub fn fencing_token(&self) -> Option<crate::lease::FencingToken> {
+        self.handle.shared.fencing_token()
+    }
+
     /// The tracing span carrying the component's URI.
     pub fn span(&self) -> &tracing::Span {
         &self.span

@@ -117,6 +117,10 @@ pub(crate) struct Stats {
     pub(crate) timing: crate::metrics::Timing,
     restarts: AtomicU32,
     last_failure: Mutex<Option<Box<LastFailure>>>,
+    /// The fencing token of the lease a singleton runs under; 0 for none
+    /// (tokens start at 1). Kept here, allocated on first use, so that
+    /// components that are not singletons pay nothing for it.
+    pub(crate) fencing_token: AtomicU64,
 }
 
 impl Stats {

@@ -67,6 +67,11 @@ pub enum Error {
     /// write, the write may or may not have happened: re-read first.
     #[error("unreachable: {0}")]
     Unreachable(String),
+    /// A write by the holder of a singleton's lease was refused because a
+    /// later holder (a higher fencing token) has written since: this process
+    /// lost the lease. Not retryable here (HTTP 409).
+    #[error("fenced: {0}")]
+    Fenced(String),
 }
 
 /// The variant of an [`Error`] without its data, for matching and mapping.
@@ -102,11 +107,13 @@ pub enum ErrorKind {
     Forbidden,
     /// [`Error::Unreachable`].
     Unreachable,
+    /// [`Error::Fenced`].
+    Fenced,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order.
-    pub const ALL: [ErrorKind; 15] = [
+    pub const ALL: [ErrorKind; 16] = [
         ErrorKind::NotFound,
         ErrorKind::Conflict,
         ErrorKind::NotStarted,
@@ -122,6 +129,7 @@ impl ErrorKind {
         ErrorKind::Unauthenticated,
         ErrorKind::Forbidden,
         ErrorKind::Unreachable,
+        ErrorKind::Fenced,
     ];
 
     /// The kind's name on the wire, the same for every transport: the last
@@ -150,6 +158,7 @@ impl ErrorKind {
             ErrorKind::Unauthenticated => "unauthorized",
             ErrorKind::Forbidden => "forbidden",
             ErrorKind::Unreachable => "unreachable",
+            ErrorKind::Fenced => "fenced",
         }
     }
 
@@ -178,6 +187,7 @@ impl Error {
             Error::Unauthenticated(_) => ErrorKind::Unauthenticated,
             Error::Forbidden(_) => ErrorKind::Forbidden,
             Error::Unreachable(_) => ErrorKind::Unreachable,
+            Error::Fenced(_) => ErrorKind::Fenced,
         }
     }
 
@@ -258,6 +268,7 @@ impl Error {
             ErrorKind::Unauthenticated => unwrap(Error::Unauthenticated),
             ErrorKind::Forbidden => unwrap(Error::Forbidden),
             ErrorKind::Unreachable => unwrap(Error::Unreachable),
+            ErrorKind::Fenced => unwrap(Error::Fenced),
         }
     }
 }
@@ -312,6 +323,7 @@ mod tests {
             Error::Unauthenticated("no token".into()),
             Error::Forbidden("read:/root/a".into()),
             Error::Unreachable("connection refused".into()),
+            Error::Fenced("token 3 < 4".into()),
         ];
         for sent in all {
             let got = Error::from_remote(sent.kind(), &sent.to_string(), None);

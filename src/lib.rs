@@ -21,6 +21,7 @@ pub mod etag;
 mod handle;
 mod json;
 pub mod kv;
+pub mod lease;
 pub mod methods;
 pub mod metrics;
 mod naming;

@@ -94,6 +94,26 @@ impl Counter {
         Ok(self.count)
     }
 
+    /// Waits `ms` milliseconds (at most a minute) inside the mailbox, then
+    /// adds `by` (default 1): a write that is in flight for a while, as a
+    /// singleton's job would be when its process is paused. Logs
+    /// `increment_after waiting` (info) with the singleton's fencing token
+    /// when it begins.
+    pub async fn increment_after(
+        &mut self,
+        ms: u64,
+        by: Option<u64>,
+        ctx: &mut Context<Self>,
+    ) -> Result<u64> {
+        if ms > 60_000 {
+            return Err(Error::invalid("wait at most 60000 ms"));
+        }
+        let token = ctx.fencing_token();
+        tracing::info!(ms, fencing_token = ?token, "increment_after waiting");
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        self.increment(by)
+    }
+
     /// Sets the count back to zero.
     pub fn reset(&mut self) -> u64 {
         std::mem::take(&mut self.count)
@@ -216,7 +236,16 @@ pub fn app() -> App {
 /// those named and what they depend on; answers the names started. A name
 /// the demo does not have is an [`Error::Config`] listing the ones it has.
 pub async fn install(root: &Container, only: Option<&[String]>) -> Result<Vec<String>> {
-    let started = app().install(root, only).await?;
+    install_app(&app(), root, only).await
+}
+
+/// [`install`] for the demo app with changes (singletons, leases).
+pub async fn install_app(
+    app: &App,
+    root: &Container,
+    only: Option<&[String]>,
+) -> Result<Vec<String>> {
+    let started = app.install(root, only).await?;
     if only.is_some() {
         tracing::info!(components = %started.join(","), "running a subset of the app (KINESIS_ONLY)");
     }

@@ -25,6 +25,7 @@ const ADDONS: &[(&str, bool)] = &[
     ("mysql", cfg!(feature = "mysql")),
     ("mongodb", cfg!(feature = "mongodb")),
     ("nats", cfg!(feature = "nats")),
+    ("lock", cfg!(feature = "lock")),
 ];
 
 fn built_in() -> Vec<&'static str> {
@@ -54,6 +55,8 @@ fn variables() -> Vec<(&'static str, String)> {
     tables.push(kinesis_sql::VARIABLES);
     #[cfg(feature = "mongodb")]
     tables.push(kinesis_mongodb::VARIABLES);
+    #[cfg(feature = "lock")]
+    tables.push(kinesis_lock::VARIABLES);
     let mut out: Vec<(&'static str, String)> = Vec::new();
     for &(name, what) in tables.into_iter().flatten() {
         match out.iter_mut().find(|(n, _)| *n == name) {
@@ -78,6 +81,8 @@ struct Settings {
     instance: kinesis_discovery::InstanceConfig,
     #[cfg(feature = "grpc")]
     grpc: kinesis_grpc::GrpcConfig,
+    #[cfg(feature = "lock")]
+    lock: kinesis_lock::LockConfig,
 }
 
 impl Settings {
@@ -93,6 +98,8 @@ impl Settings {
         #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
         kinesis_sql::SqlConfig::from_env()?;
         let instance = kinesis_discovery::InstanceConfig::from_env()?;
+        #[cfg(feature = "lock")]
+        let lock = kinesis_lock::LockConfig::from_env()?;
         Ok(Settings {
             core,
             log,
@@ -101,6 +108,8 @@ impl Settings {
             instance,
             #[cfg(feature = "grpc")]
             grpc,
+            #[cfg(feature = "lock")]
+            lock,
         })
     }
 }
@@ -217,7 +226,34 @@ fn stores() -> StoreRegistry {
     stores
 }
 
+/// The demo app, with the singletons of `KINESIS_SINGLETONS` and the lease
+/// backend of `KINESIS_LOCK_URL` when the `lock` add-on is built in.
+async fn app(settings: &Settings) -> kinesis::Result<kinesis::App> {
+    #[allow(unused_mut)]
+    let mut app = kinesis_cmd::demo::app();
+    #[cfg(feature = "lock")]
+    {
+        for name in &settings.lock.singletons {
+            app = app.make_singleton(name)?;
+        }
+        if let Some(leases) = settings.lock.open().await? {
+            tracing::info!(
+                target: LOG_TARGET,
+                backend = leases.backend.backend(),
+                ttl = %humantime::format_duration(leases.ttl),
+                singletons = %settings.lock.singletons.join(","),
+                "leases ready"
+            );
+            app = app.leases(leases);
+        }
+    }
+    #[cfg(not(feature = "lock"))]
+    let _ = settings;
+    Ok(app)
+}
+
 async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
+    let app = app(&settings).await?;
     let config = settings.core;
     #[allow(unused_mut)]
     let mut builder = Runtime::builder(config.clone()).stores(stores());
@@ -239,7 +275,9 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
     #[cfg(feature = "http")]
     let _ = kinesis_http::ops::metrics::recorder();
     let runtime = builder.start().await?;
-    if let Err(e) = kinesis_cmd::demo::install(runtime.root(), config.only.as_deref()).await {
+    if let Err(e) =
+        kinesis_cmd::demo::install_app(&app, runtime.root(), config.only.as_deref()).await
+    {
         let _ = runtime.shutdown().await;
         return Err(e);
     }

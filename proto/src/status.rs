@@ -30,6 +30,7 @@ pub const CURRENT_ETAG: &str = "kinesis-current-etag";
 /// | `Panicked`, `Crypto`, `Config` | `INTERNAL` |
 /// | `Unauthenticated` | `UNAUTHENTICATED` |
 /// | `Forbidden` | `PERMISSION_DENIED` |
+/// | `Fenced` | `ABORTED` (a newer lease holder wrote: this process lost the lease) |
 pub fn code_of(kind: ErrorKind) -> Code {
     match kind {
         ErrorKind::NotFound => Code::NotFound,
@@ -44,6 +45,7 @@ pub fn code_of(kind: ErrorKind) -> Code {
         ErrorKind::Panicked | ErrorKind::Crypto | ErrorKind::Config => Code::Internal,
         ErrorKind::Unauthenticated => Code::Unauthenticated,
         ErrorKind::Forbidden => Code::PermissionDenied,
+        ErrorKind::Fenced => Code::Aborted,
     }
 }
 

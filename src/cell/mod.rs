@@ -104,6 +104,13 @@ fn stage_index(stage: Stage) -> u8 {
 }
 
 impl<C: Component> Shared<C> {
+    /// The fencing token set by [`PreparedCell::set_fencing_token`] (kept
+    /// in the stats, which only singletons allocate for it).
+    pub(crate) fn fencing_token(&self) -> Option<crate::lease::FencingToken> {
+        let token = self.stats_if_any()?.fencing_token.load(Ordering::Relaxed);
+        (token != 0).then_some(token)
+    }
+
     /// The name within the container: the last segment of the URI.
     pub(crate) fn name(&self) -> &str {
         self.uri.rsplit('/').next().unwrap_or_default()
@@ -249,6 +256,11 @@ pub(crate) async fn spawn_component<C: Component>(
 impl<C: Component> PreparedCell<C> {
     pub(crate) fn handle(&self) -> &Handle<C> {
         &self.handle
+    }
+
+    /// Runs the component under a lease: `ctx.fencing_token()` answers it.
+    pub(crate) fn set_fencing_token(&mut self, token: crate::lease::FencingToken) {
+        self.cell.shared.stats().fencing_token.store(token, Ordering::Relaxed);
     }
 
     /// Runs the lifecycle to `Started` in the calling task, then spawns the

@@ -159,6 +159,8 @@ impl Persisted {
                 Ok(())
             }
             Err(e @ StoreError::Conflict { .. }) => Err(SaveError::Conflict(e)),
+            // A later holder of this singleton's lease wrote (lease::FencedStore).
+            Err(e @ StoreError::Fenced { .. }) => Err(SaveError::Failed(e.into())),
             Err(e) => Err(SaveError::Failed(Error::Store(format!(
                 "saving persisted fields of {}: {e}",
                 self.uri

@@ -82,6 +82,61 @@ pub async fn run_all(store: SharedStore, prefix: &str) {
     encrypted_fields_round_trip(&store, &format!("{prefix}/encrypted")).await;
     large_record(&store, &format!("{prefix}/large")).await;
     every_name_character(&store, &format!("{prefix}/names")).await;
+    fencing(&store, &format!("{prefix}/fence")).await;
+}
+
+/// Through [`FencedStore`](crate::persist::FencedStore): a holder with a
+/// lower fencing token cannot replace a record written with a higher one,
+/// whether it names the version it last saw (a lost compare-and-set
+/// reported as fenced) or the current one; a claim by the new holder
+/// refuses every later write of the old one; the token is stored in the
+/// reserved field, and a higher token writes over a lower one.
+///
+/// # Panics
+///
+/// When a lower token's write goes through, or a higher one's is refused.
+pub async fn fencing(store: &SharedStore, prefix: &str) {
+    use crate::persist::{claim, fence_of, FencedStore, Store};
+    let check = "fencing";
+    let uri = format!("{prefix}/job");
+    let old = FencedStore::new(Arc::clone(store), 7);
+    let new = FencedStore::new(Arc::clone(store), 8);
+    // The old holder writes twice; its records carry its token.
+    ok(old.save(&probe(&uri, 1, 1), 0).await, check, &uri);
+    ok(old.save(&probe(&uri, 2, 1), 1).await, check, &uri);
+    let stored = ok(store.load(&uri).await, check, &uri).expect("saved");
+    assert_eq!(fence_of(&stored), 7, "{check}: the token is stored with the record");
+    // The new holder claims: version 3 with token 8, same fields.
+    ok(claim(&new, &uri, TYPE_NAME).await, check, &uri);
+    let stored = ok(store.load(&uri).await, check, &uri).expect("claimed");
+    assert_eq!((stored.version, fence_of(&stored)), (3, 8), "{check}: the claim");
+    assert_eq!(stored.fields.get("writer"), Some(&json!(1)), "{check}: the claim keeps the fields");
+    // The old holder, paused before the claim, writes on top of version 2.
+    let late = old.save(&probe(&uri, 3, 1), 2).await;
+    assert!(
+        matches!(late, Err(StoreError::Fenced { token: 7, current: 8, .. })),
+        "{check}: a paused holder's write after a claim: {late:?}"
+    );
+    // Even naming the current version (it reloaded) it is refused.
+    let late = old.save(&probe(&uri, 4, 1), 3).await;
+    assert!(
+        matches!(late, Err(StoreError::Fenced { token: 7, current: 8, .. })),
+        "{check}: a replaced holder's write on the current version: {late:?}"
+    );
+    let stored = ok(store.load(&uri).await, check, &uri).expect("kept");
+    assert_eq!((stored.version, fence_of(&stored)), (3, 8), "{check}: nothing of the old holder's");
+    // The new holder writes on.
+    ok(new.save(&probe(&uri, 4, 2), 3).await, check, &uri);
+    // A record the new holder claims before the old one ever wrote it.
+    let fresh = format!("{prefix}/fresh");
+    ok(claim(&new, &fresh, TYPE_NAME).await, check, &fresh);
+    let late = old.save(&probe(&fresh, 1, 1), 0).await;
+    assert!(late.is_err(), "{check}: the old holder created a claimed record: {late:?}");
+    let late = old.save(&probe(&fresh, 2, 1), 1).await;
+    assert!(
+        matches!(late, Err(StoreError::Fenced { .. })),
+        "{check}: the old holder wrote over a claimed record: {late:?}"
+    );
 }
 
 /// A URI never written loads as `None`; so do a strict prefix of a stored

@@ -18,6 +18,7 @@
 mod cipher;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod fence;
 mod memory;
 mod record;
 mod registry;
@@ -25,6 +26,7 @@ mod schema;
 mod store;
 
 pub use cipher::{Cipher, ExposeSecret, KeyId, SecretString, ENCRYPTED_MARKER};
+pub use fence::{claim, fence_of, FencedStore, FENCE_FIELD};
 pub use memory::MemoryStore;
 pub use record::{now_rfc3339, Record, RECORD_SCHEMA};
 pub use registry::{StoreOpener, StoreRegistry};

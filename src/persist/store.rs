@@ -31,6 +31,18 @@ pub enum StoreError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The writer's fencing token is lower than the token of the record it
+    /// would replace: a later holder of the lease wrote it (see
+    /// [`FencedStore`](super::FencedStore)). Not retryable by this writer.
+    #[error("fenced: the write to {uri} with fencing token {token} is refused, the record was written by the holder of token {current}")]
+    Fenced {
+        /// The record's URI.
+        uri: String,
+        /// The writer's token.
+        token: u64,
+        /// The token of the stored record.
+        current: u64,
+    },
     /// The back-end failed: I/O, connection, server error. Usually retryable.
     #[error("{0}")]
     Backend(String),
@@ -38,7 +50,12 @@ pub enum StoreError {
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Error::Store(e.to_string())
+        match e {
+            StoreError::Fenced { uri, token, current } => Error::Fenced(format!(
+                "the write to {uri} with fencing token {token} is refused, the record was written by the holder of token {current}"
+            )),
+            e => Error::Store(e.to_string()),
+        }
     }
 }
 

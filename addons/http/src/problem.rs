@@ -60,7 +60,7 @@ fn kind_entry(kind: ErrorKind, conditional: bool) -> (StatusCode, &'static str) 
         ErrorKind::Conflict if conditional => {
             return (StatusCode::PRECONDITION_FAILED, "precondition-failed")
         }
-        ErrorKind::Conflict | ErrorKind::NotStarted => StatusCode::CONFLICT,
+        ErrorKind::Conflict | ErrorKind::NotStarted | ErrorKind::Fenced => StatusCode::CONFLICT,
         ErrorKind::Stopping | ErrorKind::Overloaded | ErrorKind::Store => {
             StatusCode::SERVICE_UNAVAILABLE
         }
@@ -393,11 +393,12 @@ fn is_body_header(name: &HeaderName) -> bool {
 mod tests {
     use super::*;
 
-    const KINDS: [ErrorKind; 15] = ErrorKind::ALL;
+    const KINDS: [ErrorKind; 16] = ErrorKind::ALL;
 
     #[test]
     fn the_table_matches_the_design() {
-        let expected = [404, 409, 409, 503, 503, 504, 422, 500, 500, 503, 500, 500, 401, 403, 502];
+        let expected =
+            [404, 409, 409, 503, 503, 504, 422, 500, 500, 503, 500, 500, 401, 403, 502, 409];
         for (kind, status) in KINDS.iter().zip(expected) {
             assert_eq!(status_of(*kind, false).as_u16(), status, "{kind:?}");
         }
