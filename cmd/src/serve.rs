@@ -23,6 +23,7 @@ const ADDONS: &[(&str, bool)] = &[
     ("postgres", cfg!(feature = "postgres")),
     ("mysql", cfg!(feature = "mysql")),
     ("mongodb", cfg!(feature = "mongodb")),
+    ("nats", cfg!(feature = "nats")),
 ];
 
 fn built_in() -> Vec<&'static str> {
@@ -47,6 +48,8 @@ fn variables() -> Vec<(&'static str, String)> {
     tables.push(kinesis_sql::VARIABLES);
     #[cfg(feature = "mongodb")]
     tables.push(kinesis_mongodb::VARIABLES);
+    #[cfg(feature = "nats")]
+    tables.push(kinesis_events::VARIABLES);
     let mut out: Vec<(&'static str, String)> = Vec::new();
     for &(name, what) in tables.into_iter().flatten() {
         match out.iter_mut().find(|(n, _)| *n == name) {
@@ -68,6 +71,8 @@ struct Settings {
     log: LogConfig,
     #[cfg(feature = "http")]
     http: kinesis_http::HttpConfig,
+    #[cfg(feature = "nats")]
+    events: kinesis_events::EventsConfig,
 }
 
 impl Settings {
@@ -80,11 +85,22 @@ impl Settings {
         // SQL store reads it again when it opens a pool.
         #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
         kinesis_sql::SqlConfig::from_env()?;
+        #[cfg(feature = "nats")]
+        let events = kinesis_events::EventsConfig::from_env()?;
+        #[cfg(not(feature = "nats"))]
+        if kinesis::config::read(&kinesis::config::env_var, "KINESIS_EVENTS_URL")?.is_some() {
+            return Err(Error::Config(
+                "KINESIS_EVENTS_URL is set but this build has no NATS (build with --features nats)"
+                    .into(),
+            ));
+        }
         Ok(Settings {
             core,
             log,
             #[cfg(feature = "http")]
             http,
+            #[cfg(feature = "nats")]
+            events,
         })
     }
 }
@@ -185,6 +201,13 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
             tracing::warn!(target: LOG_TARGET, "no store built in and KINESIS_DB_CONNECTION is not set: persisted fields live in memory only (build with --features filedb)");
             builder = builder.default_store("memory://", None);
         }
+    }
+    #[cfg(feature = "nats")]
+    if settings.events.url.is_some() {
+        let events = settings.events.clone();
+        builder = builder.store_layer(move |store| {
+            Box::pin(async move { kinesis_events::layer(&events, store).await })
+        });
     }
     // The metrics recorder before anything runs, so the store's start-up
     // loads are counted too.

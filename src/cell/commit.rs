@@ -118,6 +118,16 @@ impl<C: Component> Committer<C> {
         }
     }
 
+    /// The binding to the store, if the component has persisted fields.
+    pub(crate) fn persisted(&self) -> Option<&Persisted> {
+        self.persisted.as_deref()
+    }
+
+    /// The binding to the store, for applying remote changes.
+    pub(crate) fn persisted_mut(&mut self) -> Option<&mut Persisted> {
+        self.persisted.as_deref_mut()
+    }
+
     /// Whether persisted fields are written through to a store.
     pub(crate) fn persists(&self) -> bool {
         self.persisted.is_some()
