@@ -263,10 +263,14 @@ impl Nats {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
-    /// Stops the server (SIGTERM, waited for) and starts it again.
-    fn restart(&mut self) {
+    /// Stops the server (SIGTERM, waited for).
+    fn stop(&mut self) {
         let _ = Command::new("kill").arg(self.child.id().to_string()).status();
         let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port and storage.
+    fn start_again(&mut self) {
         self.child = Nats::run(self.port, self.store.path());
     }
 }
@@ -312,7 +316,17 @@ fn a_nats_restart_in_the_middle_loses_and_repeats_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = sqlite_pair(dir.path(), &nats);
     let events = watch(&b);
-    let written = write(&a, CHANGES / 2, || nats.restart());
+    // Half-way, NATS stops; A goes on writing (its store is SQLite), then
+    // NATS comes back and B must get what A wrote meanwhile, in order.
+    let mut during = Vec::new();
+    let mut written = write(&a, CHANGES / 2, || {
+        nats.stop();
+        during = write(&a, 20, || {});
+        nats.start_again();
+    });
+    // The writes while NATS was down come between the two halves.
+    let half = written.iter().position(|(c, _)| *c > during[0].0).unwrap();
+    written.splice(half..half, during);
     check("sqlite + nats, server restarted", &b, &events, &written);
     assert!(b.stderr().contains("NATS disconnected"), "B saw the restart: {}", b.stderr());
     stop(a);

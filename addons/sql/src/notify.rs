@@ -180,7 +180,7 @@ async fn run(
     mut listener: PgListener,
     options: PgConnectOptions,
     feed: Weak<ChangeFeed>,
-    display: String,
+    shown: String,
 ) {
     loop {
         loop {
@@ -197,7 +197,7 @@ async fn run(
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    tracing::warn!(url = %display, error = %e, "the change listener lost its connection");
+                    tracing::warn!(url = %shown, error = %e, "the change listener lost its connection");
                     break;
                 }
             }
@@ -210,12 +210,12 @@ async fn run(
             match listen(&options).await {
                 Ok(l) => break l,
                 Err(e) => {
-                    tracing::warn!(url = %display, error = %e, "the change listener cannot connect; retrying");
+                    tracing::warn!(url = %shown, error = %e, "the change listener cannot connect; retrying");
                     tokio::time::sleep(RECONNECT_INTERVAL).await;
                 }
             }
         };
-        tracing::info!(url = %display, "the change listener is back; catching up");
+        tracing::info!(url = %shown, "the change listener is back; catching up");
         let Some(feed) = feed.upgrade() else { return };
         feed.resync();
     }
