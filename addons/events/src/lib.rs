@@ -222,7 +222,7 @@ async fn publish(js: Context, config: EventsConfig, mut outbox: mpsc::UnboundedR
                     if failures == 1 {
                         tracing::warn!(uri = %record.uri, version = record.version, error = %e, "publishing a change failed; retrying until NATS takes it");
                     }
-                    if failures % 4 == 0 {
+                    if failures.is_multiple_of(4) {
                         // The stream may be gone (a server without its storage).
                         let _ = ensure_stream(&js, &config).await;
                     }

@@ -114,7 +114,6 @@ impl Dialect for sqlx::Postgres {
             crate::notify::CREATE[0],
             crate::notify::CREATE[1],
             crate::notify::CREATE[2],
-            crate::notify::CREATE[3],
         ],
         probe: "SELECT uri, type, version, updated_at, \"schema\", fields FROM kinesis_records WHERE 1 = 0",
         load: "SELECT type, version, updated_at, \"schema\", fields::text FROM kinesis_records WHERE uri = $1",

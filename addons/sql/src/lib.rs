@@ -41,6 +41,12 @@
 //!   hand. A `save` that failed this way may or may not have been committed;
 //!   the next `save` with the same `expected` then gets a `Conflict`, and a
 //!   `load` tells which.
+//! * **Changes across processes (PostgreSQL).** A trigger keeps the last
+//!   versions of each record in `kinesis_changes` and sends `NOTIFY` in the
+//!   saving transaction; a listener on a connection of its own hands them to
+//!   the store's [`ChangeFeed`](kinesis::persist::ChangeFeed), and after a
+//!   lost connection replays what it missed from that table. See [`notify`]
+//!   (feature `postgres`).
 //! * **No secrets in messages.** Errors and logs name the URL with its
 //!   password replaced by `***` and its query string left out, and any
 //!   password of the URL is masked in driver messages too.

@@ -43,7 +43,7 @@ pub const RECONNECT_INTERVAL: Duration = Duration::from_millis(500);
 
 /// The statements that create the history table, the trigger function and
 /// the trigger; run with the table's creation, under its advisory lock.
-pub(crate) const CREATE: [&str; 4] = [
+pub(crate) const CREATE: [&str; 3] = [
     "CREATE TABLE IF NOT EXISTS kinesis_changes (
         uri TEXT COLLATE \"C\" NOT NULL,
         version BIGINT NOT NULL,
@@ -74,9 +74,14 @@ pub(crate) const CREATE: [&str; 4] = [
         PERFORM pg_notify('kinesis_changes', payload);
         RETURN NULL;
     END $$",
-    "DROP TRIGGER IF EXISTS kinesis_record_changed ON kinesis_records",
-    "CREATE TRIGGER kinesis_record_changed AFTER INSERT OR UPDATE OR DELETE ON kinesis_records
-        FOR EACH ROW EXECUTE FUNCTION kinesis_record_changed()",
+    // Created once: replacing it would lock the records table at every start.
+    "DO $$ BEGIN
+        IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'kinesis_record_changed'
+                       AND tgrelid = 'kinesis_records'::regclass) THEN
+            CREATE TRIGGER kinesis_record_changed AFTER INSERT OR UPDATE OR DELETE ON kinesis_records
+                FOR EACH ROW EXECUTE FUNCTION kinesis_record_changed();
+        END IF;
+    END $$",
 ];
 
 const SINCE: &str =
