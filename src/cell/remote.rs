@@ -75,9 +75,14 @@ impl<C: Component> Committer<C> {
             Incoming::Change(c) => (Vec::new(), Some(c.version)),
             Incoming::Resync => (Vec::new(), None),
         };
+        let mut replayed = false;
         if records.is_empty() {
-            records = feed.history(uri, held).await.unwrap_or_default();
+            if let Some(history) = feed.history(uri, held).await {
+                replayed = true;
+                records = history;
+            }
         }
+        let mut broken = false;
         let mut changes = Vec::new();
         for record in &records {
             let held = self.held();
@@ -85,20 +90,28 @@ impl<C: Component> Committer<C> {
                 continue;
             }
             if record.version != held + 1 {
+                broken = true;
                 break;
             }
             match self.apply_record(state, published, record) {
                 Ok(change) => changes.extend(change),
                 Err(e) => {
                     tracing::warn!(%uri, version = record.version, error = %e, "cannot apply a remote change");
+                    broken = true;
                     break;
                 }
             }
         }
         // What neither the transport nor the history gave: the latest
-        // record, as one change.
+        // record, as one change. A resync that the history bridged is
+        // done: what is saved after its read comes as notifications, and
+        // loading the store could skip the versions saved in between.
         let held = self.held();
-        if target.is_none_or(|t| t > held) {
+        let load = match target {
+            Some(t) => t > held,
+            None => !replayed || broken,
+        };
+        if load {
             let latest = match self.persisted() {
                 Some(p) => p.fetch().await,
                 None => Ok(None),
