@@ -270,3 +270,29 @@ async fn a_stopped_component_leaves_the_feed() {
     assert!(!p.b_feed.holds(URI), "the torn-down component is forgotten");
     p.roots[0].shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_write_on_a_stale_version_conflicts_and_replays_what_it_missed_in_order() {
+    for history in [true, false] {
+        let p = pair(history).await;
+        let mut sub = p.b.subscribe();
+        for _ in 0..3 {
+            p.a.ask(Bump).await.unwrap();
+        }
+        // Nothing delivered: B writes on version 0 and loses.
+        let err = p.b.ask(Bump).await.unwrap_err();
+        assert!(matches!(err, kinesis::Error::Conflict { .. }), "{err}");
+        let expected: &[u64] = if history { &[1, 2, 3] } else { &[3] };
+        assert_eq!(counts_until(&mut sub, 3).await, expected, "history: {history}");
+        // Late deliveries of what the reload brought are duplicates.
+        for r in p.saved.all() {
+            p.b_feed.deliver(change(&r, true));
+        }
+        settle(&p.b).await;
+        assert!(matches!(sub.try_recv(), Ok(None)));
+        assert_eq!(p.b.ask(Bump).await.unwrap(), 4, "the retry builds on A's writes");
+        for r in &p.roots {
+            r.shutdown().await.unwrap();
+        }
+    }
+}

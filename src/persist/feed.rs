@@ -145,6 +145,11 @@ impl ChangeFeed {
         }
     }
 
+    /// Whether missed versions can be replayed from a history.
+    pub(crate) fn has_history(&self) -> bool {
+        self.history.is_some()
+    }
+
     /// The records of `uri` after version `after`, if this feed has a
     /// history; an error of the history is logged and counts as none.
     pub(crate) async fn history(&self, uri: &str, after: u64) -> Option<Vec<Record>> {
