@@ -338,3 +338,38 @@ fn a_nats_restart_in_the_middle_loses_and_repeats_nothing() {
     stop(a);
     stop(b);
 }
+
+/// Bad NATS settings stop the start with the variable named (exit 2); a
+/// server that cannot be reached stops it too, saying so (exit 1).
+#[cfg(feature = "nats")]
+#[test]
+fn bad_nats_settings_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |envs: &[(&str, &str)]| {
+        let mut cmd = common::command(dir.path());
+        cmd.env("KINESIS_DB_CONNECTION", "memory://").env("KINESIS_HTTP_ADDR", common::free_addr());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    for (name, value) in
+        [("KINESIS_EVENTS_URL", "127.0.0.1:4222"), ("KINESIS_EVENTS_PREFIX", "a.b")]
+    {
+        let out = run(&[("KINESIS_EVENTS_URL", "nats://127.0.0.1:1"), (name, value)]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}={value}: {stderr}");
+        assert!(stderr.contains(name), "{name}={value}: {stderr}");
+    }
+    let port = common::free_addr().rsplit(':').next().unwrap().to_owned();
+    let out = run(&[("KINESIS_EVENTS_URL", &format!("nats://127.0.0.1:{port}"))]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("KINESIS_EVENTS_URL") && stderr.contains("cannot connect"), "{stderr}");
+    let help = common::command(dir.path()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("KINESIS_EVENTS_URL") && help.contains("KINESIS_EVENTS_PREFIX"),
+        "{help}"
+    );
+}
