@@ -34,6 +34,11 @@ pub(crate) struct RemoteArgs {
     #[arg(long, global = true, env = "KINESIS_URL", value_name = "URL",
           default_value = kinesis_client::DEFAULT_URL)]
     pub(crate) url: String,
+    /// Reach the instance called NAME instead of --url: found in
+    /// KINESIS_PEERS, or over NATS (KINESIS_EVENTS_URL) when built with it.
+    #[arg(long, global = true, value_name = "NAME", value_parser = instance_name,
+          conflicts_with = "url")]
+    pub(crate) instance: Option<String>,
     /// The bearer token to send (never printed). Prefer KINESIS_TOKEN:
     /// arguments show in the process list.
     #[arg(
@@ -141,6 +146,13 @@ pub(crate) enum Command {
     },
     /// The runtime's tasks as a table: id, name, owner, state, progress.
     Tasks,
+    /// The instances that can be reached by name: those in KINESIS_PEERS,
+    /// and those that answer over NATS (KINESIS_EVENTS_URL).
+    Instances {
+        /// How long to wait for instances to answer over NATS.
+        #[arg(long, value_name = "DURATION", default_value = "300ms", value_parser = duration)]
+        wait: Duration,
+    },
     /// API tokens for the HTTP add-on.
     Token {
         /// What to do with tokens.
@@ -241,6 +253,12 @@ pub(crate) fn runtime_url(text: &str) -> Result<String, String> {
 /// A component name (RFC 3986 unreserved characters).
 fn name(text: &str) -> Result<String, String> {
     kinesis::validate_name(text).map_err(|e| e.to_string())?;
+    Ok(text.to_owned())
+}
+
+/// An instance name (`--instance`).
+fn instance_name(text: &str) -> Result<String, String> {
+    kinesis_discovery::validate_instance_name(text).map_err(|e| e.to_string())?;
     Ok(text.to_owned())
 }
 

@@ -39,6 +39,7 @@ fn variables() -> Vec<(&'static str, String)> {
         kinesis_cmd::logging::VARIABLES,
         kinesis::config::VARIABLES,
         kinesis_client::VARIABLES,
+        kinesis_discovery::VARIABLES,
     ];
     #[cfg(feature = "http")]
     tables.push(kinesis_http::VARIABLES);
@@ -73,6 +74,7 @@ struct Settings {
     http: kinesis_http::HttpConfig,
     #[cfg(feature = "nats")]
     events: kinesis_events::EventsConfig,
+    instance: kinesis_discovery::InstanceConfig,
 }
 
 impl Settings {
@@ -87,13 +89,7 @@ impl Settings {
         kinesis_sql::SqlConfig::from_env()?;
         #[cfg(feature = "nats")]
         let events = kinesis_events::EventsConfig::from_env()?;
-        #[cfg(not(feature = "nats"))]
-        if kinesis::config::read(&kinesis::config::env_var, "KINESIS_EVENTS_URL")?.is_some() {
-            return Err(Error::Config(
-                "KINESIS_EVENTS_URL is set but this build has no NATS (build with --features nats)"
-                    .into(),
-            ));
-        }
+        let instance = kinesis_discovery::InstanceConfig::from_env()?;
         Ok(Settings {
             core,
             log,
@@ -101,6 +97,7 @@ impl Settings {
             http,
             #[cfg(feature = "nats")]
             events,
+            instance,
         })
     }
 }
@@ -173,6 +170,33 @@ async fn run(settings: Settings) -> ExitCode {
     }
 }
 
+/// Announces this runtime over NATS as `KINESIS_INSTANCE`, reached at
+/// `url`, when both the name and a NATS server (`KINESIS_EVENTS_URL`) are
+/// set and the binary has the `nats` feature.
+#[cfg(feature = "http")]
+async fn announce(
+    runtime: &Runtime,
+    instance: &kinesis_discovery::InstanceConfig,
+    url: kinesis::Result<String>,
+) -> kinesis::Result<()> {
+    let Some(name) = &instance.name else { return Ok(()) };
+    let Some(nats_url) = &instance.nats_url else {
+        tracing::info!(target: LOG_TARGET, instance = %name, "no KINESIS_EVENTS_URL: the instance is not announced (others can list it in KINESIS_PEERS)");
+        return Ok(());
+    };
+    #[cfg(feature = "nats")]
+    {
+        kinesis_discovery::announce(runtime, name, vec![url?], nats_url).await?;
+        Ok(())
+    }
+    #[cfg(not(feature = "nats"))]
+    {
+        let _ = (runtime, url, nats_url);
+        tracing::warn!(target: LOG_TARGET, instance = %name, "KINESIS_EVENTS_URL is set but this binary was built without the `nats` feature: the instance is not announced");
+        Ok(())
+    }
+}
+
 fn stores() -> StoreRegistry {
     #[allow(unused_mut)]
     let mut stores = StoreRegistry::with_builtin();
@@ -209,6 +233,10 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
             Box::pin(async move { kinesis_events::layer(&events, store).await })
         });
     }
+    #[cfg(not(feature = "nats"))]
+    if settings.instance.nats_url.is_some() {
+        tracing::warn!(target: LOG_TARGET, "KINESIS_EVENTS_URL is set but this binary was built without the `nats` feature: the changes of other processes are not applied");
+    }
     // The metrics recorder before anything runs, so the store's start-up
     // loads are counted too.
     #[cfg(feature = "http")]
@@ -235,6 +263,19 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
             let addr = state.local_addr().unwrap_or(settings.http.addr);
             tracing::info!(target: LOG_TARGET, %addr, "HTTP add-on listening; try: curl http://{addr}/root/kinesis");
         }
+        let url = settings.instance.announced_url(
+            state.local_addr(),
+            state.unix_socket().as_deref(),
+            settings.http.tls.is_some(),
+        );
+        if let Err(e) = announce(&runtime, &settings.instance, url).await {
+            let _ = runtime.shutdown().await;
+            return Err(e);
+        }
+    }
+    #[cfg(not(feature = "http"))]
+    if settings.instance.name.is_some() {
+        tracing::warn!(target: LOG_TARGET, "KINESIS_INSTANCE is set but this binary has no HTTP add-on to be reached at: not announced");
     }
     let built = built_in();
     tracing::info!(

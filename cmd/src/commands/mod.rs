@@ -4,6 +4,7 @@
 
 mod call;
 mod control;
+mod instances;
 mod read;
 mod watch;
 mod write;
@@ -35,11 +36,12 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// A client configured by the options. A URL that is not one is a
-    /// configuration error (exit 2); nothing is sent yet.
-    fn new(remote: &RemoteArgs) -> Result<Session, Failure> {
-        crate::cli::runtime_url(&remote.url).map_err(Failure::Usage)?;
-        let mut builder = Client::builder(remote.url.clone())
+    /// A client configured by the options, of the runtime at `url`. A URL
+    /// that is not one is a configuration error (exit 2); nothing is sent
+    /// yet.
+    fn new(remote: &RemoteArgs, url: String) -> Result<Session, Failure> {
+        crate::cli::runtime_url(&url).map_err(Failure::Usage)?;
+        let mut builder = Client::builder(url.clone())
             .timeout(remote.timeout)
             .connect_timeout(remote.timeout.min(CONNECT_TIMEOUT));
         if let Some(token) = remote.token.as_ref().filter(|t| !t.expose().trim().is_empty()) {
@@ -47,7 +49,7 @@ impl Session {
         }
         Ok(Session {
             client: builder.build()?,
-            url: remote.url.clone(),
+            url,
             out: Output { json: remote.json },
             etags: EtagStore::from_env(),
             timeout: remote.timeout,
@@ -73,7 +75,14 @@ pub(crate) fn run(remote: &RemoteArgs, command: Command) -> ExitCode {
         }
     };
     let done = runtime.block_on(async {
-        let session = Session::new(remote)?;
+        if let Command::Instances { wait } = command {
+            return instances::list(remote, wait).await;
+        }
+        let url = match &remote.instance {
+            Some(name) => instances::url_of(remote, name).await?,
+            None => remote.url.clone(),
+        };
+        let session = Session::new(remote, url)?;
         dispatch(&session, command).await
     });
     match done {
@@ -95,7 +104,10 @@ async fn dispatch(s: &Session, command: Command) -> Result<(), Failure> {
         Command::Watch { uri, since } => watch::watch(s, &uri, since).await,
         Command::Stop { uri } => control::stop(s, &uri).await,
         Command::Restart { uri, after } => control::restart(s, &uri, after).await,
-        Command::Serve { .. } | Command::Token { .. } | Command::Completions { .. } => {
+        Command::Serve { .. }
+        | Command::Token { .. }
+        | Command::Completions { .. }
+        | Command::Instances { .. } => {
             Err(Failure::Usage("this command does not talk to a runtime".into()))
         }
     }
