@@ -70,8 +70,12 @@ const RETRY_MAX: Duration = Duration::from_secs(2);
 /// other processes come in through its feed. Returns once it is connected
 /// and receiving.
 ///
+/// A server without JetStream (`nats-server` without `-js`) may still serve
+/// discovery on the same URL: then `inner` comes back as it is and a
+/// warning says that the changes of other processes are not applied.
+///
 /// Errors: [`Error::Config`] if `config` has no URL; [`Error::Store`] if the
-/// server cannot be reached or has no JetStream.
+/// server cannot be reached or the stream cannot be made.
 pub async fn layer(config: &EventsConfig, inner: SharedStore) -> Result<SharedStore> {
     let Some(url) = config.url.clone() else {
         return Err(Error::Config(format!("{URL_ENV} is not set")));
@@ -104,6 +108,15 @@ pub async fn layer(config: &EventsConfig, inner: SharedStore) -> Result<SharedSt
         .map_err(|e| failed("cannot connect", e.to_string()))?;
     let mut js = async_nats::jetstream::new(client);
     js.set_timeout(Duration::from_secs(2));
+    if let Err(e) = js.get_or_create_stream(stream_config(config)).await {
+        use async_nats::jetstream::context::CreateStreamErrorKind;
+        if matches!(e.kind(), CreateStreamErrorKind::JetStreamUnavailable) {
+            // The same server may serve only discovery (KINESIS_INSTANCE).
+            tracing::warn!(url = %shown, "{URL_ENV}: the NATS server has no JetStream (start nats-server with -js): the changes of other processes are NOT applied");
+            return Ok(inner);
+        }
+        return Err(failed("cannot create the changes stream", e.to_string()));
+    }
     let feed = inner.feed().unwrap_or_else(|| Arc::new(ChangeFeed::new()));
     let (messages, last) = open(&js, config, None, &feed)
         .await
@@ -185,7 +198,12 @@ impl Store for NatsStore {
 
 /// Creates the stream if it is missing.
 async fn ensure_stream(js: &Context, config: &EventsConfig) -> Result<(), String> {
-    let stream = StreamConfig {
+    js.get_or_create_stream(stream_config(config)).await.map(drop).map_err(|e| e.to_string())
+}
+
+/// The stream of the changes.
+fn stream_config(config: &EventsConfig) -> StreamConfig {
+    StreamConfig {
         name: config.stream(),
         subjects: vec![config.subject()],
         storage: StorageType::File,
@@ -193,8 +211,7 @@ async fn ensure_stream(js: &Context, config: &EventsConfig) -> Result<(), String
         max_messages: STREAM_MAX_MESSAGES,
         discard: DiscardPolicy::Old,
         ..Default::default()
-    };
-    js.get_or_create_stream(stream).await.map(drop).map_err(|e| e.to_string())
+    }
 }
 
 /// Publishes the outbox in order, each change until it is acknowledged.
