@@ -328,6 +328,8 @@ fn a_nats_restart_in_the_middle_loses_and_repeats_nothing() {
     let mut written = write(&a, CHANGES / 2, || {
         nats.stop();
         during = write(&a, 20, || {});
+        // Down until A's outbox has seen a publish fail (its retry path).
+        a.wait_for_log("publishing a change failed", 0);
         nats.start_again();
     });
     // The writes while NATS was down come between the two halves.
