@@ -8,7 +8,7 @@ use tokio::sync::oneshot;
 
 use crate::cell::{
     AskOp, BatchOp, ControlEnvelope, Deadline, Envelope, Operation, Refused, ReplaceOp, Resume,
-    Shared, OWNER,
+    Shared, Signal, OWNER,
 };
 use crate::changes::Replay;
 use crate::{
@@ -228,7 +228,7 @@ impl<C: Component> Handle<C> {
     /// down.
     pub async fn control(&self, control: Control) -> Result<()> {
         let (tx, rx) = oneshot::channel();
-        let envelope = ControlEnvelope { control, reply: Some(tx) };
+        let envelope = ControlEnvelope { signal: Signal::Control(control), reply: Some(tx) };
         if self.shared.mailbox.push_control(envelope).is_err() {
             return Err(self.stopping());
         }

@@ -233,6 +233,10 @@ impl Store for MeteredStore {
         self.inner.backend()
     }
 
+    fn feed(&self) -> Option<Arc<crate::persist::ChangeFeed>> {
+        self.inner.feed()
+    }
+
     fn load<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, StoreResult<Option<Record>>> {
         Box::pin(self.measure("load", self.inner.load(uri)))
     }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use secrecy::ExposeSecret;
 
-use crate::persist::{Cipher, Persistence, StoreRegistry};
+use crate::persist::{Cipher, Persistence, SharedStore, StoreRegistry};
 use crate::{Config, Container, Error, Result};
 
 /// Owns the root container (`/root`), the add-ons container (`/addons`, not
@@ -64,6 +64,20 @@ pub struct RuntimeBuilder {
     default_connection: Option<String>,
     default_key_file: Option<PathBuf>,
     handle_signals: bool,
+    layer: Option<StoreLayer>,
+}
+
+/// Wraps the store once it is open: what [`RuntimeBuilder::store_layer`] takes.
+pub type StoreLayerFn =
+    Box<dyn FnOnce(SharedStore) -> futures::future::BoxFuture<'static, Result<SharedStore>> + Send>;
+
+/// A [`StoreLayerFn`] the builder holds.
+struct StoreLayer(StoreLayerFn);
+
+impl std::fmt::Debug for StoreLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreLayer")
+    }
 }
 
 impl RuntimeBuilder {
@@ -80,6 +94,19 @@ impl RuntimeBuilder {
     /// The back-ends that `KINESIS_DB_CONNECTION` may name.
     pub fn stores(mut self, stores: StoreRegistry) -> Self {
         self.stores = stores;
+        self
+    }
+
+    /// Wraps the store after it is opened, before any component loads from
+    /// it: how an add-on such as `kinesis-events` publishes every save and
+    /// brings in the saves of other processes. An error stops the start.
+    pub fn store_layer(
+        mut self,
+        layer: impl FnOnce(SharedStore) -> futures::future::BoxFuture<'static, Result<SharedStore>>
+            + Send
+            + 'static,
+    ) -> Self {
+        self.layer = Some(StoreLayer(Box::new(layer)));
         self
     }
 
@@ -101,7 +128,8 @@ impl RuntimeBuilder {
         let signals = if self.handle_signals { Some(Signals::new()?) } else { None };
         let signals = Arc::new(tokio::sync::Mutex::new(signals));
         crate::tasks::TaskManager::global().set_workers(self.config.task_workers);
-        let RuntimeBuilder { config, stores, default_connection, default_key_file, .. } = self;
+        let RuntimeBuilder { config, stores, default_connection, default_key_file, layer, .. } =
+            self;
         let (url, is_default) = match (&config.db_connection, &default_connection) {
             (Some(u), _) => (Some(u.clone()), false),
             (None, Some(d)) => (Some(d.clone()), true),
@@ -124,7 +152,11 @@ impl RuntimeBuilder {
                         cipher = Some(Cipher::new(key.expose_secret(), &[])?);
                     }
                 }
-                let store = crate::metrics::metered(stores.open(&url).await?);
+                let mut store = stores.open(&url).await?;
+                if let Some(StoreLayer(layer)) = layer {
+                    store = layer(store).await?;
+                }
+                let store = crate::metrics::metered(store);
                 tracing::info!(
                     store = store.backend(),
                     url = %crate::persist::redact_url(&url),
@@ -174,6 +206,7 @@ impl Runtime {
             default_connection: None,
             default_key_file: None,
             handle_signals: true,
+            layer: None,
         }
     }
 

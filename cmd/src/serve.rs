@@ -57,6 +57,8 @@ fn variables() -> Vec<(&'static str, String)> {
     tables.push(kinesis_mongodb::VARIABLES);
     #[cfg(feature = "lock")]
     tables.push(kinesis_lock::VARIABLES);
+    #[cfg(feature = "nats")]
+    tables.push(kinesis_events::VARIABLES);
     let mut out: Vec<(&'static str, String)> = Vec::new();
     for &(name, what) in tables.into_iter().flatten() {
         match out.iter_mut().find(|(n, _)| *n == name) {
@@ -78,6 +80,8 @@ struct Settings {
     log: LogConfig,
     #[cfg(feature = "http")]
     http: kinesis_http::HttpConfig,
+    #[cfg(feature = "nats")]
+    events: kinesis_events::EventsConfig,
     instance: kinesis_discovery::InstanceConfig,
     #[cfg(feature = "grpc")]
     grpc: kinesis_grpc::GrpcConfig,
@@ -97,6 +101,8 @@ impl Settings {
         // SQL store reads it again when it opens a pool.
         #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
         kinesis_sql::SqlConfig::from_env()?;
+        #[cfg(feature = "nats")]
+        let events = kinesis_events::EventsConfig::from_env()?;
         let instance = kinesis_discovery::InstanceConfig::from_env()?;
         #[cfg(feature = "lock")]
         let lock = kinesis_lock::LockConfig::from_env()?;
@@ -105,6 +111,8 @@ impl Settings {
             log,
             #[cfg(feature = "http")]
             http,
+            #[cfg(feature = "nats")]
+            events,
             instance,
             #[cfg(feature = "grpc")]
             grpc,
@@ -269,6 +277,17 @@ async fn start_and_serve(settings: Settings) -> kinesis::Result<ExitCode> {
             tracing::warn!(target: LOG_TARGET, "no store built in and KINESIS_DB_CONNECTION is not set: persisted fields live in memory only (build with --features filedb)");
             builder = builder.default_store("memory://", None);
         }
+    }
+    #[cfg(feature = "nats")]
+    if settings.events.url.is_some() {
+        let events = settings.events.clone();
+        builder = builder.store_layer(move |store| {
+            Box::pin(async move { kinesis_events::layer(&events, store).await })
+        });
+    }
+    #[cfg(not(feature = "nats"))]
+    if settings.instance.nats_url.is_some() {
+        tracing::warn!(target: LOG_TARGET, "KINESIS_EVENTS_URL is set but this binary was built without the `nats` feature: the changes of other processes are not applied");
     }
     // The metrics recorder before anything runs, so the store's start-up
     // loads are counted too.

@@ -12,7 +12,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 
 use super::persisted::{Persisted, SaveError};
-use crate::persist::{schema_of, Persistence};
+use crate::persist::{schema_of, Incoming, Persistence};
 use crate::{Change, Component, ETag, Error, Result, Snapshot};
 
 thread_local! {
@@ -118,6 +118,16 @@ impl<C: Component> Committer<C> {
         }
     }
 
+    /// The binding to the store, if the component has persisted fields.
+    pub(crate) fn persisted(&self) -> Option<&Persisted> {
+        self.persisted.as_deref()
+    }
+
+    /// The binding to the store, for applying remote changes.
+    pub(crate) fn persisted_mut(&mut self) -> Option<&mut Persisted> {
+        self.persisted.as_deref_mut()
+    }
+
     /// Whether persisted fields are written through to a store.
     pub(crate) fn persists(&self) -> bool {
         self.persisted.is_some()
@@ -189,21 +199,28 @@ impl<C: Component> Committer<C> {
         Ok(Some(self.publish(state, published)))
     }
 
-    /// After a lost compare-and-set: loads what the other writer stored
+    /// After a lost compare-and-set: loads what the other writers stored
     /// into `state` and commits it. Returns the error for the callers and
-    /// the change to publish, if the reload changed anything.
+    /// the changes to publish, oldest first: one per version the others
+    /// saved when the store's feed has a history to replay them from, else
+    /// at most one, to the latest record.
     pub(crate) async fn reload_after_conflict(
         &mut self,
         state: &mut C,
         published: &Published<C>,
-    ) -> (Error, Option<Change<C>>) {
+        uri: &str,
+    ) -> (Error, Vec<Change<C>>) {
         self.rollback(state);
         let Some(p) = self.persisted.as_mut() else {
-            return (Error::Store("conflict without a store".into()), None);
+            return (Error::Store("conflict without a store".into()), Vec::new());
         };
+        if p.feed().is_some_and(|f| f.has_history()) {
+            let changes = self.catch_up(state, published, uri, Incoming::Resync).await;
+            return (Error::Conflict { current: self.current.etag }, changes);
+        }
         if let Err(e) = p.load(state).await {
             self.rollback(state);
-            return (Error::Store(format!("reloading after a conflict failed: {e}")), None);
+            return (Error::Store(format!("reloading after a conflict failed: {e}")), Vec::new());
         }
         let change = match self.commit(state, published).await {
             Ok(change) => change,
@@ -212,6 +229,6 @@ impl<C: Component> Committer<C> {
                 None
             }
         };
-        (Error::Conflict { current: self.current.etag }, change)
+        (Error::Conflict { current: self.current.etag }, change.into_iter().collect())
     }
 }

@@ -254,9 +254,16 @@ impl<C: Component> Cell<C> {
                         self.committer.refused();
                     }
                     let Cell { committer, state, shared, .. } = self;
-                    let (e, change) =
-                        Box::pin(committer.reload_after_conflict(state, &shared.snapshot)).await;
-                    return (Err(e), change);
+                    let reload =
+                        committer.reload_after_conflict(state, &shared.snapshot, &shared.uri);
+                    let (e, mut changes) = Box::pin(reload).await;
+                    // The versions the other writers made, in order: all
+                    // but the last published here, the last by the caller.
+                    let last = changes.pop();
+                    for change in changes {
+                        self.publish(change).await;
+                    }
+                    return (Err(e), last);
                 }
             }
         }

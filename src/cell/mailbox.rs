@@ -25,9 +25,17 @@ use crate::{Component, Control, Result};
 /// How many messages a mailbox queues before senders wait.
 pub(crate) const MAILBOX_CAPACITY: usize = 1024;
 
+/// What the control lane carries.
+pub(crate) enum Signal {
+    /// A control message.
+    Control(Control),
+    /// A change saved by another process (see `cell::remote`).
+    Remote(Box<crate::persist::Incoming>),
+}
+
 /// A control message and who waits for it to be carried out.
 pub(crate) struct ControlEnvelope {
-    pub(crate) control: Control,
+    pub(crate) signal: Signal,
     pub(crate) reply: Option<oneshot::Sender<Result<()>>>,
 }
 

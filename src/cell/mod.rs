@@ -24,6 +24,7 @@ mod mailbox;
 mod ops;
 mod persisted;
 mod publish;
+mod remote;
 mod serve;
 mod slot;
 mod watchdog;
@@ -37,7 +38,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use self::commit::{Committer, Published};
-pub(crate) use self::mailbox::{ControlEnvelope, Mailbox, Refused};
+pub(crate) use self::mailbox::{ControlEnvelope, Mailbox, Refused, Signal};
 pub(crate) use self::ops::{
     AskOp, BatchJsonOp, BatchOp, CallJsonOp, Envelope, JsonWrite, JsonWriteOp, Operation, ReplaceOp,
 };
@@ -227,6 +228,7 @@ pub(crate) fn prepare_component<C: Component>(
         stats: once_cell::race::OnceBox::new(),
         started_at: AtomicU32::new(0),
     });
+    remote::hold(&shared, &committer);
     let handle = Handle::from_shared(Arc::clone(&shared));
     let ctx = Context::new(handle.clone(), parent);
     let cell = Cell {

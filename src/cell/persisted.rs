@@ -26,6 +26,8 @@ pub(crate) struct Persisted {
     saved_fields: Option<Map<String, Value>>,
     /// A loaded value was encrypted under a previous key.
     stale_key: bool,
+    /// Brings the changes other processes save (see `cell::remote`).
+    feed: Option<std::sync::Arc<crate::persist::ChangeFeed>>,
 }
 
 impl Persisted {
@@ -58,6 +60,7 @@ impl Persisted {
             saved_version: 0,
             saved_fields: None,
             stale_key: false,
+            feed: p.store.feed(),
         })
     }
 
@@ -80,6 +83,13 @@ impl Persisted {
             self.saved_fields = Some(self.plain_fields(state)?);
             return Ok(false);
         };
+        self.apply(state, &record)?;
+        Ok(true)
+    }
+
+    /// Loads the fields of `record` (as stored: encrypted fields are
+    /// decrypted here) into `state`; the record's version becomes the saved one.
+    pub(crate) fn apply<C: Component>(&mut self, state: &mut C, record: &Record) -> Result<()> {
         let mut plain = Map::new();
         let mut stale = false;
         for field in self.schema.fields {
@@ -116,7 +126,26 @@ impl Persisted {
         self.saved_version = record.version;
         self.saved_fields = Some(self.plain_fields(state)?);
         self.stale_key = stale;
-        Ok(true)
+        Ok(())
+    }
+
+    /// The version of the record in the store as this component last saved
+    /// or loaded it (0: none).
+    pub(crate) fn saved_version(&self) -> u64 {
+        self.saved_version
+    }
+
+    /// The feed of changes saved by other processes, if the store has one.
+    pub(crate) fn feed(&self) -> Option<&std::sync::Arc<crate::persist::ChangeFeed>> {
+        self.feed.as_ref()
+    }
+
+    /// The record stored under this component's URI now.
+    pub(crate) async fn fetch(&self) -> Result<Option<Record>> {
+        self.store
+            .load(&self.uri)
+            .await
+            .map_err(|e| Error::Store(format!("loading persisted fields of {}: {e}", self.uri)))
     }
 
     /// Whether a loaded value must be re-encrypted under the current key.

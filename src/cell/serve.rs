@@ -18,7 +18,7 @@ use std::time::Duration;
 use futures::FutureExt;
 use tracing::Instrument;
 
-use super::mailbox::ControlEnvelope;
+use super::mailbox::{ControlEnvelope, Signal};
 use super::ops::{expire_if_due, Envelope};
 use super::watchdog::guard;
 use super::{panic_message, Cell, GROUP_LIMIT};
@@ -224,8 +224,14 @@ impl<C: Component> Cell<C> {
     }
 
     async fn handle_control(&mut self, envelope: ControlEnvelope) {
-        let ControlEnvelope { control, reply } = envelope;
-        let result = self.control(control).await;
+        let ControlEnvelope { signal, reply } = envelope;
+        let result = match signal {
+            Signal::Control(control) => self.control(control).await,
+            Signal::Remote(incoming) => {
+                self.apply_remote(*incoming).await;
+                Ok(())
+            }
+        };
         if let Some(tx) = reply {
             let _ = tx.send(result);
         }

@@ -193,6 +193,12 @@ impl Store for FencedStore {
     fn ping(&self) -> BoxFuture<'_, StoreResult<()>> {
         self.inner.ping()
     }
+
+    /// The wrapped store's: a singleton's component still hears the saves
+    /// of other processes.
+    fn feed(&self) -> Option<std::sync::Arc<super::ChangeFeed>> {
+        self.inner.feed()
+    }
 }
 
 /// Writes the record under `uri` again with `store`'s token (creating an
@@ -213,5 +219,48 @@ pub async fn claim(store: &FencedStore, uri: &str, type_name: &str) -> StoreResu
             Err(StoreError::Conflict { .. }) => continue,
             Err(e) => return Err(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::future::BoxFuture;
+
+    use super::*;
+    use crate::persist::{ChangeFeed, MemoryStore, Record, StoreResult};
+
+    /// A memory store with a change feed, as a PostgreSQL store has.
+    struct WithFeed(MemoryStore, Arc<ChangeFeed>);
+
+    impl Store for WithFeed {
+        fn backend(&self) -> &'static str {
+            "memory"
+        }
+        fn load<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, StoreResult<Option<Record>>> {
+            self.0.load(uri)
+        }
+        fn save<'a>(&'a self, record: &'a Record, expected: u64) -> BoxFuture<'a, StoreResult<()>> {
+            self.0.save(record, expected)
+        }
+        fn delete<'a>(&'a self, uri: &'a str) -> BoxFuture<'a, StoreResult<bool>> {
+            self.0.delete(uri)
+        }
+        fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
+            self.0.list(prefix)
+        }
+        fn feed(&self) -> Option<Arc<ChangeFeed>> {
+            Some(self.1.clone())
+        }
+    }
+
+    #[test]
+    fn a_fenced_store_hands_on_the_change_feed_of_the_store_it_wraps() {
+        let feed = Arc::new(ChangeFeed::new());
+        let inner: SharedStore = Arc::new(WithFeed(MemoryStore::default(), feed.clone()));
+        let fenced = FencedStore::new(inner, 1);
+        let handed = fenced.feed().expect("the wrapped store's feed");
+        assert!(Arc::ptr_eq(&handed, &feed));
     }
 }

@@ -18,6 +18,7 @@
 mod cipher;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod feed;
 mod fence;
 mod memory;
 mod record;
@@ -26,6 +27,8 @@ mod schema;
 mod store;
 
 pub use cipher::{Cipher, ExposeSecret, KeyId, SecretString, ENCRYPTED_MARKER};
+pub use feed::{ChangeFeed, History, RemoteChange};
+pub(crate) use feed::{Holder, Incoming};
 pub use fence::{claim, fence_of, FencedStore, FENCE_FIELD};
 pub use memory::MemoryStore;
 pub use record::{now_rfc3339, Record, RECORD_SCHEMA};

@@ -94,6 +94,14 @@ pub trait Store: Send + Sync + 'static {
     fn ping(&self) -> BoxFuture<'_, StoreResult<()>> {
         Box::pin(async move { self.list("/_kinesis/ping/").await.map(drop) })
     }
+
+    /// The feed that brings this store's changes made by other processes
+    /// (see [`ChangeFeed`](super::ChangeFeed)); `None` (the default) when
+    /// nothing tells this process about them. A store that wraps another
+    /// returns the inner store's feed unless it has its own.
+    fn feed(&self) -> Option<Arc<super::ChangeFeed>> {
+        None
+    }
 }
 
 /// A shared store.

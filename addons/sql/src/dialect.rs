@@ -110,6 +110,10 @@ impl Dialect for sqlx::Postgres {
                 \"schema\" INTEGER NOT NULL,
                 fields JSONB NOT NULL
             )",
+            // The change history, its trigger and NOTIFY (crate::notify).
+            crate::notify::CREATE[0],
+            crate::notify::CREATE[1],
+            crate::notify::CREATE[2],
         ],
         probe: "SELECT uri, type, version, updated_at, \"schema\", fields FROM kinesis_records WHERE 1 = 0",
         load: "SELECT type, version, updated_at, \"schema\", fields::text FROM kinesis_records WHERE uri = $1",

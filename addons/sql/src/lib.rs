@@ -41,6 +41,12 @@
 //!   hand. A `save` that failed this way may or may not have been committed;
 //!   the next `save` with the same `expected` then gets a `Conflict`, and a
 //!   `load` tells which.
+//! * **Changes across processes (PostgreSQL).** A trigger keeps the last
+//!   versions of each record in `kinesis_changes` and sends `NOTIFY` in the
+//!   saving transaction; a listener on a connection of its own hands them to
+//!   the store's [`ChangeFeed`](kinesis::persist::ChangeFeed), and after a
+//!   lost connection replays what it missed from that table. See [`notify`]
+//!   (feature `postgres`).
 //! * **No secrets in messages.** Errors and logs name the URL with its
 //!   password replaced by `***` and its query string left out, and any
 //!   password of the URL is masked in driver messages too.
@@ -102,6 +108,8 @@
 )]
 
 mod dialect;
+#[cfg(feature = "postgres")]
+pub mod notify;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod ops;
 mod url;
@@ -193,7 +201,16 @@ pub const MAX_URI_LEN: usize = 1024;
 pub struct SqlStore {
     inner: Inner,
     display: String,
+    /// PostgreSQL: the listener that brings other processes' saves.
+    listening: Listening,
 }
+
+/// The change listener of a PostgreSQL store ([`notify`]).
+#[cfg(feature = "postgres")]
+type Listening = Option<notify::Listening>;
+/// No other back-end has a change listener.
+#[cfg(not(feature = "postgres"))]
+type Listening = Option<std::convert::Infallible>;
 
 enum Inner {
     #[cfg(feature = "sqlite")]
@@ -260,8 +277,8 @@ impl SqlStore {
             None => SqlConfig::from_env()?.pool_size.unwrap_or(DEFAULT_POOL_SIZE),
         };
         let display = url.display.clone();
-        let inner = open_inner(url, pool_size).await?;
-        Ok(SqlStore { inner, display })
+        let (inner, listening) = open_inner(url, pool_size).await?;
+        Ok(SqlStore { inner, display, listening })
     }
 
     /// The most connections the pool opens at once.
@@ -278,19 +295,22 @@ impl SqlStore {
 }
 
 /// Opens the back-end of `url`'s scheme, if this build has it.
-async fn open_inner(url: ConnUrl, pool_size: u32) -> Result<Inner> {
+/// A PostgreSQL store also starts listening for changes ([`notify`]).
+async fn open_inner(url: ConnUrl, pool_size: u32) -> Result<(Inner, Listening)> {
     match url.scheme.as_str() {
         #[cfg(feature = "sqlite")]
-        "sqlite" => Ok(Inner::Sqlite(connect_sqlite(url, pool_size).await?)),
+        "sqlite" => Ok((Inner::Sqlite(connect_sqlite(url, pool_size).await?), None)),
         #[cfg(feature = "postgres")]
         "postgres" | "postgresql" => {
             let options = parse_options::<sqlx::postgres::PgConnectOptions>(&url)?;
-            Ok(Inner::Postgres(Ops::open(url, options, pool_options(pool_size), false).await?))
+            let ops = Ops::open(url, options.clone(), pool_options(pool_size), false).await?;
+            let listening = notify::start(&ops.url, options, ops.pool.clone()).await?;
+            Ok((Inner::Postgres(ops), Some(listening)))
         }
         #[cfg(feature = "mysql")]
         "mysql" | "mariadb" => {
             let options = parse_options::<sqlx::mysql::MySqlConnectOptions>(&url)?;
-            Ok(Inner::MySql(Ops::open(url, options, pool_options(pool_size), false).await?))
+            Ok((Inner::MySql(Ops::open(url, options, pool_options(pool_size), false).await?), None))
         }
         other => Err(Error::Config(format!(
             "kinesis-sql cannot open `{other}://` URLs; this build opens: {}",
@@ -385,6 +405,13 @@ impl Store for SqlStore {
 
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, StoreResult<Vec<String>>> {
         dispatch!(self.inner, ops => Box::pin(ops.list(prefix)))
+    }
+
+    fn feed(&self) -> Option<Arc<kinesis::persist::ChangeFeed>> {
+        #[cfg(feature = "postgres")]
+        return self.listening.as_ref().map(|l| Arc::clone(&l.feed));
+        #[cfg(not(feature = "postgres"))]
+        return self.listening.map(|never| match never {});
     }
 }
 
