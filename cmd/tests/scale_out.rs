@@ -315,6 +315,51 @@ fn sqlite_shared_through_nats_a_write_to_a_reaches_b() {
     stop(b);
 }
 
+/// The NATS subject a process logged that its store's changes travel on.
+#[cfg(all(feature = "sqlite", feature = "nats"))]
+fn subject_of(k: &Kinesis) -> String {
+    k.wait_for_log("changes across processes through NATS", 0);
+    let log = k.stderr();
+    let line = log.lines().find(|l| l.contains("changes across processes through NATS")).unwrap();
+    let at = line.find("subject=").unwrap_or_else(|| panic!("no subject in {line}"));
+    line[at + "subject=".len()..].split_whitespace().next().unwrap().to_owned()
+}
+
+#[cfg(all(feature = "sqlite", feature = "nats"))]
+#[test]
+fn processes_on_different_stores_share_a_nats_server_without_applying_each_others_changes() {
+    let Some(nats) = Nats::start() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = sqlite_pair(dir.path(), &nats);
+    // C: the same server and prefix, a store of its own.
+    let other = format!("sqlite://{}", dir.path().join("other.db").display());
+    let url = nats.url();
+    let c = spawn(
+        dir.path(),
+        &[
+            ("KINESIS_DB_CONNECTION", other.as_str()),
+            ("KINESIS_DB_SYMMETRIC_ENCRYPT_KEY", KEY),
+            ("KINESIS_EVENTS_URL", url.as_str()),
+            ("KINESIS_EVENTS_PREFIX", "scale-out-test"),
+            ("KINESIS_LOG_LEVEL", "info"),
+        ],
+    );
+    // The store's id scopes the subject: A and B share one, C has another.
+    let (sa, sb, sc) = (subject_of(&a), subject_of(&b), subject_of(&c));
+    assert_eq!(sa, sb, "one store, one subject");
+    assert_ne!(sa, sc, "another store, another subject");
+    assert!(sa.starts_with("scale-out-test.changes.") && sc.starts_with("scale-out-test.changes."));
+
+    let events = watch(&b);
+    let written = write(&a, 5, || {});
+    check("sqlite + nats, a third store beside", &b, &events, &written);
+    // B has every change; C, on the stream of another store, none of them.
+    assert_eq!(count(&c), 0);
+    stop(a);
+    stop(b);
+    stop(c);
+}
+
 #[cfg(all(feature = "sqlite", feature = "nats"))]
 #[test]
 fn a_nats_restart_in_the_middle_loses_and_repeats_nothing() {

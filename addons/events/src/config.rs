@@ -29,7 +29,8 @@ pub const VARIABLES: &[(&str, &str)] = &[
 pub struct EventsConfig {
     /// The server, if set; `None` turns the transport off.
     pub url: Option<String>,
-    /// Subjects are `{prefix}.changes`, the stream `{prefix}_changes`.
+    /// Subjects are `{prefix}.changes.{store id}`, the stream
+    /// `{prefix}_changes`.
     pub prefix: String,
 }
 
@@ -56,7 +57,7 @@ impl EventsConfig {
     ///     ("KINESIS_EVENTS_PREFIX", "shop"),
     /// ]))
     /// .unwrap();
-    /// assert_eq!(cfg.subject(), "shop.changes");
+    /// assert_eq!(cfg.subject("0f3a"), "shop.changes.0f3a");
     /// let err = EventsConfig::from_lookup(from_pairs(&[("KINESIS_EVENTS_PREFIX", "a.b")])).unwrap_err();
     /// assert!(err.to_string().contains("KINESIS_EVENTS_PREFIX"));
     /// ```
@@ -71,9 +72,15 @@ impl EventsConfig {
         Ok(EventsConfig { url, prefix })
     }
 
-    /// The subject changes are published on.
-    pub fn subject(&self) -> String {
-        format!("{}.changes", self.prefix)
+    /// The subject the changes of the store with id `store` are published
+    /// on: processes on other stores never receive them.
+    pub fn subject(&self, store: &str) -> String {
+        format!("{}.changes.{store}", self.prefix)
+    }
+
+    /// The subjects of the stream: the changes of every store.
+    pub fn subjects(&self) -> String {
+        format!("{}.changes.>", self.prefix)
     }
 
     /// The JetStream stream that keeps them.

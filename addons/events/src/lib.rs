@@ -15,7 +15,7 @@
 //! * **Publishing.** After each successful save the stored record
 //!   (encrypted fields as stored: no secret is sent) goes into an ordered
 //!   in-memory outbox. One task publishes it to the JetStream subject
-//!   `{prefix}.changes` and waits for the server's acknowledgement, retrying
+//!   `{prefix}.changes.{store id}` and waits for the server's acknowledgement, retrying
 //!   (every 50 ms, backing off to 2 s) until it gets one, so a NATS restart
 //!   delays the changes but loses none and keeps their order. A change
 //!   published twice (an acknowledgement lost) is dropped by the receivers.
@@ -30,6 +30,12 @@
 //!   not read), every component compares its version with the store instead
 //!   ([`ChangeFeed::resync`]).
 //! * The prefix ([`PREFIX_ENV`]) lets several applications share a server.
+//! * **Only processes on the same store meet.** Each store is named by an
+//!   id kept in the store itself (the record [`STORE_ID_URI`], made by the
+//!   first process that needs it, by compare-and-set), and changes travel
+//!   on that store's subject. Processes on different stores (each its own
+//!   SQLite file, say) can share a server and a prefix without applying
+//!   each other's changes.
 //!
 //! | variable | accepts | default |
 //! | --- | --- | --- |
@@ -48,7 +54,9 @@ use async_nats::jetstream::Context;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use kinesis::persist::{ChangeFeed, Record, RemoteChange, SharedStore, Store, StoreResult};
+use kinesis::persist::{
+    ChangeFeed, Record, RemoteChange, SharedStore, Store, StoreError, StoreResult,
+};
 use kinesis::{Error, Result};
 use tokio::sync::{mpsc, Notify};
 
@@ -59,6 +67,10 @@ pub const STREAM_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 
 /// The most changes the stream keeps (the oldest go first).
 pub const STREAM_MAX_MESSAGES: i64 = 1_000_000;
+
+/// The record that names a store: `{"id": "…"}`, the same for every process
+/// that uses the store.
+pub const STORE_ID_URI: &str = "/_kinesis/store-id";
 
 /// The first wait before publishing again after a failure.
 const RETRY_FIRST: Duration = Duration::from_millis(50);
@@ -108,7 +120,9 @@ pub async fn layer(config: &EventsConfig, inner: SharedStore) -> Result<SharedSt
         .map_err(|e| failed("cannot connect", e.to_string()))?;
     let mut js = async_nats::jetstream::new(client);
     js.set_timeout(Duration::from_secs(2));
-    if let Err(e) = js.get_or_create_stream(stream_config(config)).await {
+    let stream =
+        Scope { stream: config.stream(), subjects: config.subjects(), subject: String::new() };
+    if let Err(e) = js.get_or_create_stream(stream_config(&stream)).await {
         use async_nats::jetstream::context::CreateStreamErrorKind;
         if matches!(e.kind(), CreateStreamErrorKind::JetStreamUnavailable) {
             // The same server may serve only discovery (KINESIS_INSTANCE).
@@ -117,25 +131,31 @@ pub async fn layer(config: &EventsConfig, inner: SharedStore) -> Result<SharedSt
         }
         return Err(failed("cannot create the changes stream", e.to_string()));
     }
+    let store = store_id(&inner).await.map_err(|e| failed("cannot read the store's id", e))?;
+    let scope = Scope {
+        stream: config.stream(),
+        subjects: config.subjects(),
+        subject: config.subject(&store),
+    };
     let feed = inner.feed().unwrap_or_else(|| Arc::new(ChangeFeed::new()));
-    let (messages, last) = open(&js, config, None, &feed)
+    let (messages, last) = open(&js, &scope, None, &feed)
         .await
         .map_err(|e| failed("cannot subscribe to the changes stream", e))?;
     // The first Connected event is the initial connection: not a reconnect.
     let _ = tokio::time::timeout(Duration::from_millis(50), reconnected.notified()).await;
     let (outbox, rx) = mpsc::unbounded_channel();
     let tasks = vec![
-        tokio::spawn(publish(js.clone(), config.clone(), rx)),
+        tokio::spawn(publish(js.clone(), scope.clone(), rx)),
         tokio::spawn(receive(
             js,
-            config.clone(),
+            scope.clone(),
             Arc::downgrade(&feed),
             reconnected,
             messages,
             last,
         )),
     ];
-    tracing::info!(url = %shown, subject = %config.subject(), "changes across processes through NATS");
+    tracing::info!(url = %shown, subject = %scope.subject, "changes across processes through NATS");
     Ok(Arc::new(NatsStore { inner, feed, outbox, tasks }))
 }
 
@@ -196,16 +216,59 @@ impl Store for NatsStore {
     }
 }
 
-/// Creates the stream if it is missing.
-async fn ensure_stream(js: &Context, config: &EventsConfig) -> Result<(), String> {
-    js.get_or_create_stream(stream_config(config)).await.map(drop).map_err(|e| e.to_string())
+/// Where the changes of this process's store travel.
+#[derive(Clone)]
+struct Scope {
+    /// The stream's name.
+    stream: String,
+    /// The stream's subjects (every store's).
+    subjects: String,
+    /// This store's subject.
+    subject: String,
+}
+
+/// The id of the store: read from [`STORE_ID_URI`], or made and saved there
+/// if none is (the first writer wins; the others read its id).
+async fn store_id(store: &SharedStore) -> Result<String, String> {
+    loop {
+        if let Some(record) = store.load(STORE_ID_URI).await.map_err(|e| e.to_string())? {
+            return match record.fields.get("id").and_then(|v| v.as_str()) {
+                Some(id) if !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+                    Ok(id.to_owned())
+                }
+                _ => Err(format!("the record {STORE_ID_URI} holds no valid id")),
+            };
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let fields = serde_json::Map::from_iter([("id".to_owned(), id.clone().into())]);
+        match store.save(&Record::new(STORE_ID_URI, "kinesis::StoreId", 1, fields), 0).await {
+            Ok(()) => return Ok(id),
+            // Another process made it first: read theirs.
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+}
+
+/// Creates the stream if it is missing, and gives an existing one the
+/// subjects it needs (a stream made by an older version had one subject).
+async fn ensure_stream(js: &Context, config: &Scope) -> Result<(), String> {
+    let mut stream =
+        js.get_or_create_stream(stream_config(config)).await.map_err(|e| e.to_string())?;
+    let info = stream.info().await.map_err(|e| e.to_string())?;
+    if info.config.subjects != [config.subjects.clone()] {
+        let mut updated = info.config.clone();
+        updated.subjects = vec![config.subjects.clone()];
+        js.update_stream(updated).await.map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 /// The stream of the changes.
-fn stream_config(config: &EventsConfig) -> StreamConfig {
+fn stream_config(config: &Scope) -> StreamConfig {
     StreamConfig {
-        name: config.stream(),
-        subjects: vec![config.subject()],
+        name: config.stream.clone(),
+        subjects: vec![config.subjects.clone()],
         storage: StorageType::File,
         max_age: STREAM_MAX_AGE,
         max_messages: STREAM_MAX_MESSAGES,
@@ -215,8 +278,8 @@ fn stream_config(config: &EventsConfig) -> StreamConfig {
 }
 
 /// Publishes the outbox in order, each change until it is acknowledged.
-async fn publish(js: Context, config: EventsConfig, mut outbox: mpsc::UnboundedReceiver<Record>) {
-    let subject = config.subject();
+async fn publish(js: Context, config: Scope, mut outbox: mpsc::UnboundedReceiver<Record>) {
+    let subject = config.subject.clone();
     while let Some(record) = outbox.recv().await {
         let payload = match serde_json::to_vec(&record) {
             Ok(p) => Bytes::from(p),
@@ -259,12 +322,12 @@ async fn publish(js: Context, config: EventsConfig, mut outbox: mpsc::UnboundedR
 /// resync when the stream no longer has what comes after `after`.
 async fn open(
     js: &Context,
-    config: &EventsConfig,
+    config: &Scope,
     after: Option<u64>,
     feed: &ChangeFeed,
 ) -> Result<(Ordered, u64), String> {
     ensure_stream(js, config).await?;
-    let mut stream = js.get_stream(config.stream()).await.map_err(|e| e.to_string())?;
+    let mut stream = js.get_stream(config.stream.clone()).await.map_err(|e| e.to_string())?;
     let state = stream.info().await.map_err(|e| e.to_string())?.state.clone();
     let start = match after {
         None => state.last_sequence,
@@ -282,7 +345,7 @@ async fn open(
     };
     let consumer = stream
         .create_consumer(OrderedConfig {
-            filter_subject: config.subject(),
+            filter_subject: config.subject.clone(),
             deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: start + 1 },
             ..Default::default()
         })
@@ -296,7 +359,7 @@ async fn open(
 /// again after a reconnect or a failure, from the last sequence handed over.
 async fn receive(
     js: Context,
-    config: EventsConfig,
+    config: Scope,
     feed: Weak<ChangeFeed>,
     reconnected: Arc<Notify>,
     mut messages: Ordered,
