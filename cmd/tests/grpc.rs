@@ -7,8 +7,8 @@
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 mod common;
 
@@ -18,23 +18,11 @@ use common::{command, free_addr};
 /// socket of its own, so parallel tests never share a port); returns once
 /// `ready` holds.
 fn spawn(dir: &Path, grpc_addr: &str, log: &str, ready: impl Fn() -> bool) -> Child {
-    let stderr = std::fs::File::create(dir.join(log)).unwrap();
-    let mut child = command(dir)
-        .env("KINESIS_GRPC_ADDR", grpc_addr)
-        .env("KINESIS_HTTP_ADDR", format!("unix:{}", dir.join("http.sock").display()))
-        .env("KINESIS_LOG_LEVEL", "info")
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !ready() {
-        let log = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
-        assert!(child.try_wait().unwrap().is_none(), "kinesis exited: {log}");
-        assert!(Instant::now() < deadline, "kinesis did not listen on {grpc_addr}: {log}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    let envs = [
+        ("KINESIS_GRPC_ADDR", grpc_addr.to_owned()),
+        ("KINESIS_HTTP_ADDR", format!("unix:{}", dir.join("http.sock").display())),
+    ];
+    common::spawn_until(dir, &envs, log, ready)
 }
 
 /// `kinesis --url URL ARGS…`: exit code, stdout, stderr.
@@ -49,14 +37,7 @@ fn cli(dir: &Path, url: &str, args: &[&str]) -> (i32, String, String) {
 
 /// Waits (20 s at most) for `child` to exit.
 fn wait(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "kinesis did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_exit(child, Duration::from_secs(20), String::new)
 }
 
 fn terminate(child: &mut Child) -> std::process::ExitStatus {

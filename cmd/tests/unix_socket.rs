@@ -7,8 +7,8 @@
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 mod common;
 
@@ -17,22 +17,8 @@ use common::command;
 /// Starts `kinesis` in `dir` listening on `socket`; returns once a
 /// connection to the socket is accepted.
 fn spawn_on(dir: &Path, socket: &Path, log: &str) -> Child {
-    let stderr = std::fs::File::create(dir.join(log)).unwrap();
-    let mut child = command(dir)
-        .env("KINESIS_HTTP_ADDR", format!("unix:{}", socket.display()))
-        .env("KINESIS_LOG_LEVEL", "info")
-        .stdout(Stdio::null())
-        .stderr(stderr)
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::os::unix::net::UnixStream::connect(socket).is_err() {
-        let log = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
-        assert!(child.try_wait().unwrap().is_none(), "kinesis exited: {log}");
-        assert!(Instant::now() < deadline, "kinesis did not listen on {}: {log}", socket.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
+    let envs = [("KINESIS_HTTP_ADDR", format!("unix:{}", socket.display()))];
+    common::spawn_until(dir, &envs, log, || std::os::unix::net::UnixStream::connect(socket).is_ok())
 }
 
 /// `kinesis --url unix:SOCKET ps`: its exit code and stdout.
@@ -47,14 +33,7 @@ fn ps(dir: &Path, socket: &Path) -> (Option<i32>, String) {
 
 /// Waits (20 s at most) for `child` to exit.
 fn wait(child: &mut Child) -> std::process::ExitStatus {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < deadline, "kinesis did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_exit(child, Duration::from_secs(20), String::new)
 }
 
 fn is_socket(path: &Path) -> bool {

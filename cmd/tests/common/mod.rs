@@ -94,14 +94,10 @@ impl Kinesis {
     }
 
     pub fn wait(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "kinesis did not exit: {}", self.stderr());
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let log = self.stderr_path.clone();
+        wait_exit(&mut self.child, Duration::from_secs(30), || {
+            std::fs::read_to_string(&log).unwrap_or_default()
+        })
     }
 }
 
@@ -114,4 +110,43 @@ impl Drop for Kinesis {
 
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// Waits (`limit` at most, polling) for `child` to exit; `log` tells why
+/// when it does not.
+pub fn wait_exit(child: &mut Child, limit: Duration, log: impl Fn() -> String) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "kinesis did not exit: {}", log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `command` (the binary in `dir`, with `envs`, its log in `dir/log`)
+/// spawned; returns once `ready()` (20 s at most, failing early if the
+/// process exits).
+pub fn spawn_until(
+    dir: &Path,
+    envs: &[(&str, String)],
+    log: &str,
+    ready: impl Fn() -> bool,
+) -> Child {
+    let stderr = std::fs::File::create(dir.join(log)).unwrap();
+    let mut cmd = command(dir);
+    cmd.env("KINESIS_LOG_LEVEL", "info");
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdout(Stdio::null()).stderr(stderr).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !ready() {
+        let log = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
+        assert!(child.try_wait().unwrap().is_none(), "kinesis exited: {log}");
+        assert!(Instant::now() < deadline, "kinesis did not get ready: {log}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
 }
