@@ -89,7 +89,7 @@ impl Children {
 /// [`Container::prepare`].
 pub struct Prepared<C: Component> {
     container: Container,
-    name: String,
+    /// Its name is the last segment of its URI.
     handle: Handle<C>,
     cell: Option<crate::cell::PreparedCell<C>>,
 }
@@ -114,7 +114,7 @@ impl<C: Component> Prepared<C> {
         match &result {
             // Listed once started, so children stay in start order.
             Ok(handle) => container.child_started(Arc::new(handle.clone())),
-            Err(_) => container.children().release(&self.name),
+            Err(_) => container.children().release(self.handle.name()),
         }
         result
     }
@@ -123,7 +123,7 @@ impl<C: Component> Prepared<C> {
 impl<C: Component> Drop for Prepared<C> {
     fn drop(&mut self) {
         if self.cell.is_some() {
-            self.container.children().release(&self.name);
+            self.container.children().release(self.handle.name());
         }
     }
 }
@@ -329,7 +329,6 @@ impl Container {
                 }
                 Ok(Prepared {
                     container: self.clone(),
-                    name: name.to_owned(),
                     handle: cell.handle().clone(),
                     cell: Some(cell),
                 })

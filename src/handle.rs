@@ -140,7 +140,10 @@ impl<C: Component> Handle<C> {
     /// the mailbox is full.
     pub(crate) async fn send_op(&self, op: Arc<dyn Operation<C>>) -> Result<()> {
         let env = match self.shared.mailbox.try_push(Envelope::new(op)) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                self.shared.wake();
+                return Ok(());
+            }
             Err(Refused::Closed) => return Err(self.stopping()),
             Err(Refused::Full(env)) => env,
         };
@@ -152,13 +155,18 @@ impl<C: Component> Handle<C> {
                 Err(_) => return Err(Error::Timeout(t)),
             },
         };
-        pushed.map_err(|_| self.stopping())
+        pushed.map_err(|_| self.stopping())?;
+        self.shared.wake();
+        Ok(())
     }
 
     /// Queues `op` if the mailbox has room; [`Error::Overloaded`] if not.
     pub(crate) fn try_send_op(&self, op: Arc<dyn Operation<C>>) -> Result<()> {
         match self.shared.mailbox.try_push(Envelope::new(op)) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.shared.wake();
+                Ok(())
+            }
             Err(Refused::Closed) => Err(self.stopping()),
             Err(Refused::Full(_)) => Err(Error::Overloaded(self.shared.uri.to_string())),
         }
@@ -227,11 +235,20 @@ impl<C: Component> Handle<C> {
     /// commit of its group). `Shutdown` returns once the component is torn
     /// down.
     pub async fn control(&self, control: Control) -> Result<()> {
+        if matches!(control, Control::Shutdown) {
+            // A component without a task (idle since it started) stops
+            // here, in the caller's task: no hand-off and back.
+            if let Some(parked) = self.shared.take_parked() {
+                Box::pin(parked.stop_here()).await;
+                return Ok(());
+            }
+        }
         let (tx, rx) = oneshot::channel();
         let envelope = ControlEnvelope { signal: Signal::Control(control), reply: Some(tx) };
         if self.shared.mailbox.push_control(envelope).is_err() {
             return Err(self.stopping());
         }
+        self.shared.wake();
         rx.await.unwrap_or_else(|_| Err(self.stopping()))
     }
 

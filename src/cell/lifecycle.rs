@@ -5,6 +5,7 @@
 //! [`kinesis_fsm`]; an illegal one is a bug of the runtime, logged and
 //! refused, never taken silently.
 
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
@@ -29,6 +30,15 @@ pub(crate) enum Hook {
     PreStart,
     Start,
     Stop,
+}
+
+/// Runs a hook's future with panics caught, answering overdue asks meanwhile.
+async fn contained<C: Component>(
+    hook: impl Future<Output = Result<()>> + Send,
+    watched: super::watchdog::Watched<'_, C>,
+) -> std::thread::Result<Result<()>> {
+    let hook = std::pin::pin!(AssertUnwindSafe(hook).catch_unwind());
+    super::watchdog::guard(hook, watched).await
 }
 
 impl<C: Component> Cell<C> {
@@ -193,21 +203,22 @@ impl<C: Component> Cell<C> {
     /// the last snapshot, on success the state is committed.
     async fn hook(&mut self, hook: Hook) -> Result<()> {
         let Cell { state, ctx, shared, inbox, pending, .. } = self;
-        let fut: futures::future::BoxFuture<'_, Result<()>> = match hook {
-            Hook::Init => Box::pin(state.init(ctx)),
-            Hook::PostInit => Box::pin(state.post_init(ctx)),
-            Hook::PreStart => Box::pin(state.pre_start(ctx)),
-            Hook::Start => Box::pin(state.start(ctx)),
-            Hook::Stop => Box::pin(state.stop(ctx)),
-        };
         let watched = Cell::watched(shared, inbox, pending, None);
-        let result =
-            match super::watchdog::guard(AssertUnwindSafe(fut).catch_unwind(), watched).await {
-                Ok(r) => r,
-                Err(panic) => {
-                    Err(Error::Panicked(format!("{hook:?} hook: {}", panic_message(&*panic))))
-                }
-            };
+        // Each hook's future is pinned in place (not boxed): this future,
+        // boxed once by its caller, holds the largest of them.
+        let ran = match hook {
+            Hook::Init => contained(state.init(ctx), watched).await,
+            Hook::PostInit => contained(state.post_init(ctx), watched).await,
+            Hook::PreStart => contained(state.pre_start(ctx), watched).await,
+            Hook::Start => contained(state.start(ctx), watched).await,
+            Hook::Stop => contained(state.stop(ctx), watched).await,
+        };
+        let result = match ran {
+            Ok(r) => r,
+            Err(panic) => {
+                Err(Error::Panicked(format!("{hook:?} hook: {}", panic_message(&*panic))))
+            }
+        };
         match result {
             Ok(()) => self.commit_now(false).await,
             Err(e) => {

@@ -177,6 +177,12 @@ impl<C: Component> Mailbox<C> {
         taken
     }
 
+    /// Whether nothing at all is queued (messages or control messages).
+    pub(crate) fn is_empty(&self) -> bool {
+        let lanes = self.lock();
+        lanes.messages.is_empty() && lanes.control.is_empty()
+    }
+
     /// Messages and control messages waiting, in the lanes and in the task.
     pub(crate) fn len(&self) -> usize {
         let lanes = self.lock();

@@ -12,16 +12,19 @@
 //! * [`publish`]: subscribers and callbacks, panics contained.
 //! * [`lifecycle`]: stages, hooks and supervision decisions.
 //! * [`serve`]: the message loop and group commit.
+//! * [`park`]: an idle cell waits without a task until something arrives.
 //!
 //! The lifecycle up to `Started` runs in the task that adds the component
 //! (`Container::add` returns once it is started, so nothing is gained by a
-//! hand-off); the message loop then runs in a task of its own. A cell talks
-//! to its container only through [`Parent`].
+//! hand-off); the message loop then runs in a task of its own, spawned when
+//! the first message arrives (see [`park`]). A cell talks to its container
+//! only through [`Parent`].
 
 mod commit;
 mod lifecycle;
 mod mailbox;
 mod ops;
+mod park;
 mod persisted;
 mod publish;
 mod remote;
@@ -59,7 +62,7 @@ tokio::task_local! {
 }
 
 /// Ids of containers, see [`ACTIVATING`].
-pub(crate) type ActivationSet = Arc<Vec<usize>>;
+pub(crate) type ActivationSet = Arc<[usize]>;
 
 /// What a cell needs from the container it lives in.
 pub(crate) trait Parent: Send + Sync + 'static {
@@ -85,10 +88,15 @@ pub(crate) struct Shared<C: Component> {
     /// not in `stats`, so a component that never gets a message allocates
     /// nothing for its uptime (it fits the padding beside `stage`).
     started_at: AtomicU32,
+    /// Tasks in [`wait_for_stage`](Shared::wait_for_stage): a stage change
+    /// with nobody waiting skips `notify_waiters` (and its lock).
+    stage_waiters: AtomicU32,
     stage_changed: Notify,
     pub(crate) publisher: Publisher<C>,
     /// Callbacks this component registered during its current run.
     owned: Owned,
+    /// The cell while it waits without a task (see [`park`]).
+    parked: park::ParkedSlot<C>,
     /// Messages, commits, restarts and the last failure, for diagnostics;
     /// allocated on the first of them (8 bytes until then).
     stats: once_cell::race::OnceBox<crate::diagnostics::Stats>,
@@ -123,17 +131,34 @@ impl<C: Component> Shared<C> {
     }
 
     fn store_stage(&self, stage: Stage) {
-        self.stage.store(stage_index(stage), Ordering::Release);
-        self.stage_changed.notify_waiters();
+        // Store, then count waiters; a waiter counts itself, then reads the
+        // stage (both sequentially consistent): either the waiter sees the
+        // new stage or this sees the waiter, whose `Notified` exists by then.
+        self.stage.store(stage_index(stage), Ordering::SeqCst);
+        if self.stage_waiters.load(Ordering::SeqCst) > 0 {
+            self.stage_changed.notify_waiters();
+        }
     }
 
     /// Resolves when the component is at `stage` or torn down.
     pub(crate) async fn wait_for_stage(self: Arc<Self>, stage: Stage) {
+        /// Counts the waiter out however the wait ends (it may be dropped).
+        struct Waiting<'a>(&'a AtomicU32);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        let now = self.stage();
+        if now == stage || now == Stage::TornDown {
+            return;
+        }
         loop {
+            // `notify_waiters` reaches a `Notified` from its creation on.
             let changed = self.stage_changed.notified();
-            let mut changed = std::pin::pin!(changed);
-            changed.as_mut().enable();
-            let now = self.stage();
+            self.stage_waiters.fetch_add(1, Ordering::SeqCst);
+            let _waiting = Waiting(&self.stage_waiters);
+            let now = Stage::ALL[usize::from(self.stage.load(Ordering::SeqCst))];
             if now == stage || now == Stage::TornDown {
                 return;
             }
@@ -222,9 +247,11 @@ pub(crate) fn prepare_component<C: Component>(
         mailbox: Mailbox::new(),
         snapshot: Published::new(Arc::clone(committer.current())),
         stage: AtomicU8::new(stage_index(Stage::Submitted)),
+        stage_waiters: AtomicU32::new(0),
         stage_changed: Notify::new(),
         publisher: Publisher::new(),
         owned: Owned::default(),
+        parked: park::ParkedSlot::default(),
         stats: once_cell::race::OnceBox::new(),
         started_at: AtomicU32::new(0),
     });
@@ -265,23 +292,27 @@ impl<C: Component> PreparedCell<C> {
         self.cell.shared.stats().fencing_token.store(token, Ordering::Relaxed);
     }
 
-    /// Runs the lifecycle to `Started` in the calling task, then spawns the
-    /// message loop. Returns the error that stopped the component on the way.
+    /// Runs the lifecycle to `Started` in the calling task, then parks the
+    /// cell until something arrives (or spawns its message loop at once when
+    /// something did). Returns the error that stopped the component on the way.
     pub(crate) async fn launch(self) -> Result<Handle<C>> {
         let PreparedCell { handle, mut cell } = self;
-        let mut activating: ActivationSet = ACTIVATING.try_with(Clone::clone).unwrap_or_default();
-        if let Some(p) = &cell.ctx.parent {
-            Arc::make_mut(&mut activating).push(p.id());
-        }
+        let outer: Option<ActivationSet> = ACTIVATING.try_with(Clone::clone).ok();
+        // One allocation: the outer set and the parent, collected at once.
+        let activating: ActivationSet = outer
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .copied()
+            .chain(cell.ctx.parent.as_ref().map(|p| p.id()))
+            .collect();
         let span = cell.ctx.span.clone();
         let owner: Arc<dyn CallbackOwner> = cell.shared.clone();
         let activation = Box::pin(cell.activate());
-        let activated = OWNER
-            .scope(Arc::clone(&owner), ACTIVATING.scope(activating, activation))
-            .instrument(span.clone())
-            .await;
+        let activated =
+            OWNER.scope(owner, ACTIVATING.scope(activating, activation)).instrument(span).await;
         activated?;
-        tokio::spawn(OWNER.scope(owner, cell.serve()).instrument(span));
+        cell.serve_or_park();
         Ok(handle)
     }
 }
@@ -363,18 +394,23 @@ mod tests {
     }
     impl Component for Count {}
 
-    /// An idle component's memory is mostly its task and its shared part;
-    /// these bounds keep it under 1,500 bytes (see BENCHMARKS.md).
+    /// An idle component's memory is its shared part and its parked cell
+    /// (it has no task until a message arrives); these bounds keep it well
+    /// under 1,500 bytes (see BENCHMARKS.md). A component that got messages
+    /// has a task instead of the parked cell: that bound is checked too.
     #[test]
     fn an_idle_component_stays_small() {
         let PreparedCell { handle, cell } =
             prepare_component("c", "/root/c".into(), Count::default(), None, None).unwrap();
         let shared = std::mem::size_of::<Shared<Count>>();
-        assert!(shared <= 360, "Shared grew to {shared} bytes");
+        assert!(shared <= 392, "Shared grew to {shared} bytes");
+        let parked = std::mem::size_of::<park::Parked<Count>>();
+        assert!(parked <= 320, "a parked cell grew to {parked} bytes");
         let owner: Arc<dyn CallbackOwner> = cell.shared.clone();
         let task = OWNER.scope(owner, cell.serve()).instrument(tracing::Span::none());
         let task = std::mem::size_of_val(&task);
         assert!(task <= 576, "the task's future grew to {task} bytes");
+        eprintln!("shared {shared} B, parked {parked} B, task future {task} B");
         drop(handle);
     }
 }

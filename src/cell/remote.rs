@@ -22,7 +22,9 @@ impl<C: Component> Holder for Weak<Shared<C>> {
     fn deliver(&self, incoming: Incoming) -> bool {
         let Some(shared) = self.upgrade() else { return false };
         let envelope = ControlEnvelope { signal: Signal::Remote(Box::new(incoming)), reply: None };
-        shared.mailbox.push_control(envelope).is_ok()
+        let queued = shared.mailbox.push_control(envelope).is_ok();
+        shared.wake();
+        queued
     }
 }
 
