@@ -72,8 +72,13 @@ impl<C: Component> Cell<C> {
     }
 
     async fn initialize(&mut self) -> Result<()> {
-        let rewrite = self.committer.load(&mut self.state).await?;
-        self.commit_now(rewrite).await?;
+        if self.committer.persists() {
+            // Without persisted fields nothing was loaded: the state is the
+            // one the first snapshot was made of, and examining it again
+            // would only serialise it once more.
+            let rewrite = self.committer.load(&mut self.state).await?;
+            self.commit_now(rewrite).await?;
+        }
         self.hook(Hook::Init).await?;
         self.hook(Hook::PostInit).await
     }

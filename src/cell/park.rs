@@ -96,11 +96,18 @@ impl<C: Component> Cell<C> {
     }
 }
 
-/// Spawns the message loop of `cell` on `runtime`.
+/// Spawns the message loop of `cell` on `runtime`, in the component's span
+/// unless that span is disabled (no subscriber wanted it: entering it on
+/// every poll would cost without telling anyone anything).
 fn spawn<C: Component>(cell: Cell<C>, runtime: &tokio::runtime::Handle) {
     let span = cell.ctx.span.clone();
     let owner: Arc<dyn CallbackOwner> = cell.shared.clone();
-    runtime.spawn(OWNER.scope(owner, cell.serve()).instrument(span));
+    let serve = OWNER.scope(owner, cell.serve());
+    if span.is_disabled() {
+        runtime.spawn(serve);
+    } else {
+        runtime.spawn(serve.instrument(span));
+    }
 }
 
 impl<C: Component> Parked<C> {
