@@ -68,7 +68,7 @@ impl<C: Component> Shared<C> {
     /// Called after queueing anything: a parked cell gets its task.
     pub(crate) fn wake(&self) {
         if let Some(parked) = self.parked.take() {
-            parked.spawn();
+            (*parked).spawn();
         }
     }
 
@@ -111,9 +111,8 @@ fn spawn<C: Component>(cell: Cell<C>, runtime: &tokio::runtime::Handle) {
 }
 
 impl<C: Component> Parked<C> {
-    fn spawn(self: Box<Self>) {
-        let Parked { cell, runtime } = *self;
-        spawn(cell, &runtime);
+    fn spawn(self) {
+        spawn(self.cell, &self.runtime);
     }
 
     /// Stops the component in the calling task: `stop` hook, then teardown,
