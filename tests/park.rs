@@ -86,12 +86,15 @@ async fn a_message_queued_before_the_component_parks_is_handled() {
     root.shutdown().await.unwrap();
 }
 
+/// Where a [`Racer`] sends its handle, once.
+type HandleOut = Arc<Mutex<Option<tokio::sync::oneshot::Sender<kinesis::Handle<Racer>>>>>;
+
 /// Hands its own handle out from `start`, so another task asks while the
 /// cell is being parked.
 #[derive(Clone, Default, Serialize, Deserialize)]
 struct Racer {
     #[serde(skip)]
-    out: Option<Arc<Mutex<Option<tokio::sync::oneshot::Sender<kinesis::Handle<Racer>>>>>>,
+    out: Option<HandleOut>,
 }
 
 impl Component for Racer {
