@@ -140,8 +140,8 @@ impl<C: Component> Handle<C> {
     /// the mailbox is full.
     pub(crate) async fn send_op(&self, op: Arc<dyn Operation<C>>) -> Result<()> {
         let env = match self.shared.mailbox.try_push(Envelope::new(op)) {
-            Ok(()) => {
-                self.shared.wake();
+            Ok(wake) => {
+                self.shared.wake(wake);
                 return Ok(());
             }
             Err(Refused::Closed) => return Err(self.stopping()),
@@ -155,16 +155,16 @@ impl<C: Component> Handle<C> {
                 Err(_) => return Err(Error::Timeout(t)),
             },
         };
-        pushed.map_err(|_| self.stopping())?;
-        self.shared.wake();
+        let wake = pushed.map_err(|_| self.stopping())?;
+        self.shared.wake(wake);
         Ok(())
     }
 
     /// Queues `op` if the mailbox has room; [`Error::Overloaded`] if not.
     pub(crate) fn try_send_op(&self, op: Arc<dyn Operation<C>>) -> Result<()> {
         match self.shared.mailbox.try_push(Envelope::new(op)) {
-            Ok(()) => {
-                self.shared.wake();
+            Ok(wake) => {
+                self.shared.wake(wake);
                 Ok(())
             }
             Err(Refused::Closed) => Err(self.stopping()),
@@ -245,10 +245,10 @@ impl<C: Component> Handle<C> {
         }
         let (tx, rx) = oneshot::channel();
         let envelope = ControlEnvelope { signal: Signal::Control(control), reply: Some(tx) };
-        if self.shared.mailbox.push_control(envelope).is_err() {
-            return Err(self.stopping());
+        match self.shared.mailbox.push_control(envelope) {
+            Ok(wake) => self.shared.wake(wake),
+            Err(_) => return Err(self.stopping()),
         }
-        self.shared.wake();
         rx.await.unwrap_or_else(|_| Err(self.stopping()))
     }
 

@@ -45,7 +45,16 @@ struct Lanes<C: Component> {
     /// The earliest deadline of an unanswered message in `messages`.
     earliest: Option<Instant>,
     closed: bool,
+    /// The cell is parked without a task (see `cell::park`): the next
+    /// sender spawns it. Kept here so a sender learns it in the lock it
+    /// takes anyway.
+    parked: bool,
 }
+
+/// What a sender must do after queueing: spawn the parked cell's task
+/// (through [`Shared::wake`](super::Shared::wake)).
+#[must_use = "a parked cell must be woken, or what was queued waits forever"]
+pub(crate) struct Wake(pub(super) bool);
 
 /// Why a message was not queued.
 pub(crate) enum Refused<C: Component> {
@@ -77,6 +86,7 @@ impl<C: Component> Mailbox<C> {
                 messages: VecDeque::new(),
                 earliest: None,
                 closed: false,
+                parked: false,
             }),
             arrived: Notify::new(),
             room: Notify::new(),
@@ -90,8 +100,8 @@ impl<C: Component> Mailbox<C> {
     }
 
     /// Queues `env` if there is room.
-    pub(crate) fn try_push(&self, env: Envelope<C>) -> Result<(), Refused<C>> {
-        {
+    pub(crate) fn try_push(&self, env: Envelope<C>) -> Result<Wake, Refused<C>> {
+        let wake = {
             let mut lanes = self.lock();
             if lanes.closed {
                 return Err(Refused::Closed);
@@ -103,13 +113,14 @@ impl<C: Component> Mailbox<C> {
                 lanes.earliest = Some(lanes.earliest.map_or(d.at, |e| e.min(d.at)));
             }
             lanes.messages.push_back(env);
-        }
+            Wake(std::mem::take(&mut lanes.parked))
+        };
         self.arrived.notify_one();
-        Ok(())
+        Ok(wake)
     }
 
     /// Waits for room, then queues `env`.
-    pub(crate) async fn push(&self, mut env: Envelope<C>) -> Result<(), Refused<C>> {
+    pub(crate) async fn push(&self, mut env: Envelope<C>) -> Result<Wake, Refused<C>> {
         loop {
             // Listening before looking, so room made in between is not missed.
             let room = self.room.notified();
@@ -124,17 +135,33 @@ impl<C: Component> Mailbox<C> {
     }
 
     /// Queues a control message ahead of every queued message.
-    pub(crate) fn push_control(&self, env: ControlEnvelope) -> Result<(), ControlEnvelope> {
-        {
+    pub(crate) fn push_control(&self, env: ControlEnvelope) -> Result<Wake, ControlEnvelope> {
+        let wake = {
             let mut lanes = self.lock();
             if lanes.closed {
                 return Err(env);
             }
             lanes.control.push_back(env);
             self.control_pending.store(true, Ordering::Release);
-        }
+            Wake(std::mem::take(&mut lanes.parked))
+        };
         self.arrived.notify_one();
-        Ok(())
+        Ok(wake)
+    }
+
+    /// Marks the cell parked if nothing is queued; `false` if something is
+    /// (then the cell must run instead). The cell is in its slot already.
+    pub(crate) fn park(&self) -> bool {
+        let mut lanes = self.lock();
+        let idle = lanes.messages.is_empty() && lanes.control.is_empty() && !lanes.closed;
+        lanes.parked = idle;
+        idle
+    }
+
+    /// Takes the parked mark away, so no sender spawns the cell; whether
+    /// the cell was parked.
+    pub(crate) fn unpark(&self) -> bool {
+        std::mem::take(&mut self.lock().parked)
     }
 
     /// Whether a control message waits.
@@ -175,12 +202,6 @@ impl<C: Component> Mailbox<C> {
             self.room.notify_waiters();
         }
         taken
-    }
-
-    /// Whether nothing at all is queued (messages or control messages).
-    pub(crate) fn is_empty(&self) -> bool {
-        let lanes = self.lock();
-        lanes.messages.is_empty() && lanes.control.is_empty()
     }
 
     /// Messages and control messages waiting, in the lanes and in the task.

@@ -9,26 +9,24 @@
 //! component costs no task, and starting and stopping one wakes no other
 //! task or thread.
 //!
-//! Nothing queued is ever left without a task: a sender queues, then looks
-//! for a parked cell ([`Shared::wake`]); the cell parks, then looks at the
-//! mailbox. Both look with sequentially consistent atomics after their own
-//! write, so at least one of them sees the other's (a Dekker handshake),
-//! and only the one that takes the cell out of its slot spawns the task.
+//! Nothing queued is ever left without a task. The mark "parked" lives in
+//! the mailbox, under the lock every sender takes to queue: the cell goes
+//! into its slot first, then the mailbox marks it parked only if nothing is
+//! queued (else the cell takes itself back out and runs). A sender that
+//! finds the mark clears it in the same lock and spawns the cell from its
+//! slot, so exactly one of them does, and a busy mailbox pays nothing more
+//! than a flag it reads under a lock it holds anyway.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tracing::Instrument;
 
+use super::mailbox::Wake;
 use super::{CallbackOwner, Cell, Shared, OWNER};
 use crate::Component;
 
 /// Where a parked cell waits; empty while the cell has a task.
-pub(crate) struct ParkedSlot<C: Component> {
-    /// Set while `cell` holds the cell: senders look here without a lock.
-    parked: AtomicBool,
-    cell: Mutex<Option<Box<Parked<C>>>>,
-}
+pub(crate) struct ParkedSlot<C: Component>(Mutex<Option<Box<Parked<C>>>>);
 
 /// A parked cell and the runtime its task will run on.
 pub(crate) struct Parked<C: Component> {
@@ -38,43 +36,33 @@ pub(crate) struct Parked<C: Component> {
 
 impl<C: Component> Default for ParkedSlot<C> {
     fn default() -> Self {
-        ParkedSlot { parked: AtomicBool::new(false), cell: Mutex::new(None) }
+        ParkedSlot(Mutex::new(None))
     }
 }
 
 impl<C: Component> ParkedSlot<C> {
     fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<Parked<C>>>> {
-        self.cell.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Takes the parked cell out, if there is one.
-    fn take(&self) -> Option<Box<Parked<C>>> {
-        if !self.parked.load(Ordering::SeqCst) {
-            return None;
-        }
-        let mut slot = self.lock();
-        self.parked.store(false, Ordering::SeqCst);
-        slot.take()
-    }
-
-    fn put(&self, parked: Box<Parked<C>>) {
-        let mut slot = self.lock();
-        *slot = Some(parked);
-        self.parked.store(true, Ordering::SeqCst);
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl<C: Component> Shared<C> {
-    /// Called after queueing anything: a parked cell gets its task.
-    pub(crate) fn wake(&self) {
-        if let Some(parked) = self.parked.take() {
-            (*parked).spawn();
+    /// Called with what queueing said: a parked cell gets its task.
+    pub(crate) fn wake(&self, wake: Wake) {
+        if wake.0 {
+            if let Some(parked) = self.parked.lock().take() {
+                (*parked).spawn();
+            }
         }
     }
 
-    /// The parked cell, taken out of its slot (so no sender spawns it).
+    /// The parked cell, taken out of its slot (no sender spawns it then).
     pub(crate) fn take_parked(&self) -> Option<Box<Parked<C>>> {
-        self.parked.take()
+        if self.mailbox.unpark() {
+            self.parked.lock().take()
+        } else {
+            None
+        }
     }
 }
 
@@ -83,15 +71,17 @@ impl<C: Component> Cell<C> {
     /// message loop.
     pub(crate) fn serve_or_park(self) {
         let runtime = tokio::runtime::Handle::current();
-        if self.ctx.has_tasks() || !self.shared.mailbox.is_empty() {
+        if self.ctx.has_tasks() {
             return spawn(self, &runtime);
         }
         let shared = Arc::clone(&self.shared);
-        shared.parked.put(Box::new(Parked { cell: self, runtime }));
-        // A sender that queued before the cell was in its slot found nothing
-        // to spawn: look once more.
-        if !shared.mailbox.is_empty() {
-            shared.wake();
+        *shared.parked.lock() = Some(Box::new(Parked { cell: self, runtime }));
+        if !shared.mailbox.park() {
+            // Something was queued meanwhile: not marked parked, so nobody
+            // else takes the cell out.
+            if let Some(parked) = shared.parked.lock().take() {
+                (*parked).spawn();
+            }
         }
     }
 }

@@ -22,9 +22,13 @@ impl<C: Component> Holder for Weak<Shared<C>> {
     fn deliver(&self, incoming: Incoming) -> bool {
         let Some(shared) = self.upgrade() else { return false };
         let envelope = ControlEnvelope { signal: Signal::Remote(Box::new(incoming)), reply: None };
-        let queued = shared.mailbox.push_control(envelope).is_ok();
-        shared.wake();
-        queued
+        match shared.mailbox.push_control(envelope) {
+            Ok(wake) => {
+                shared.wake(wake);
+                true
+            }
+            Err(_) => false,
+        }
     }
 }
 
