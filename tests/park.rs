@@ -187,3 +187,30 @@ async fn stops_in_the_callers_task_when_idle() {
     ));
     root.shutdown().await.unwrap();
 }
+
+/// Asks racing a `Shutdown` of idle components: every ask is answered
+/// (with its reply or `Stopping`), never left waiting, and every component
+/// ends torn down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asks_racing_the_shutdown_of_idle_components_are_all_answered() {
+    let root = Container::root().await.unwrap();
+    for i in 0..200 {
+        let c = root.add(&format!("c{i}"), Counter::default()).await.unwrap();
+        let asker = {
+            let c = c.clone();
+            tokio::spawn(async move { c.ask(Inc(1)).await })
+        };
+        let stopper = {
+            let c = c.clone();
+            tokio::spawn(async move { c.shutdown().await })
+        };
+        match within("an ask racing a shutdown", asker).await.unwrap() {
+            Ok(1) | Err(kinesis::Error::Stopping(_)) => {}
+            other => panic!("unexpected answer {other:?}"),
+        }
+        within("the shutdown", stopper).await.unwrap().unwrap();
+        assert_eq!(c.stage(), Stage::TornDown);
+    }
+    assert!(root.names().is_empty(), "every child left its container");
+    root.shutdown().await.unwrap();
+}
