@@ -410,7 +410,6 @@ mod tests {
         let task = OWNER.scope(owner, cell.serve()).instrument(tracing::Span::none());
         let task = std::mem::size_of_val(&task);
         assert!(task <= 576, "the task's future grew to {task} bytes");
-        eprintln!("shared {shared} B, parked {parked} B, task future {task} B");
         drop(handle);
     }
 }
