@@ -20,6 +20,7 @@ use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 
 use super::ops::{expire_if_due, Envelope};
+use super::park::Parked;
 use crate::{Component, Control, Result};
 
 /// How many messages a mailbox queues before senders wait.
@@ -45,16 +46,15 @@ struct Lanes<C: Component> {
     /// The earliest deadline of an unanswered message in `messages`.
     earliest: Option<Instant>,
     closed: bool,
-    /// The cell is parked without a task (see `cell::park`): the next
-    /// sender spawns it. Kept here so a sender learns it in the lock it
-    /// takes anyway.
-    parked: bool,
+    /// The cell, while it waits without a task (see `cell::park`): the
+    /// next sender takes it out, in the lock it takes anyway, and spawns it.
+    parked: Option<Box<Parked<C>>>,
 }
 
-/// What a sender must do after queueing: spawn the parked cell's task
+/// What a sender must do after queueing: spawn the parked cell it took out
 /// (through [`Shared::wake`](super::Shared::wake)).
 #[must_use = "a parked cell must be woken, or what was queued waits forever"]
-pub(crate) struct Wake(pub(super) bool);
+pub(crate) struct Wake<C: Component>(pub(super) Option<Box<Parked<C>>>);
 
 /// Why a message was not queued.
 pub(crate) enum Refused<C: Component> {
@@ -86,7 +86,7 @@ impl<C: Component> Mailbox<C> {
                 messages: VecDeque::new(),
                 earliest: None,
                 closed: false,
-                parked: false,
+                parked: None,
             }),
             arrived: Notify::new(),
             room: Notify::new(),
@@ -100,7 +100,7 @@ impl<C: Component> Mailbox<C> {
     }
 
     /// Queues `env` if there is room.
-    pub(crate) fn try_push(&self, env: Envelope<C>) -> Result<Wake, Refused<C>> {
+    pub(crate) fn try_push(&self, env: Envelope<C>) -> Result<Wake<C>, Refused<C>> {
         let wake = {
             let mut lanes = self.lock();
             if lanes.closed {
@@ -113,14 +113,14 @@ impl<C: Component> Mailbox<C> {
                 lanes.earliest = Some(lanes.earliest.map_or(d.at, |e| e.min(d.at)));
             }
             lanes.messages.push_back(env);
-            Wake(std::mem::take(&mut lanes.parked))
+            Wake(lanes.parked.take())
         };
         self.arrived.notify_one();
         Ok(wake)
     }
 
     /// Waits for room, then queues `env`.
-    pub(crate) async fn push(&self, mut env: Envelope<C>) -> Result<Wake, Refused<C>> {
+    pub(crate) async fn push(&self, mut env: Envelope<C>) -> Result<Wake<C>, Refused<C>> {
         loop {
             // Listening before looking, so room made in between is not missed.
             let room = self.room.notified();
@@ -135,7 +135,7 @@ impl<C: Component> Mailbox<C> {
     }
 
     /// Queues a control message ahead of every queued message.
-    pub(crate) fn push_control(&self, env: ControlEnvelope) -> Result<Wake, ControlEnvelope> {
+    pub(crate) fn push_control(&self, env: ControlEnvelope) -> Result<Wake<C>, ControlEnvelope> {
         let wake = {
             let mut lanes = self.lock();
             if lanes.closed {
@@ -143,25 +143,27 @@ impl<C: Component> Mailbox<C> {
             }
             lanes.control.push_back(env);
             self.control_pending.store(true, Ordering::Release);
-            Wake(std::mem::take(&mut lanes.parked))
+            Wake(lanes.parked.take())
         };
         self.arrived.notify_one();
         Ok(wake)
     }
 
-    /// Marks the cell parked if nothing is queued; `false` if something is
-    /// (then the cell must run instead). The cell is in its slot already.
-    pub(crate) fn park(&self) -> bool {
+    /// Keeps the cell here if nothing is queued; else hands it back (then
+    /// it must run).
+    pub(crate) fn park(&self, cell: Box<Parked<C>>) -> Option<Box<Parked<C>>> {
         let mut lanes = self.lock();
-        let idle = lanes.messages.is_empty() && lanes.control.is_empty() && !lanes.closed;
-        lanes.parked = idle;
-        idle
+        if lanes.messages.is_empty() && lanes.control.is_empty() && !lanes.closed {
+            lanes.parked = Some(cell);
+            None
+        } else {
+            Some(cell)
+        }
     }
 
-    /// Takes the parked mark away, so no sender spawns the cell; whether
-    /// the cell was parked.
-    pub(crate) fn unpark(&self) -> bool {
-        std::mem::take(&mut self.lock().parked)
+    /// Takes the parked cell out, so no sender spawns it.
+    pub(crate) fn unpark(&self) -> Option<Box<Parked<C>>> {
+        self.lock().parked.take()
     }
 
     /// Whether a control message waits.

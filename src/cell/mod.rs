@@ -95,8 +95,6 @@ pub(crate) struct Shared<C: Component> {
     pub(crate) publisher: Publisher<C>,
     /// Callbacks this component registered during its current run.
     owned: Owned,
-    /// The cell while it waits without a task (see [`park`]).
-    parked: park::ParkedSlot<C>,
     /// Messages, commits, restarts and the last failure, for diagnostics;
     /// allocated on the first of them (8 bytes until then).
     stats: once_cell::race::OnceBox<crate::diagnostics::Stats>,
@@ -251,7 +249,6 @@ pub(crate) fn prepare_component<C: Component>(
         stage_changed: Notify::new(),
         publisher: Publisher::new(),
         owned: Owned::default(),
-        parked: park::ParkedSlot::default(),
         stats: once_cell::race::OnceBox::new(),
         started_at: AtomicU32::new(0),
     });

@@ -9,15 +9,14 @@
 //! component costs no task, and starting and stopping one wakes no other
 //! task or thread.
 //!
-//! Nothing queued is ever left without a task. The mark "parked" lives in
-//! the mailbox, under the lock every sender takes to queue: the cell goes
-//! into its slot first, then the mailbox marks it parked only if nothing is
-//! queued (else the cell takes itself back out and runs). A sender that
-//! finds the mark clears it in the same lock and spawns the cell from its
-//! slot, so exactly one of them does, and a busy mailbox pays nothing more
-//! than a flag it reads under a lock it holds anyway.
+//! Nothing queued is ever left without a task. The parked cell lives in
+//! the mailbox, under the lock every sender takes to queue: the mailbox
+//! keeps it only if nothing is queued (else the cell runs at once), and the
+//! sender that queues next takes it out in that same lock and spawns it. So
+//! exactly one of them does, and a busy mailbox pays nothing more than an
+//! empty `Option` it reads under a lock it holds anyway.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tracing::Instrument;
 
@@ -25,44 +24,23 @@ use super::mailbox::Wake;
 use super::{CallbackOwner, Cell, Shared, OWNER};
 use crate::Component;
 
-/// Where a parked cell waits; empty while the cell has a task.
-pub(crate) struct ParkedSlot<C: Component>(Mutex<Option<Box<Parked<C>>>>);
-
 /// A parked cell and the runtime its task will run on.
 pub(crate) struct Parked<C: Component> {
     cell: Cell<C>,
     runtime: tokio::runtime::Handle,
 }
 
-impl<C: Component> Default for ParkedSlot<C> {
-    fn default() -> Self {
-        ParkedSlot(Mutex::new(None))
-    }
-}
-
-impl<C: Component> ParkedSlot<C> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Box<Parked<C>>>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
 impl<C: Component> Shared<C> {
     /// Called with what queueing said: a parked cell gets its task.
-    pub(crate) fn wake(&self, wake: Wake) {
-        if wake.0 {
-            if let Some(parked) = self.parked.lock().take() {
-                (*parked).spawn();
-            }
+    pub(crate) fn wake(&self, wake: Wake<C>) {
+        if let Some(parked) = wake.0 {
+            (*parked).spawn();
         }
     }
 
-    /// The parked cell, taken out of its slot (no sender spawns it then).
+    /// The parked cell, taken out of the mailbox (no sender spawns it then).
     pub(crate) fn take_parked(&self) -> Option<Box<Parked<C>>> {
-        if self.mailbox.unpark() {
-            self.parked.lock().take()
-        } else {
-            None
-        }
+        self.mailbox.unpark()
     }
 }
 
@@ -75,13 +53,9 @@ impl<C: Component> Cell<C> {
             return spawn(self, &runtime);
         }
         let shared = Arc::clone(&self.shared);
-        *shared.parked.lock() = Some(Box::new(Parked { cell: self, runtime }));
-        if !shared.mailbox.park() {
-            // Something was queued meanwhile: not marked parked, so nobody
-            // else takes the cell out.
-            if let Some(parked) = shared.parked.lock().take() {
-                (*parked).spawn();
-            }
+        if let Some(parked) = shared.mailbox.park(Box::new(Parked { cell: self, runtime })) {
+            // Something was queued meanwhile: run at once.
+            (*parked).spawn();
         }
     }
 }
