@@ -8,12 +8,14 @@
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::Duration;
 
 use kinesis::{Component, Config, Result, Runtime};
 use kinesis_discovery::{announce, Directory, Source};
 use kinesis_http::HttpConfig;
 use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt;
 
 /// A counter to call by name.
 #[derive(Clone, Default, Serialize, Deserialize)]
@@ -42,12 +44,23 @@ impl Drop for Nats {
     }
 }
 
+/// A port nothing listens on, unique within this process and below the
+/// kernel's ephemeral range (32768 and up), so that no `bind(0)` of a test
+/// running in parallel (an HTTP server on port 0) can take it in the
+/// moment between this check and nats-server binding it.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 1_000) as u16 * 12;
+    loop {
+        let port = 20_000 + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
-/// A nats-server on `port`, once it accepts; `None` (a skip) when it is not
-/// installed, except under CI=true where that fails.
+/// A nats-server on `port`, once it greets a client; `None` (a skip) when
+/// it is not installed, except under CI=true where that fails.
 async fn nats_server(port: u16) -> Option<Nats> {
     let binary = ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
         .into_iter()
@@ -63,13 +76,26 @@ async fn nats_server(port: u16) -> Option<Nats> {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let server = Nats(child);
+    let mut server = Nats(child);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+    while !greets_as_nats(port).await {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            panic!("nats-server on port {port} exited ({status}) before it listened");
+        }
         assert!(tokio::time::Instant::now() < deadline, "nats-server did not listen");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Some(server)
+}
+
+/// Whether what listens on `port` is a NATS server: it sends `INFO` first.
+async fn greets_as_nats(port: u16) -> bool {
+    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
+        return false;
+    };
+    let mut greeting = [0u8; 4];
+    let read = tokio::time::timeout(Duration::from_secs(2), stream.read_exact(&mut greeting));
+    matches!(read.await, Ok(Ok(_))) && &greeting == b"INFO"
 }
 
 /// A runtime with a `Tally` at /root/tally and an HTTP server; its URL.

@@ -4,6 +4,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 pub struct Kinesis {
@@ -12,9 +13,19 @@ pub struct Kinesis {
     pub stderr_path: PathBuf,
 }
 
+/// A loopback address nothing listens on, for a binary to bind. Its port
+/// is unique within this test process and below the kernel's ephemeral
+/// range (32768 and up), so that no `bind(0)` or outgoing connection of a
+/// test running in parallel can take it before the binary binds it.
 pub fn free_addr() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().to_string()
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let offset = (std::process::id() % 1_000) as u16 * 12;
+    loop {
+        let port = 20_000 + (offset + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return format!("127.0.0.1:{port}");
+        }
+    }
 }
 
 pub fn command(dir: &Path) -> Command {
