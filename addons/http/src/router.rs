@@ -4,11 +4,13 @@
 //! | --- | --- |
 //! | `/` | `GET`/`HEAD` the tree; anything else 405 |
 //! | `/_kinesis/openapi.json` | `GET`/`HEAD`: the OpenAPI 3.1 document of the live tree ([`openapi::document`](crate::openapi::document)) |
-//! | `/{*path}` | `GET`/`HEAD`, `PUT`, `PATCH`, `POST` (see [the route table](crate#routes)); anything else 405 with the path's `Allow` |
+//! | `/_kinesis/…` | health, readiness, metrics, diagnostics, tasks ([`ops`](crate::ops)) |
+//! | any other path | `GET`/`HEAD`, `PUT`, `PATCH`, `POST` (see [the route table](crate#routes)); anything else 405 with the path's `Allow` |
 //!
 //! A component path is resolved against the live tree on every request, so
-//! a component's routes come and go with it; that is why one wildcard route
-//! serves them all. Around the routes, from the outside in:
+//! a component's routes come and go with it; that is why the router's
+//! fallback serves them all (a fallback rather than a `/{*path}` route,
+//! which would decode and store the path as a parameter on every request). Around the routes, from the outside in:
 //!
 //! 1. the problem layer: every error answer becomes `application/problem+json`
 //!    with the request's trace id;
@@ -24,8 +26,12 @@
 //! does not route; axum refuses to merge two routers that both have a
 //! fallback, so an app with a fallback of its own nests kinesis instead.
 
+use std::convert::Infallible;
+
+use axum::extract::Request;
 use axum::handler::Handler;
 use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use kinesis::Container;
@@ -71,6 +77,39 @@ pub fn router_with_shutdown(
     options: &HttpOptions,
     shutdown: CancellationToken,
 ) -> Router {
+    Router::new().fallback_service(surface(root, options, shutdown))
+}
+
+/// A service that answers every HTTP request with an axum response: what
+/// the server serves, and what a router falls back to.
+pub(crate) trait HttpService:
+    tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> HttpService for T where
+    T: tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The routes inside the router's layers (see the module docs), as a
+/// service: [`router_with_shutdown`] puts it behind a router's fallback, so
+/// that it can still be nested, merged and layered like any other router;
+/// the add-on's own server serves it as it is, a router's dispatch less per
+/// request.
+pub(crate) fn surface(
+    root: Container,
+    options: &HttpOptions,
+    shutdown: CancellationToken,
+) -> impl HttpService {
     let ops = crate::ops::routes(root.clone(), shutdown.clone(), options.keep_alive);
     let api = Api::new(
         root,
@@ -84,44 +123,30 @@ pub fn router_with_shutdown(
         Limits { body_limit: options.body_limit, request_timeout: options.request_timeout };
     let timeout =
         TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, options.request_timeout);
+    // Component paths are the fallback rather than a `/{*path}` route: the
+    // handlers resolve the path themselves, and a wildcard route would
+    // percent-decode it and store it as a parameter on every request.
     let component = get(handlers::get)
         .put(handlers::put.layer(timeout))
         .patch(handlers::patch.layer(timeout))
         .post(handlers::post.layer(timeout))
-        .fallback(handlers::other);
+        .fallback(handlers::other)
+        .with_state(api.clone());
     let routes = Router::new()
         .route("/", get(handlers::tree_root).fallback(handlers::tree_other))
         .route("/_kinesis/openapi.json", get(handlers::openapi))
-        .route("/{*path}", component)
         .with_state(api)
-        .merge(ops);
+        .merge(ops)
+        .fallback_service(component);
     // Around the whole router, not `Router::layer` (which wraps every route
     // on its own, so each request cloned every layered endpoint: twice the
     // instructions per request).
-    wrap(
-        routes,
-        tower::ServiceBuilder::new()
-            .layer(crate::ops::metrics::RequestMetricsLayer)
-            .layer(ProblemLayer(limits))
-            .option_layer(crate::security::cors(&options.security))
-            .layer(crate::security::guard(&options.security, options.addr.ip()))
-            .layer(MapResponseBodyLayer::new(axum::body::Body::new))
-            .layer(RequestBodyLimitLayer::new(options.body_limit)),
-    )
-}
-
-/// `router` inside `layer`, as a router again (its fallback), so that it can
-/// still be nested, merged and layered like any other.
-pub(crate) fn wrap<L>(router: Router, layer: L) -> Router
-where
-    L: tower::Layer<Router>,
-    L::Service: tower::Service<axum::extract::Request, Error = std::convert::Infallible>
-        + Clone
-        + Send
-        + Sync
-        + 'static,
-    <L::Service as tower::Service<axum::extract::Request>>::Response: axum::response::IntoResponse,
-    <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
-{
-    Router::new().fallback_service(layer.layer(router))
+    tower::ServiceBuilder::new()
+        .layer(crate::ops::metrics::RequestMetricsLayer)
+        .layer(ProblemLayer(limits))
+        .option_layer(crate::security::cors(&options.security))
+        .layer(crate::security::guard(&options.security, options.addr.ip()))
+        .layer(MapResponseBodyLayer::new(axum::body::Body::new))
+        .layer(RequestBodyLimitLayer::new(options.body_limit))
+        .service(routes)
 }

@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use axum::Router;
+
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -45,6 +45,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+use crate::router::HttpService;
 use crate::unix::{Accepted, BoundSocket, Listener, UNIX_PEER};
 use crate::{HttpConfig, TlsConfig};
 
@@ -224,7 +225,7 @@ impl Component for HttpServer {
             None => listen_tcp(&options).await?,
         };
         let shutdown = ctx.cancellation_token().child_token();
-        let app = crate::layers(crate::router_with_shutdown(
+        let app = crate::layers::standard(crate::router::surface(
             self.inner.root.clone(),
             &options,
             shutdown.clone(),
@@ -356,9 +357,10 @@ const REFUSALS_AT_ONCE: usize = 64;
 const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
 /// The accept loop of one run of the server and what its connections share.
-struct Accept {
+struct Accept<A> {
     listener: Listener,
-    app: Router,
+    /// The router's routes and layers inside the standard layers.
+    app: A,
     http: hyper::server::conn::http1::Builder,
     tls: Option<tokio_rustls::TlsAcceptor>,
     header_timeout: Duration,
@@ -370,13 +372,13 @@ struct Accept {
     shutdown: CancellationToken,
 }
 
-impl Accept {
+impl<A: HttpService> Accept<A> {
     fn new(
         listener: Listener,
-        app: Router,
+        app: A,
         options: &HttpOptions,
         shutdown: CancellationToken,
-    ) -> Accept {
+    ) -> Accept<A> {
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new()).header_read_timeout(options.header_timeout).keep_alive(true);
         Accept {
@@ -514,11 +516,12 @@ async fn serve_connection<S>(
     watcher: hyper_util::server::graceful::Watcher,
     stream: S,
     peer: SocketAddr,
-    app: Router,
+    app: impl HttpService,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+    let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
+        let mut request = request.map(axum::body::Body::new);
         request.extensions_mut().insert(ConnectInfo(peer));
         tower::ServiceExt::oneshot(app.clone(), request)
     });

@@ -120,6 +120,9 @@ async fn a_large_get_is_compressed_when_the_client_asks_and_only_then() {
     let plain = s.get("/root/counter").await;
     assert_eq!(plain.status(), 200);
     assert!(plain.headers().get("content-encoding").is_none());
+    // It could have been compressed: caches are told that it depends on
+    // Accept-Encoding.
+    assert_eq!(header(&plain, "vary"), "accept-encoding");
     let plain_len = plain.bytes().await.unwrap().len();
     assert!(plain_len > 64 * 1024);
     for encoding in ["gzip", "br", "zstd"] {
@@ -140,6 +143,7 @@ async fn a_large_get_is_compressed_when_the_client_asks_and_only_then() {
     let r = s.client.get(s.url("/root/counter/total")).header("accept-encoding", "gzip");
     let r = r.send().await.unwrap();
     assert!(r.headers().get("content-encoding").is_none());
+    assert!(r.headers().get("vary").is_none());
 }
 
 #[tokio::test]
