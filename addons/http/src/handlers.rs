@@ -87,6 +87,11 @@ impl Api {
     pub(crate) fn root(&self) -> &Container {
         &self.0.root
     }
+
+    /// How long a request that waits for a component may take.
+    pub(crate) fn request_timeout(&self) -> Duration {
+        self.0.request_timeout
+    }
 }
 
 /// `GET` and `HEAD` of every path but `/`.

@@ -28,17 +28,18 @@
 
 use std::convert::Infallible;
 
-use axum::extract::Request;
-use axum::handler::Handler;
-use axum::http::StatusCode;
-use axum::response::Response;
+use std::task::Poll;
+
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use kinesis::Container;
 use tokio_util::sync::CancellationToken;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::map_response_body::MapResponseBodyLayer;
-use tower_http::timeout::TimeoutLayer;
+use tower_http::timeout::Timeout;
 
 use crate::handlers::{self, Api};
 use crate::problem::{Limits, ProblemLayer};
@@ -121,23 +122,16 @@ pub(crate) fn surface(
     );
     let limits =
         Limits { body_limit: options.body_limit, request_timeout: options.request_timeout };
-    let timeout =
-        TimeoutLayer::with_status_code(StatusCode::GATEWAY_TIMEOUT, options.request_timeout);
     // Component paths are the fallback rather than a `/{*path}` route: the
     // handlers resolve the path themselves, and a wildcard route would
     // percent-decode it and store it as a parameter on every request.
-    let component = get(handlers::get)
-        .put(handlers::put.layer(timeout))
-        .patch(handlers::patch.layer(timeout))
-        .post(handlers::post.layer(timeout))
-        .fallback(handlers::other)
-        .with_state(api.clone());
+    let components = Components { api: api.clone() };
     let routes = Router::new()
         .route("/", get(handlers::tree_root).fallback(handlers::tree_other))
         .route("/_kinesis/openapi.json", get(handlers::openapi))
         .with_state(api)
         .merge(ops)
-        .fallback_service(component);
+        .fallback_service(components);
     // Around the whole router, not `Router::layer` (which wraps every route
     // on its own, so each request cloned every layered endpoint: twice the
     // instructions per request).
@@ -149,4 +143,73 @@ pub(crate) fn surface(
         .layer(MapResponseBodyLayer::new(axum::body::Body::new))
         .layer(RequestBodyLimitLayer::new(options.body_limit))
         .service(routes)
+}
+
+/// Every component path: `GET`/`HEAD` read at once; `PUT`, `PATCH` and
+/// `POST`, which wait for the component, run under tower-http's `Timeout`
+/// (504 past the request timeout); any other method is a 405 with what the
+/// path allows.
+///
+/// A hand-written dispatch rather than an axum `MethodRouter`: the router
+/// clones its fallback for every request, and a method router's clone is a
+/// boxed clone of every method's endpoint, where this one is a reference
+/// count.
+#[derive(Clone)]
+struct Components {
+    api: Api,
+}
+
+impl tower::Service<Request> for Components {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures::future::BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let api = self.api.clone();
+        let handler = match *request.method() {
+            Method::GET | Method::HEAD => {
+                return Box::pin(async move {
+                    Ok(handlers::get(State(api), request).await.into_response())
+                })
+            }
+            Method::PUT => Write::Put,
+            Method::PATCH => Write::Patch,
+            Method::POST => Write::Post,
+            _ => {
+                return Box::pin(async move {
+                    let (method, uri) = (request.method().clone(), request.uri().clone());
+                    Ok(handlers::other(State(api), method, uri).await.into_response())
+                })
+            }
+        };
+        let timeout = api.request_timeout();
+        let write = tower::service_fn(move |request: Request| {
+            let api = api.clone();
+            async move {
+                let answer = match handler {
+                    Write::Put => handlers::put(State(api), request).await,
+                    Write::Patch => handlers::patch(State(api), request).await,
+                    Write::Post => handlers::post(State(api), request).await,
+                };
+                Ok::<_, Infallible>(answer.into_response())
+            }
+        });
+        let write = Timeout::with_status_code(write, StatusCode::GATEWAY_TIMEOUT, timeout);
+        Box::pin(async move {
+            let response = tower::ServiceExt::oneshot(write, request).await?;
+            Ok(response.map(axum::body::Body::new))
+        })
+    }
+}
+
+/// The methods that write (or call a method) and so wait for a component.
+#[derive(Clone, Copy)]
+enum Write {
+    Put,
+    Patch,
+    Post,
 }

@@ -331,6 +331,10 @@ async fn request_timeout_is_a_504_problem() {
     let body = problem(s.get("/root/counter/wait?ms=2000").await, 504).await;
     assert_eq!(body["type"], "urn:kinesis:problem:timeout");
     assert_eq!(s.get("/root/counter/wait?ms=10").await.status(), 200);
+    // A method that waits inside the mailbox: the layer's timeout answers.
+    let slow = s.post_json("/root/counter/slow_increment", json!({"ms": 2000})).await;
+    let body = problem(slow, 504).await;
+    assert_eq!(body["type"], "urn:kinesis:problem:timeout");
 }
 
 #[tokio::test]
