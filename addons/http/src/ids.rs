@@ -11,12 +11,22 @@
 //! [`MakeTraceId`]), and `PropagateRequestId` returns it in the response's.
 //! The `http.request` span records it, and problem bodies carry it.
 
-use axum::http::header::HeaderValue;
+use axum::http::header::{HeaderName, HeaderValue};
 use axum::http::{HeaderMap, Request};
 use tower_http::request_id::{MakeRequestId, RequestId};
 
 /// The response header that carries the trace id.
 pub const TRACE_ID_HEADER: &str = "trace-id";
+
+/// [`TRACE_ID_HEADER`] as a header name: looked up without parsing the
+/// name again on every request.
+pub(crate) static TRACE_ID: HeaderName = HeaderName::from_static(TRACE_ID_HEADER);
+
+/// The W3C trace-context header.
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The `TraceID` header some clients send.
+static TRACEID: HeaderName = HeaderName::from_static("traceid");
 
 /// Longest trace id accepted from a request.
 const MAX_TRACE_ID_LEN: usize = 64;
@@ -32,14 +42,14 @@ impl TraceId {
     /// The id the request names, if it names a valid one.
     pub(crate) fn from_headers(headers: &HeaderMap) -> Option<TraceId> {
         if let Some(id) = headers
-            .get("traceparent")
+            .get(&TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(trace_id_of_traceparent)
         {
             return HeaderValue::from_str(id).ok().map(TraceId);
         }
-        ["traceid", TRACE_ID_HEADER].iter().find_map(|name| {
-            let value = headers.get(*name)?;
+        [&TRACEID, &TRACE_ID].into_iter().find_map(|name| {
+            let value = headers.get(name)?;
             let text = value.to_str().ok()?;
             valid_trace_id(text).then(|| TraceId(value.clone()))
         })
@@ -98,10 +108,10 @@ pub(crate) fn loggable(path: &str) -> &str {
 pub(crate) fn normalise<B>(mut request: Request<B>) -> Request<B> {
     match TraceId::from_headers(request.headers()) {
         Some(id) => {
-            request.headers_mut().insert(TRACE_ID_HEADER, id.0);
+            request.headers_mut().insert(TRACE_ID.clone(), id.0);
         }
         None => {
-            request.headers_mut().remove(TRACE_ID_HEADER);
+            request.headers_mut().remove(&TRACE_ID);
         }
     }
     request

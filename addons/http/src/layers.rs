@@ -22,7 +22,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::http::header::{HeaderName, HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, VARY};
+use axum::http::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, VARY};
 use axum::http::{Method, Uri};
 use axum::http::{Request, Response};
 use axum::Router;
@@ -34,7 +34,7 @@ use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::ids::{self, loggable, MakeTraceId, TRACE_ID_HEADER};
+use crate::ids::{self, loggable, MakeTraceId, TRACE_ID};
 use crate::router::HttpService;
 
 /// Bodies at most this large are sent as they are.
@@ -71,7 +71,7 @@ pub(crate) fn standard(inner: impl HttpService) -> impl HttpService {
         .on_body_chunk(())
         .on_eos(())
         .on_failure(());
-    let trace_id = HeaderName::from_static(TRACE_ID_HEADER);
+    let trace_id = TRACE_ID.clone();
     // Outermost first.
     tower::ServiceBuilder::new()
         .layer(MapResponseBodyLayer::new(Body::new))
@@ -205,7 +205,7 @@ fn varies_by_encoding(headers: &axum::http::HeaderMap) -> bool {
 
 /// The `http.request` span of `request`.
 fn request_span<B>(request: &Request<B>) -> Span {
-    let trace_id = request.headers().get(TRACE_ID_HEADER).and_then(|v| v.to_str().ok());
+    let trace_id = request.headers().get(&TRACE_ID).and_then(|v| v.to_str().ok());
     tracing::info_span!(
         "http.request",
         method = %request.method(),
@@ -261,7 +261,7 @@ where
                     started: Instant::now(),
                     method: request.method().clone(),
                     uri: request.uri().clone(),
-                    trace_id: request.headers().get(TRACE_ID_HEADER).cloned(),
+                    trace_id: request.headers().get(&TRACE_ID).cloned(),
                 }
             });
         AccessFuture { inner: self.inner.call(request), line }

@@ -323,7 +323,7 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let trace_id = request.headers().get(crate::TRACE_ID_HEADER).cloned();
+        let trace_id = request.headers().get(&crate::ids::TRACE_ID).cloned();
         ProblemFuture { inner: self.inner.call(request), trace_id, limits: self.limits }
     }
 }

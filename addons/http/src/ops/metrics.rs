@@ -26,7 +26,6 @@
 //! methods or `other`. Lagged watchers count in `kinesis_lagged_total`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::OnceLock;
@@ -143,28 +142,39 @@ struct Series {
     duration: Histogram,
 }
 
-type SeriesKey = (&'static str, u8, u16);
+/// A label set: the kind (one of a few static names, compared by address:
+/// two copies of one name would be two entries for the same series, which
+/// the recorder shares), the method's index and the status.
+type SeriesKey = (usize, u8, u16);
 
 /// Counts one request and records its latency. The handles of each label
 /// set are resolved once per thread and kept there: no lock, no shared
-/// cache line, no label set built per request.
+/// cache line, no label set built per request. A thread sees a few dozen
+/// label sets at most, so they are found by a scan rather than a hash of
+/// the kind's text.
 fn record(kind: &'static str, method: &Method, status: StatusCode, took: Duration) {
     thread_local! {
-        static SERIES: RefCell<HashMap<SeriesKey, Series>> = RefCell::new(HashMap::new());
+        static SERIES: RefCell<Vec<(SeriesKey, Series)>> = const { RefCell::new(Vec::new()) };
     }
     let (m, method) = method_label(method);
-    let key = (kind, m, status.as_u16());
+    let key = (kind.as_ptr() as usize, m, status.as_u16());
     SERIES.with(|cache| {
         let mut cache = cache.borrow_mut();
-        let s = cache.entry(key).or_insert_with(|| {
-            let status = status.as_str().to_owned();
-            let labels =
-                [("kind", kind.to_owned()), ("method", method.to_owned()), ("status", status)];
-            Series {
-                requests: metrics::counter!(HTTP_REQUESTS, &labels),
-                duration: metrics::histogram!(HTTP_DURATION, &labels),
+        let index = match cache.iter().position(|(k, _)| *k == key) {
+            Some(index) => index,
+            None => {
+                let status = status.as_str().to_owned();
+                let labels =
+                    [("kind", kind.to_owned()), ("method", method.to_owned()), ("status", status)];
+                let series = Series {
+                    requests: metrics::counter!(HTTP_REQUESTS, &labels),
+                    duration: metrics::histogram!(HTTP_DURATION, &labels),
+                };
+                cache.push((key, series));
+                cache.len() - 1
             }
-        });
+        };
+        let s = &cache[index].1;
         s.requests.increment(1);
         s.duration.record(took.as_secs_f64());
     });
