@@ -13,7 +13,10 @@
 //! [`router_with_shutdown`]) builds it, to nest or merge into an app of your
 //! own beside your routes and under your layers; [`layers`] adds the
 //! standard tower-http ones (request ids, `TraceLayer`, compression). The
-//! server of [`serve`] is exactly `layers(router_with_shutdown(…))`.
+//! server of [`serve`] serves the same routes inside the same layers as
+//! `layers(router_with_shutdown(…))`, without the two routers those two
+//! functions put around them to return a `Router` (each router's dispatch
+//! costs a boxed clone of the service per request).
 //! `examples/embed.rs` mounts it under `/api`.
 //!
 //! # Routes
