@@ -10,24 +10,24 @@
 //! A component path is resolved against the live tree on every request, so
 //! a component's routes come and go with it; that is why the router's
 //! fallback serves them all (a fallback rather than a `/{*path}` route,
-//! which would decode and store the path as a parameter on every request). Around the routes, from the outside in:
+//! which would decode and store the path as a parameter on every request).
+//! Around the routes, from the outside in:
 //!
 //! 1. the problem layer: every error answer becomes `application/problem+json`
 //!    with the request's trace id;
 //! 2. tower-http's `RequestBodyLimitLayer`: the body limit, enforced once;
-//! 3. tower-http's `TimeoutLayer` (504) on `PUT`, `PATCH` and `POST`, the
-//!    routes that wait for a component.
+//! 3. tower-http's `Timeout` (504) on `PUT`, `PATCH` and `POST` of
+//!    component paths, the requests that wait for a component.
 //!
 //! The router resolves paths as it sees them, so it may be nested under any
 //! prefix (`Router::new().nest("/api", kinesis_http::router(…))`): component
 //! URIs stay `/root/…` below that prefix. The routes and layers sit behind
-//! the returned router's fallback (see [`wrap`]), so merging it into an app
+//! the returned router's fallback (see [`surface`]), so merging it into an app
 //! (`app.merge(kinesis_http::router(…))`) gives kinesis every path the app
 //! does not route; axum refuses to merge two routers that both have a
 //! fallback, so an app with a fallback of its own nests kinesis instead.
 
 use std::convert::Infallible;
-
 use std::task::Poll;
 
 use axum::extract::{Request, State};
