@@ -141,7 +141,7 @@ impl<C: Component> Handle<C> {
     pub(crate) async fn send_op(&self, op: Arc<dyn Operation<C>>) -> Result<()> {
         let env = match self.shared.mailbox.try_push(Envelope::new(op)) {
             Ok(wake) => {
-                self.shared.wake(wake);
+                wake.run();
                 return Ok(());
             }
             Err(Refused::Closed) => return Err(self.stopping()),
@@ -156,7 +156,7 @@ impl<C: Component> Handle<C> {
             },
         };
         let wake = pushed.map_err(|_| self.stopping())?;
-        self.shared.wake(wake);
+        wake.run();
         Ok(())
     }
 
@@ -164,7 +164,7 @@ impl<C: Component> Handle<C> {
     pub(crate) fn try_send_op(&self, op: Arc<dyn Operation<C>>) -> Result<()> {
         match self.shared.mailbox.try_push(Envelope::new(op)) {
             Ok(wake) => {
-                self.shared.wake(wake);
+                wake.run();
                 Ok(())
             }
             Err(Refused::Closed) => Err(self.stopping()),
@@ -246,7 +246,7 @@ impl<C: Component> Handle<C> {
         let (tx, rx) = oneshot::channel();
         let envelope = ControlEnvelope { signal: Signal::Control(control), reply: Some(tx) };
         match self.shared.mailbox.push_control(envelope) {
-            Ok(wake) => self.shared.wake(wake),
+            Ok(wake) => wake.run(),
             Err(_) => return Err(self.stopping()),
         }
         rx.await.unwrap_or_else(|_| Err(self.stopping()))

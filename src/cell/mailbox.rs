@@ -52,7 +52,7 @@ struct Lanes<C: Component> {
 }
 
 /// What a sender must do after queueing: spawn the parked cell it took out
-/// (through [`Shared::wake`](super::Shared::wake)).
+/// (through [`Wake::run`]).
 #[must_use = "a parked cell must be woken, or what was queued waits forever"]
 pub(crate) struct Wake<C: Component>(pub(super) Option<Box<Parked<C>>>);
 

@@ -30,14 +30,16 @@ pub(crate) struct Parked<C: Component> {
     runtime: tokio::runtime::Handle,
 }
 
-impl<C: Component> Shared<C> {
-    /// Called with what queueing said: a parked cell gets its task.
-    pub(crate) fn wake(&self, wake: Wake<C>) {
-        if let Some(parked) = wake.0 {
+impl<C: Component> Wake<C> {
+    /// Gives the parked cell that queueing took out, if any, its task.
+    pub(crate) fn run(self) {
+        if let Some(parked) = self.0 {
             (*parked).spawn();
         }
     }
+}
 
+impl<C: Component> Shared<C> {
     /// The parked cell, taken out of the mailbox (no sender spawns it then).
     pub(crate) fn take_parked(&self) -> Option<Box<Parked<C>>> {
         self.mailbox.unpark()

@@ -24,7 +24,7 @@ impl<C: Component> Holder for Weak<Shared<C>> {
         let envelope = ControlEnvelope { signal: Signal::Remote(Box::new(incoming)), reply: None };
         match shared.mailbox.push_control(envelope) {
             Ok(wake) => {
-                shared.wake(wake);
+                wake.run();
                 true
             }
             Err(_) => false,
